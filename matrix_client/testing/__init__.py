@@ -1,0 +1,30 @@
+"""A scripted, in-memory fake homeserver for deterministic tests.
+
+Serve it to a :class:`~matrix_client.MatrixClient` through ``httpx.MockTransport``
+(``hs.transport()``, or ``hs.user_client(user)`` for a ready client); everything
+runs on trio time, so tests use ``autojump_clock`` and never sleep::
+
+    from matrix_client.testing import FakeHomeserver, Fault
+
+    async def test_reply(autojump_clock):
+        hs = FakeHomeserver()
+        bot, alice = hs.register("bot"), hs.register("alice")
+        room = hs.invite_bot(bot, inviter=alice)
+        hs.inject("PUT", "/rooms/*/send/*", Fault.http_status(502))
+        async with hs.user_client(bot) as client:
+            await client.join(room)
+            await client.send_event(room, "m.room.message", {...}, txn_id="t1")
+        assert len(hs.messages_from(bot, room)) == 1
+"""
+
+from ._faults import Fault, LoggedRequest
+from ._server import DEFAULT_VERSIONS, FakeHomeserver, FakeHomeserverError, FakeUser
+
+__all__ = [
+    "DEFAULT_VERSIONS",
+    "FakeHomeserver",
+    "FakeHomeserverError",
+    "FakeUser",
+    "Fault",
+    "LoggedRequest",
+]

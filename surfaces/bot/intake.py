@@ -1,0 +1,131 @@
+"""Sync intake: turn each ``/sync`` batch into inbox items, admit them durably
+together with the new since-token, then hand them to their lanes.
+
+Order of operations is the whole point (architecture.md, "Durability"): the
+token is committed in the same SQLite transaction as the events it covers, so a
+crash before the commit replays the batch (the inbox ignores event ids it has),
+and a crash after it loses nothing (the events wait in the inbox).
+
+``classify`` is pure: it decides what the bot acts on. Ignored: our own events,
+``m.notice`` (bots must not answer bots), edits and other relations that are not
+new prompts, users outside the allow-list, and history from before the bot
+joined a room (on a fresh start without a token, all of it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import structlog
+
+from matrix_client import SyncBatch
+from surfaces.bot.commands import CONTROL, parse_command
+from surfaces.state import InboxItem
+
+log = structlog.get_logger(__name__)
+
+MEDIA_TYPES = frozenset({"m.file", "m.image", "m.audio", "m.video"})
+TEXT_TYPES = frozenset({"m.text", "m.emote"})
+MAX_BODY_CHARS = 32_000
+
+
+@attrs.frozen
+class IntakePolicy:
+    own_user_id: str
+    is_allowed: Callable[[str], bool]
+    awaiting_confirmation: Callable[[str], bool] = lambda room_id: False
+
+
+def classify(batch: SyncBatch, policy: IntakePolicy) -> list[InboxItem]:
+    """The inbox items of one sync batch, in timeline order."""
+    items: list[InboxItem] = []
+    for invite in batch.invites:
+        inviter = invite.inviter
+        if not inviter or inviter == policy.own_user_id or not policy.is_allowed(inviter):
+            log.info("invite_ignored", room_id=invite.room_id, inviter=inviter)
+            continue
+        items.append(
+            InboxItem(
+                event_id=f"invite:{invite.room_id}:{batch.next_batch}",
+                lane=f"invite:{inviter}",
+                room_id=invite.room_id,
+                sender=inviter,
+                kind="invite",
+                payload={"is_direct": invite.is_direct, "encrypted": invite.encrypted},
+            )
+        )
+
+    if batch.since is None:
+        # First sync ever (or after a lost database): everything in the timelines
+        # is history from before this state existed. Invites still count.
+        return items
+
+    # History from before the bot joined a room is not a prompt: within a room's
+    # part of this batch, drop what precedes our own join.
+    joined_at: dict[str, int] = {}
+    for index, entry in enumerate(batch.events):
+        ev = entry.event
+        if (
+            ev.type == "m.room.member"
+            and ev.state_key == policy.own_user_id
+            and ev.content.get("membership") == "join"
+        ):
+            joined_at[entry.room_id] = index
+
+    for index, entry in enumerate(batch.events):
+        ev = entry.event
+        if index < joined_at.get(entry.room_id, -1):
+            continue
+        if ev.sender == policy.own_user_id:
+            continue
+        item = _classify_event(entry.room_id, ev, policy)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def _classify_event(room_id: str, ev: Any, policy: IntakePolicy) -> InboxItem | None:
+    if ev.type not in ("m.room.message", "m.room.encrypted"):
+        return None
+    if not policy.is_allowed(ev.sender):
+        return None
+    lane = f"room:{room_id}"
+    if ev.type == "m.room.encrypted":
+        return InboxItem(ev.event_id, lane, room_id, ev.sender, "encrypted", {})
+    content = ev.content
+    relates = content.get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("rel_type") == "m.replace":
+        return None  # an edit is not a new prompt
+    msgtype = content.get("msgtype")
+    if msgtype in MEDIA_TYPES:
+        payload = {
+            "msgtype": msgtype,
+            "url": content.get("url") if isinstance(content.get("url"), str) else None,
+            "name": _str(content.get("filename")) or _str(content.get("body")),
+            "info": content.get("info") if isinstance(content.get("info"), dict) else {},
+        }
+        return InboxItem(ev.event_id, lane, room_id, ev.sender, "file", payload)
+    if msgtype not in TEXT_TYPES:
+        return None  # m.notice (bots must not answer bots), m.location, unknown types
+    body = content.get("body")
+    if not isinstance(body, str) or not body.strip():
+        return None
+    truncated = len(body) > MAX_BODY_CHARS
+    body = body[:MAX_BODY_CHARS]
+    cmd = parse_command(body)
+    if cmd is not None and (
+        cmd.name in CONTROL
+        or (cmd.name in ("yes", "no") and policy.awaiting_confirmation(room_id))
+    ):
+        lane = f"ctl:{room_id}"
+    kind = "command" if cmd is not None else "text"
+    payload: dict[str, Any] = {"body": body}
+    if truncated:
+        payload["truncated"] = True
+    return InboxItem(ev.event_id, lane, room_id, ev.sender, kind, payload)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,309 @@
+"""Prometheus metrics for the bot, behind intent-revealing methods.
+
+The bot never touches prometheus objects: it calls ``metrics.sync_succeeded(now)``,
+``metrics.turn_finished("ok", seconds)`` and so on, and the ops server calls
+``metrics.render()``. Each :class:`Metrics` owns its own ``CollectorRegistry``
+(never prometheus_client's global one), so tests and several bot instances in one
+process never clash over metric names.
+
+Every label has a bounded value set. Values from outside a fixed set are folded
+into ``"other"`` (sync error kinds, turn outcomes, agent failure codes), and the
+Matrix ``endpoint`` label, which is a route template chosen by ``matrix_client``,
+is capped at :data:`MAX_ENDPOINT_LABELS` distinct values. Per-room numbers are
+never labels: the room queue is described by a histogram of the depth seen at
+enqueue time plus two gauges (deepest queue, rooms with a live queue).
+
+Example::
+
+    metrics = Metrics(version=surfaces.__version__)
+    client.on_request = metrics.observe_matrix_request
+    metrics.sync_succeeded(trio.current_time())
+    body = metrics.render()       # served with content type ``CONTENT_TYPE``
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import attrs
+import trio
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
+
+__all__ = [
+    "AGENT_FAILURE_CODES",
+    "CONTENT_TYPE",
+    "MAX_ENDPOINT_LABELS",
+    "SYNC_ERROR_KINDS",
+    "TURN_OUTCOMES",
+    "Metrics",
+]
+
+#: Content type of :meth:`Metrics.render` (Prometheus text format 0.0.4).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+#: ``matrix_sync_errors_total{kind}``: how a sync attempt failed.
+SYNC_ERROR_KINDS = ("network", "http_5xx", "ratelimited", "timeout", "other")
+#: ``turns_total{outcome}``: how a turn ended. ``failed`` means an agent failure
+#: (see ``agent_failures_total``), ``cancelled`` a shutdown or user stop.
+TURN_OUTCOMES = ("ok", "failed", "cancelled", "other")
+#: ``agent_failures_total{code}``: the agent client's failure taxonomy.
+AGENT_FAILURE_CODES = (
+    "AGENT_UNAVAILABLE",
+    "AGENT_TIMEOUT",
+    "AGENT_DISCONNECTED",
+    "AGENT_PROTOCOL_ERROR",
+    "AGENT_ERROR",
+    "other",
+)
+#: Distinct ``endpoint`` label values kept; later ones are counted as ``other``.
+MAX_ENDPOINT_LABELS = 64
+
+# Matrix requests: mostly tens of milliseconds, but a long-poll /sync legitimately
+# takes its full timeout (30 s by default) plus the server's slack.
+_MATRIX_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 45, 60, 120)
+# Agent latencies: from an instant echo (10 ms) to the 600 s a long tool run may take.
+_AGENT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+# Room queue depth at enqueue: the configured queue size is small (5 by default).
+_QUEUE_DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 8, 10, 20, 50)
+
+
+def _bounded(value: str, allowed: tuple[str, ...]) -> str:
+    return value if value in allowed else "other"
+
+
+@attrs.define(eq=False)
+class Metrics:
+    """The bot's metrics, in a registry of its own.
+
+    Args:
+        version: the bot's version, exported as ``bot_info{version}``.
+        clock: the clock that ``now`` arguments come from, read again when
+            ``matrix_sync_lag_seconds`` is scraped. Defaults to
+            :func:`trio.current_time`, so scrape inside ``trio.run``.
+    """
+
+    version: str = "unknown"
+    clock: Callable[[], float] = trio.current_time
+    registry: CollectorRegistry = attrs.field(init=False, factory=CollectorRegistry)
+
+    _last_sync: float | None = attrs.field(init=False, default=None)
+    _created_at: float | None = attrs.field(init=False, default=None)
+    _endpoints: set[str] = attrs.field(init=False, factory=set)
+
+    _matrix_requests: Counter = attrs.field(init=False)
+    _matrix_seconds: Histogram = attrs.field(init=False)
+    _ratelimited: Counter = attrs.field(init=False)
+    _sync_errors: Counter = attrs.field(init=False)
+    _queue_depth: Histogram = attrs.field(init=False)
+    _queue_depth_max: Gauge = attrs.field(init=False)
+    _rooms_active: Gauge = attrs.field(init=False)
+    _queue_rejected: Counter = attrs.field(init=False)
+    _turns_active: Gauge = attrs.field(init=False)
+    _turns: Counter = attrs.field(init=False)
+    _first_text: Histogram = attrs.field(init=False)
+    _turn_seconds: Histogram = attrs.field(init=False)
+    _agent_failures: Counter = attrs.field(init=False)
+    _stream_edits: Counter = attrs.field(init=False)
+    _outbox_pending: Gauge = attrs.field(init=False)
+    _events_admitted: Counter = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        r = self.registry
+        self._matrix_requests = Counter(
+            "matrix_requests",
+            "Matrix HTTP requests by endpoint template and status (0 = no response).",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self._matrix_seconds = Histogram(
+            "matrix_request_seconds",
+            "Matrix HTTP request duration by endpoint template.",
+            ["endpoint"],
+            buckets=_MATRIX_BUCKETS,
+            registry=r,
+        )
+        self._ratelimited = Counter(
+            "matrix_ratelimited", "Matrix responses with status 429.", registry=r
+        )
+        lag = Gauge(
+            "matrix_sync_lag_seconds",
+            "Seconds since the last successful /sync (since start if none yet).",
+            registry=r,
+        )
+        lag.set_function(self._sync_lag)
+        self._sync_errors = Counter(
+            "matrix_sync_errors", "Failed /sync attempts by kind.", ["kind"], registry=r
+        )
+        self._queue_depth = Histogram(
+            "room_queue_depth",
+            "Depth of a room's queue seen when an event is enqueued (before it).",
+            buckets=_QUEUE_DEPTH_BUCKETS,
+            registry=r,
+        )
+        self._queue_depth_max = Gauge(
+            "room_queue_depth_max", "Depth of the deepest room queue.", registry=r
+        )
+        self._rooms_active = Gauge("rooms_active", "Rooms with a running room task.", registry=r)
+        self._queue_rejected = Counter(
+            "room_queue_rejected", "Events refused because their room queue was full.", registry=r
+        )
+        self._turns_active = Gauge("turns_active", "Turns in progress.", registry=r)
+        self._turns = Counter("turns", "Finished turns by outcome.", ["outcome"], registry=r)
+        self._first_text = Histogram(
+            "agent_first_text_seconds",
+            "Seconds from sending a prompt to the agent's first text.",
+            buckets=_AGENT_BUCKETS,
+            registry=r,
+        )
+        self._turn_seconds = Histogram(
+            "agent_turn_seconds",
+            "Seconds from sending a prompt to the end of the turn.",
+            buckets=_AGENT_BUCKETS,
+            registry=r,
+        )
+        self._agent_failures = Counter(
+            "agent_failures", "Agent failures by failure code.", ["code"], registry=r
+        )
+        self._stream_edits = Counter(
+            "stream_edits", "m.replace edits sent while streaming replies.", registry=r
+        )
+        self._outbox_pending = Gauge(
+            "outbox_pending", "Matrix sends persisted but not yet delivered.", registry=r
+        )
+        self._events_admitted = Counter(
+            "events_admitted", "Events admitted durably into the inbox.", registry=r
+        )
+        info = Info("bot", "Bot build information.", registry=r)
+        info.info({"version": self.version})
+
+        # Export every fixed label value from the start, so rate() and alerts see
+        # a zero rather than a missing series.
+        for kind in SYNC_ERROR_KINDS:
+            self._sync_errors.labels(kind=kind)
+        for outcome in TURN_OUTCOMES:
+            self._turns.labels(outcome=outcome)
+        for code in AGENT_FAILURE_CODES:
+            self._agent_failures.labels(code=code)
+
+        try:
+            self._created_at = self.clock()
+        except RuntimeError:  # trio.current_time outside trio.run: learn it later
+            self._created_at = None
+
+    # -- Matrix -------------------------------------------------------------------
+
+    def observe_matrix_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Record one Matrix HTTP request; fits ``MatrixClient.on_request``.
+
+        ``status`` 429 also counts in ``matrix_ratelimited_total``.
+        """
+        endpoint = self._endpoint_label(endpoint)
+        self._matrix_requests.labels(endpoint=endpoint, status=str(int(status))).inc()
+        self._matrix_seconds.labels(endpoint=endpoint).observe(max(0.0, seconds))
+        if status == 429:
+            self._ratelimited.inc()
+
+    def sync_succeeded(self, now: float) -> None:
+        """A /sync response was admitted; ``now`` is a reading of ``clock``."""
+        self._last_sync = now
+
+    def sync_failed(self, kind: str) -> None:
+        """A /sync attempt failed; ``kind`` is one of :data:`SYNC_ERROR_KINDS`."""
+        self._sync_errors.labels(kind=_bounded(kind, SYNC_ERROR_KINDS)).inc()
+
+    def events_admitted(self, count: int = 1) -> None:
+        """``count`` events were written to the inbox."""
+        if count > 0:
+            self._events_admitted.inc(count)
+
+    # -- rooms --------------------------------------------------------------------
+
+    def room_event_enqueued(self, depth_before: int) -> None:
+        """An event entered a room queue that already held ``depth_before`` items."""
+        self._queue_depth.observe(max(0, depth_before))
+
+    def room_queue_rejected(self) -> None:
+        """An event was refused because its room queue was full."""
+        self._queue_rejected.inc()
+
+    def room_queues_changed(self, *, rooms_active: int, max_depth: int) -> None:
+        """The room supervisor's totals: live room tasks and the deepest queue."""
+        self._rooms_active.set(rooms_active)
+        self._queue_depth_max.set(max_depth)
+
+    # -- turns and agents ---------------------------------------------------------
+
+    def turn_started(self) -> None:
+        """A turn began; pair with :meth:`turn_finished` (in a ``finally``)."""
+        self._turns_active.inc()
+
+    def turn_finished(self, outcome: str, seconds: float | None = None) -> None:
+        """A turn ended with ``outcome`` (one of :data:`TURN_OUTCOMES`).
+
+        ``seconds`` is the prompt-to-end time, observed in ``agent_turn_seconds``
+        when the agent was reached (``None`` otherwise).
+        """
+        self._turns_active.dec()
+        self._turns.labels(outcome=_bounded(outcome, TURN_OUTCOMES)).inc()
+        if seconds is not None:
+            self._turn_seconds.observe(max(0.0, seconds))
+
+    def agent_first_text(self, seconds: float) -> None:
+        """The agent's first text arrived ``seconds`` after the prompt was sent."""
+        self._first_text.observe(max(0.0, seconds))
+
+    def agent_failed(self, code: str) -> None:
+        """An ``AgentFailure`` with ``code`` (one of :data:`AGENT_FAILURE_CODES`)."""
+        self._agent_failures.labels(code=_bounded(code, AGENT_FAILURE_CODES)).inc()
+
+    def stream_edit_sent(self) -> None:
+        """One streaming edit (``m.replace``) was sent."""
+        self._stream_edits.inc()
+
+    def outbox_pending_changed(self, pending: int) -> None:
+        """The outbox now holds ``pending`` undelivered sends."""
+        self._outbox_pending.set(pending)
+
+    # -- exposition ---------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format; serve it as :data:`CONTENT_TYPE`."""
+        return generate_latest(self.registry)
+
+    def render_for(self, accept: str | None) -> tuple[bytes, str]:
+        """Render in the format a scraper's ``Accept`` header asks for.
+
+        Returns ``(body, content_type)``; without an ``Accept`` header this is
+        ``(render(), CONTENT_TYPE)``.
+        """
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+    # -- internals ----------------------------------------------------------------
+
+    def _endpoint_label(self, endpoint: str) -> str:
+        if endpoint in self._endpoints:
+            return endpoint
+        if len(self._endpoints) >= MAX_ENDPOINT_LABELS:
+            return "other"
+        self._endpoints.add(endpoint)
+        return endpoint
+
+    def _sync_lag(self) -> float:
+        try:
+            now = self.clock()
+        except RuntimeError:  # scraped outside trio.run with the default clock
+            return math.nan
+        if self._created_at is None:
+            self._created_at = now
+        since = self._last_sync if self._last_sync is not None else self._created_at
+        return max(0.0, now - since)

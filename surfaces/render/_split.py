@@ -1,0 +1,302 @@
+"""Split a long reply into parts that each fit one Matrix event, even as an edit.
+
+Budget arithmetic (``PART_BUDGET_BYTES``)
+-----------------------------------------
+Homeservers reject events whose serialised PDU exceeds ``65_536`` bytes. A streamed
+reply's last state is sent as an ``m.replace`` edit, which carries the text *twice*
+(``body: "* " + text`` and ``m.new_content.body``) and the HTML twice as well::
+
+    65_536  event limit (whole PDU: content + envelope)
+  −  4_096  envelope: event/room/sender ids, auth/prev events, hashes, signatures,
+            m.relates_to, msgtype/format keys, the "* " prefixes (real: ~1.5 KiB)
+  = 61_440  for content
+  ÷ 2     = 30_720  one copy of (plain + HTML)   — edit duplication
+  ÷ 2     = 15_360  plain text alone              — HTML gets the other half
+
+So a part's *plain text* may use ``15_360`` bytes, measured as UTF-8 of its JSON
+string encoding (``"`` and ``\\`` take 2 bytes, ``\\n`` 2, other control characters 6).
+The HTML half is an estimate: prose renders to about its own size, but text full of
+``<`` or ``&`` can render larger. Callers must still check the final event size
+(``matrix_client.event_size``) and, if it is over, send the part without
+``formatted_body`` — never fail the reply.
+
+Cutting rules
+-------------
+Greedy from the start, each part as full as the budget allows, cutting at the best
+boundary in the part's second half: a blank line (paragraph), then a newline, then
+any whitespace, then a hard cut between characters (never inside a surrogate pair,
+combining sequence, emoji ZWJ/modifier sequence or flag). If no boundary exists in the
+second half, the best boundary anywhere is used. The whitespace at a cut, whitespace-
+only lines after it, leading blank lines of the text and trailing whitespace are
+dropped; nothing else is. Indentation of the line after a cut is kept (code).
+
+Cuts depend only on the text up to one budget past the part's start, so while a reply
+streams, earlier parts stop changing as soon as the text has grown past them.
+
+Code fences (``balance_fences=True``): a part that ends inside a fenced code block
+gets the fence closed (``\\n````…``) and the next part reopens it with the same
+opening line, so each message renders as code on its own. Only top-level fences
+(0-3 spaces of indent) are tracked, as in CommonMark. The last part is never
+decorated (an unclosed fence renders to the end anyway). A cut right before a closing
+fence yields a part that starts with an empty reopened block; harmless, rare.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+import unicodedata
+
+__all__ = ["MATRIX_EVENT_LIMIT_BYTES", "PART_BUDGET_BYTES", "json_size", "split_reply"]
+
+MATRIX_EVENT_LIMIT_BYTES = 65_536
+_ENVELOPE_RESERVE_BYTES = 4_096
+#: Plain-text bytes per part: (65_536 − 4_096) // 2 (edit) // 2 (plain + HTML).
+PART_BUDGET_BYTES = (MATRIX_EVENT_LIMIT_BYTES - _ENVELOPE_RESERVE_BYTES) // 2 // 2
+
+#: The largest cost of one code point (a control character as ``\\u00XX``).
+_MAX_CHAR_COST = 6
+
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
+_BLANK_LINES = re.compile(r"(?:[^\S\n]*\n)*")
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+# Keep a reopened fence's info string short; a huge one would eat the next part.
+_MAX_REOPEN_INFO = 64
+
+_JSON_SHORT_ESCAPES = frozenset('"\\\b\f\n\r\t')
+
+
+def _char_cost(ch: str) -> int:
+    """UTF-8 bytes of ``ch`` inside a JSON string as a homeserver serialises it."""
+    o = ord(ch)
+    if ch in _JSON_SHORT_ESCAPES:
+        return 2
+    if o < 0x20 or 0xD800 <= o <= 0xDFFF or o in (0x2028, 0x2029):
+        return 6  # \u00XX; lone surrogates and JS line separators escaped, conservatively
+    if o < 0x80:
+        return 1
+    if o < 0x800:
+        return 2
+    if o < 0x10000:
+        return 3
+    return 4
+
+
+def json_size(text: str) -> int:
+    """UTF-8 size of ``text`` as a JSON string body (without the quotes).
+
+    >>> json_size('a"é\\n')
+    7
+    """
+    return sum(map(_char_cost, text))
+
+
+def _is_cluster_continuation(prev: str, ch: str) -> bool:
+    """True if a cut between ``prev`` and ``ch`` would split what users see as one glyph."""
+    o = ord(ch)
+    if 0xDC00 <= o <= 0xDFFF and 0xD800 <= ord(prev) <= 0xDBFF:
+        return True  # surrogate pair (only in strings decoded with surrogatepass)
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Mc"):
+        return True
+    if o == 0x200D or ord(prev) == 0x200D:
+        return True  # zero-width joiner sequences (👩‍💻)
+    if 0xFE00 <= o <= 0xFE0F or 0xE0100 <= o <= 0xE01EF:
+        return True  # variation selectors
+    # Skin-tone modifiers, tag sequences (subdivision flags).
+    return 0x1F3FB <= o <= 0x1F3FF or 0xE0020 <= o <= 0xE007F
+
+
+def _is_regional_indicator(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def _hard_cut(text: str, start: int, limit: int) -> int:
+    """The last safe cut position in ``(start, limit]``, or ``limit`` if there is none."""
+    cut = limit
+    while cut > start + 1 and _is_cluster_continuation(text[cut - 1], text[cut]):
+        cut -= 1
+    if cut > start + 1 and _is_regional_indicator(text[cut]):
+        # Flags are pairs of regional indicators: cut before an even-length run end.
+        run = 0
+        while start + run < cut and _is_regional_indicator(text[cut - 1 - run]):
+            run += 1
+        if run % 2 == 1 and cut - 1 > start:
+            cut -= 1
+    if cut <= start or not text[start:cut].strip():
+        return limit
+    return cut
+
+
+class _Fences:
+    """Which fenced code block (if any) is open after each line of the text."""
+
+    def __init__(self, text: str) -> None:
+        self.line_starts: list[int] = []
+        self.open_after: list[str | None] = []  # opening line, if inside a fence
+        opener: str | None = None
+        marker = ""
+        pos = 0
+        for line in text.split("\n"):
+            self.line_starts.append(pos)
+            pos += len(line) + 1
+            m = _FENCE.match(line)
+            if opener is None:
+                if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
+                    marker = m.group(1)
+                    opener = line.strip()
+            elif (
+                m
+                and m.group(1)[0] == marker[0]
+                and len(m.group(1)) >= len(marker)
+                and not m.group(2).strip()
+            ):
+                opener = None
+            self.open_after.append(opener)
+
+    def open_at(self, end: int) -> str | None:
+        """The fence opener in force for a part whose text ends just before ``end``."""
+        if end <= 0:
+            return None
+        line = bisect.bisect_right(self.line_starts, end - 1) - 1
+        return self.open_after[line]
+
+
+def _reopen_line(opener: str) -> str:
+    marker = _FENCE.match(opener)
+    assert marker is not None
+    info = marker.group(2).strip()
+    if len(info) > _MAX_REOPEN_INFO:
+        info = ""
+    return marker.group(1) + info
+
+
+def _closer(opener: str) -> str:
+    marker = _FENCE.match(opener)
+    assert marker is not None
+    return marker.group(1)
+
+
+def _rstrip_end(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _choose_cut(text: str, cum: list[int], start: int, avail: int) -> tuple[int, int]:
+    """Return ``(end, next_start)`` for a part starting at ``start`` with ``avail`` bytes.
+
+    Precondition: the rest of the text does not fit and ``avail >= _MAX_CHAR_COST``.
+    Returns ``(start, start)`` when not even the first visible character fits after
+    the line's indentation.
+    """
+    base = cum[start]
+    # Largest ``limit`` with cost(text[start:limit]) <= avail.
+    limit = bisect.bisect_right(cum, base + avail) - 1
+    limit = max(limit, start + 1)
+    first_visible = start
+    while text[first_visible].isspace():
+        first_visible += 1
+    if limit <= first_visible:
+        return start, start
+    half = bisect.bisect_left(cum, base + avail // 2)
+
+    def search(low: int) -> tuple[int, int] | None:
+        low = max(low, first_visible + 1)
+        window = text[low : limit + 1]
+        # A separator may start at ``limit`` (its first char is dropped, not sent).
+        paragraphs = list(_PARAGRAPH_BREAK.finditer(window))
+        if paragraphs:
+            m = paragraphs[-1]
+            return low + m.start(), low + m.end()
+        newline = window.rfind("\n")
+        if newline >= 0:
+            # The next line keeps its indentation (code, nested lists).
+            return low + newline, low + newline + 1
+        for i in range(len(window) - 1, -1, -1):
+            if window[i].isspace():
+                end = low + i + 1
+                while end < len(text) and text[end].isspace() and text[end] != "\n":
+                    end += 1  # the rest of a run of spaces
+                return low + i, end
+        return None
+
+    found = search(half) or search(first_visible + 1)
+    if found is None:
+        cut = _hard_cut(text, start, limit)
+        return cut, cut
+    sep_start, sep_end = found
+    return _rstrip_end(text, start, sep_start), sep_end
+
+
+def split_reply(
+    text: str, budget_bytes: int = PART_BUDGET_BYTES, *, balance_fences: bool = True
+) -> list[str]:
+    """Split ``text`` into non-empty parts of at most ``budget_bytes`` JSON-escaped bytes.
+
+    Returns ``[]`` for empty or whitespace-only text, else one part when it fits
+    (stripped of trailing whitespace and leading blank lines). Joining the parts with
+    the dropped whitespace gives back the text — see the module docstring for the
+    exact rules and for the fence markers added by ``balance_fences``.
+
+    Raises:
+        ValueError: ``budget_bytes`` below 6 (one code point may cost 6 bytes).
+
+    >>> split_reply("one two three", 8)
+    ['one two', 'three']
+    """
+    if budget_bytes < _MAX_CHAR_COST:
+        raise ValueError(f"budget_bytes must be >= {_MAX_CHAR_COST}, got {budget_bytes}")
+    cum = [0, *itertools.accumulate(map(_char_cost, text))]
+    fences = _Fences(text) if balance_fences else None
+    parts: list[str] = []
+    prefix = ""
+    pos = _skip_blank_lines(text, 0)
+    n = len(text)
+    end_all = _rstrip_end(text, 0, n)  # trailing whitespace is never sent
+    while pos < end_all:
+        prefix_cost = json_size(prefix)
+        avail = budget_bytes - prefix_cost
+        if avail < _MAX_CHAR_COST:  # a reopened fence that leaves no room: drop it
+            prefix, avail = "", budget_bytes
+        if cum[end_all] - cum[pos] <= avail:
+            # The last part is never decorated: an unclosed fence renders to the end.
+            parts.append(prefix + text[pos:end_all])
+            break
+        reserve = 0
+        while True:
+            end, next_start = _choose_cut(text, cum, pos, avail - reserve)
+            if end == pos and reserve:  # closing the fence leaves no room: don't
+                end, next_start = _choose_cut(text, cum, pos, avail)
+                opener, suffix = None, ""
+                break
+            if end == pos:
+                break
+            opener = _closing(fences, end)
+            suffix = "\n" + _closer(opener) if opener else ""
+            suffix_cost = json_size(suffix)
+            if suffix_cost <= reserve or avail - suffix_cost < _MAX_CHAR_COST:
+                if suffix_cost > reserve:  # no room to close the fence: leave it open
+                    suffix, opener = "", None
+                break
+            reserve = suffix_cost
+        if end == pos:
+            # Indentation so deep that nothing visible fits after it: drop it.
+            while text[pos].isspace():
+                pos += 1
+            continue
+        parts.append(prefix + text[pos:end] + suffix)
+        prefix = _reopen_line(opener) + "\n" if opener else ""
+        pos = _skip_blank_lines(text, next_start)
+    return parts
+
+
+def _skip_blank_lines(text: str, pos: int) -> int:
+    """Position after any whitespace-only lines at ``pos`` (indentation is kept)."""
+    match = _BLANK_LINES.match(text, pos)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
+def _closing(fences: _Fences | None, end: int) -> str | None:
+    return fences.open_at(end) if fences is not None else None

@@ -1,0 +1,104 @@
+"""The state database schema, as an ordered list of migrations.
+
+Each migration is applied once, in its own transaction, and recorded in
+``schema_version``. Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE kv (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE users (
+        user_id        TEXT PRIMARY KEY,
+        display_name   TEXT,
+        space_id       TEXT,
+        dm_room_id     TEXT,
+        chat_seq       INTEGER NOT NULL DEFAULT 0,
+        flags          TEXT NOT NULL DEFAULT '{}',
+        created_at     REAL NOT NULL
+    );
+    CREATE TABLE chats (
+        room_id          TEXT PRIMARY KEY,
+        owner            TEXT NOT NULL,
+        local_id         TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        agent_id         TEXT NOT NULL,
+        platform_chat_id TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'active',
+        flags            TEXT NOT NULL DEFAULT '{}',
+        created_at       REAL NOT NULL,
+        UNIQUE (owner, local_id)
+    );
+    CREATE INDEX chats_owner ON chats (owner, status);
+    -- Room creation is not idempotent: the intent is recorded first and cleared
+    -- once the room is known, so a crash in between is reconciled, not retried blind.
+    CREATE TABLE intents (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        key              TEXT UNIQUE,
+        status           TEXT NOT NULL DEFAULT 'open',
+        room_id          TEXT,
+        owner            TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        local_id         TEXT,
+        name             TEXT,
+        agent_id         TEXT,
+        platform_chat_id TEXT,
+        created_at       REAL NOT NULL
+    );
+    -- Events the bot acts on, admitted with the since-token in one transaction.
+    CREATE TABLE inbox (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id   TEXT NOT NULL UNIQUE,
+        lane       TEXT NOT NULL,
+        room_id    TEXT NOT NULL,
+        sender     TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        status     TEXT NOT NULL DEFAULT 'pending',
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX inbox_pending ON inbox (status, lane, seq);
+    -- Sends with their transaction ids, persisted before the first attempt.
+    CREATE TABLE outbox (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        room_id    TEXT NOT NULL,
+        txn_id     TEXT NOT NULL UNIQUE,
+        event_type TEXT NOT NULL,
+        content    TEXT NOT NULL,
+        status     TEXT NOT NULL DEFAULT 'pending',
+        event_id   TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX outbox_pending ON outbox (status, id);
+    -- A turn's attempts and the reply messages it has (one per size part).
+    CREATE TABLE turns (
+        event_id TEXT PRIMARY KEY,
+        attempt  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE turn_parts (
+        event_id       TEXT NOT NULL,
+        part           INTEGER NOT NULL,
+        reply_event_id TEXT NOT NULL,
+        PRIMARY KEY (event_id, part)
+    );
+    -- Files waiting for the next text turn, per (room, user).
+    CREATE TABLE stage (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        room_id    TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        rel_path   TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        mime       TEXT NOT NULL,
+        source_event TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX stage_room ON stage (room_id, user_id, id);
+    """,
+]

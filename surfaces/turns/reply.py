@@ -1,0 +1,188 @@
+"""The reply streamer: one agent reply rendered into Matrix messages and edits.
+
+The first text becomes a message at once; later text is applied as ``m.replace``
+edits on the schedule of :class:`surfaces.render.EditThrottle`; the final edit
+(always sent, never throttled) carries the full text. A reply larger than one
+event continues in further messages (``split_reply`` decides the parts, and
+earlier parts stop changing once the text has grown past them).
+
+Exactly-once: each part's *message* is sent through the outbox with the txn id
+``{turn}.p{i}``, the same in every attempt of the turn, so a re-run after a crash
+finds (or, via homeserver deduplication, gets back) the same message and edits
+it instead of posting a second reply. Intermediate edits are best-effort; the
+final sends are returned by :meth:`final_sends` for the caller to commit together
+with marking the event done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import structlog
+import trio
+
+from matrix_client import MAX_EVENT_BYTES, edit_content, event_size, text_content
+from surfaces.render import EditThrottle, render_markdown, split_reply
+from surfaces.state import PendingSend
+
+log = structlog.get_logger(__name__)
+
+
+def message_content(body: str) -> dict:
+    """A reply message with sanitised HTML when Markdown adds anything (and fits)."""
+    content = text_content(body, html=render_markdown(body))
+    if event_size("m.room.message", content) > MAX_EVENT_BYTES:
+        content = text_content(body)
+    return content
+
+
+def edit_of(event_id: str, body: str) -> dict:
+    content = edit_content(event_id, body, html=render_markdown(body))
+    if event_size("m.room.message", content) > MAX_EVENT_BYTES:
+        content = edit_content(event_id, body)
+    return content
+
+
+@attrs.define
+class ReplyStream:
+    """Accumulates the agent's text and keeps the room's messages in step with it."""
+
+    outbox: object  # surfaces.bot.outbox.Outbox (duck-typed for tests)
+    store: object  # surfaces.state.Store
+    room_id: str
+    turn_key: str
+    attempt: int
+    parts: dict[int, str]  # part index -> message event id (also from earlier attempts)
+    throttle: EditThrottle
+    budget: int
+    on_edit: Callable[[], None] | None = None
+    text: str = ""
+    progress: str | None = None
+    edits_sent: int = 0
+    _shown: dict[int, str] = attrs.field(factory=dict)
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+    _edit_seq: int = 0
+
+    # ---- feeding (called by the turn loop; never blocks) ------------------
+
+    def append(self, chunk: str) -> None:
+        if not chunk:
+            return
+        self.text += chunk
+        self.progress = None
+        self.throttle.frame_received(trio.current_time())
+        self._wake.set()
+
+    def set_progress(self, line: str) -> None:
+        """Show tool progress briefly (it never becomes part of the final text)."""
+        self.progress = line
+        self.throttle.frame_received(trio.current_time())
+        self._wake.set()
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text.strip())
+
+    def _display(self) -> list[str]:
+        shown = self.text.rstrip()
+        if self.progress:
+            shown = f"{shown}\n\n{self.progress}" if shown else self.progress
+        return split_reply(shown, self.budget)
+
+    # ---- the flusher task --------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep the room up to date until cancelled (the turn ends)."""
+        task_status.started()
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while True:
+                display = self._display()
+                if not display or not self._stale(display):
+                    break
+                if any(self.parts.get(i) is None for i in range(len(display))):
+                    await self._sync_parts(display)  # a new message is never throttled
+                    self.throttle.message_sent(trio.current_time())
+                    break
+                due = self.throttle.due_at(1)
+                if due is None:
+                    break  # edit cap reached: only the final edit remains
+                if trio.current_time() >= due:
+                    await self._sync_parts(display)
+                    self.throttle.record_edit(trio.current_time())
+                    break
+                with trio.move_on_at(due):
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+
+    def _stale(self, display: list[str]) -> bool:
+        return any(self._shown.get(i) != part for i, part in enumerate(display))
+
+    async def _sync_parts(self, display: list[str]) -> None:
+        for i, body in enumerate(display):
+            if self._shown.get(i) == body:
+                continue
+            event_id = self.parts.get(i)
+            if event_id is None:
+                event_id = await self.outbox.send(
+                    PendingSend(
+                        self.room_id, f"{self.turn_key}.p{i}", "m.room.message", message_content(body)
+                    )
+                )
+                if event_id is None:
+                    return  # homeserver unavailable: the final sends will carry it
+                self.parts[i] = event_id
+                await self.store.record_part(self.turn_key, i, event_id)
+            else:
+                self._edit_seq += 1
+                sent = await self.outbox.send_ephemeral(
+                    self.room_id, "m.room.message", edit_of(event_id, body)
+                )
+                if sent is None:
+                    return
+                self.edits_sent += 1
+                if self.on_edit is not None:
+                    self.on_edit()
+            self._shown[i] = body
+
+    # ---- the end -----------------------------------------------------------
+
+    def final_sends(self, suffix: str | None = None) -> list[PendingSend]:
+        """The sends that make the room show the complete reply (plus ``suffix``,
+        e.g. an "interrupted" mark). Commit them with the inbox event, then send."""
+        text = self.text.rstrip()
+        if suffix:
+            text = f"{text}\n\n{suffix}" if text else ""
+        final = split_reply(text, self.budget) if text else []
+        sends: list[PendingSend] = []
+        for i, body in enumerate(final):
+            event_id = self.parts.get(i)
+            if event_id is None:
+                sends.append(
+                    PendingSend(
+                        self.room_id, f"{self.turn_key}.p{i}", "m.room.message", message_content(body)
+                    )
+                )
+            elif self._shown.get(i) != body:
+                sends.append(
+                    PendingSend(
+                        self.room_id,
+                        f"{self.turn_key}.a{self.attempt}.p{i}.final",
+                        "m.room.message",
+                        edit_of(event_id, body),
+                    )
+                )
+        # Parts left over from a longer earlier attempt are removed.
+        for i, event_id in sorted(self.parts.items()):
+            if i >= len(final):
+                sends.append(
+                    PendingSend(
+                        self.room_id,
+                        f"{self.turn_key}.a{self.attempt}.p{i}.redact",
+                        "m.room.redaction",
+                        {"redacts": event_id},
+                    )
+                )
+        return sends

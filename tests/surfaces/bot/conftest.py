@@ -1,0 +1,150 @@
+"""The bot in-process: a fake homeserver, the reference agent over memory
+streams, and ``BotApp`` on trio's virtual clock (``autojump_clock``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from trio_websocket import wrap_server_stream
+
+from agent_client.reference import ReferenceAgent
+from matrix_client.testing import FakeHomeserver, FakeUser
+from surfaces.bot.app import BotApp
+from surfaces.config import load_config
+from surfaces.registry import load_registry
+
+AGENT_URL = "http://agent.test/agent_0/"
+
+
+@attrs.define
+class BotHarness:
+    hs: FakeHomeserver
+    bot_user: FakeUser
+    app: BotApp
+    agent: ReferenceAgent
+    workspace: Path
+    state_dir: Path
+    nursery: trio.Nursery
+    app_done: trio.Event | None = None
+
+    def user(self, localpart: str, displayname: str | None = None) -> FakeUser:
+        return self.hs.register(localpart, displayname=displayname)
+
+    async def settle(self, seconds: float = 5.0) -> None:
+        """Let virtual time pass so the bot handles what is pending."""
+        await trio.sleep(seconds)
+
+    def bot_messages(self, room_id: str) -> list[dict[str, Any]]:
+        """The bot's visible messages in a room, edits applied (what a client shows)."""
+        events = self.hs.timeline(room_id)
+        shown: dict[str, dict[str, Any]] = {}
+        order: list[str] = []
+        redacted = {e.get("redacts") or e.get("content", {}).get("redacts")
+                    for e in events if e["type"] == "m.room.redaction"}
+        for e in events:
+            if e["sender"] != self.bot_user.user_id or e["type"] != "m.room.message":
+                continue
+            content = e["content"]
+            rel = content.get("m.relates_to") or {}
+            if rel.get("rel_type") == "m.replace":
+                if rel["event_id"] in shown:
+                    shown[rel["event_id"]] = content["m.new_content"]
+                continue
+            if e["event_id"] in redacted:
+                continue
+            shown[e["event_id"]] = content
+            order.append(e["event_id"])
+        return [shown[i] for i in order if i in shown]
+
+    def bot_texts(self, room_id: str) -> list[str]:
+        return [m["body"] for m in self.bot_messages(room_id)]
+
+    async def onboard(self, user: FakeUser) -> tuple[str, str, str]:
+        """Invite the bot to a DM; returns (dm, space, first chat room)."""
+        dm = self.hs.invite_bot(self.bot_user, inviter=user)
+        await self.settle()
+        record = await self.app.bot.store.get_user(user.user_id)
+        assert record is not None and record.space_id, "workspace was not provisioned"
+        chats = await self.app.bot.store.chats_of(user.user_id)
+        assert chats, "no first chat"
+        self.hs.join_as(user, record.space_id)
+        self.hs.join_as(user, chats[0].room_id)
+        await self.settle()
+        return dm, record.space_id, chats[0].room_id
+
+    async def restart(self, **env: str) -> None:
+        """Stop the bot gracefully and start a new one on the same state."""
+        self.app.request_stop()
+        assert self.app_done is not None
+        await self.app_done.wait()
+        await start_app(self, **env)
+
+
+async def start_app(h: BotHarness, **env: str) -> None:
+    environ = {
+        "MATRIX_HOMESERVER": h.hs.base_url,
+        "MATRIX_USER_ID": h.bot_user.user_id,
+        "MATRIX_PASSWORD": h.bot_user.password,
+        "MATRIX_DEVICE_ID": "SURFACESBOT",
+        "AGENT_BASE_URL": AGENT_URL,
+        "SURFACES_WORKSPACE_DIR": str(h.workspace),
+        "SURFACES_STATE_DIR": str(h.state_dir),
+        "SURFACES_BOT__SHUTDOWN_GRACE_S": "5",
+    }
+    environ.update(env)
+    config = load_config(None, environ)
+    registry = load_registry(
+        config.agents.registry_path,
+        default_base_url=config.agents.default_base_url,
+        workspace_dir=config.agents.workspace_dir,
+    )
+
+    async def connector(target: Any) -> trio.abc.Stream:
+        client_end, server_end = trio.testing.memory_stream_pair()
+
+        async def serve() -> None:
+            request = await wrap_server_stream(h.nursery, server_end)
+            await h.agent.handle(request)
+
+        h.nursery.start_soon(serve)
+        return client_end
+
+    app = BotApp(
+        config, registry, transport=h.hs.transport(), agent_connector=connector, store_inline=True
+    )
+    h.app = app
+    done = trio.Event()
+    h.app_done = done
+
+    async def run() -> None:
+        try:
+            await app.run()
+        finally:
+            done.set()
+
+    h.nursery.start_soon(run)
+    await app.wait_ready()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[BotHarness]:
+    hs = FakeHomeserver()
+    bot_user = hs.register("bot", displayname="Surfaces")
+    workspace = tmp_path / "agents"
+    workspace.mkdir()
+    agent = ReferenceAgent(workspace, chunk_delay_s=0.05)
+    async with trio.open_nursery() as nursery:
+        h = BotHarness(hs, bot_user, None, agent, workspace, tmp_path / "state", nursery)  # type: ignore[arg-type]
+        await start_app(h)
+        yield h
+        h.app.request_stop(force=True)
+        nursery.cancel_scope.cancel()
+
+
+HarnessFactory = Callable[..., BotHarness]

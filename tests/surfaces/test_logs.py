@@ -1,0 +1,172 @@
+"""Logging: JSON/console output, context binding, stdlib routing, secrets never rendered."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from surfaces.config import Secret
+from surfaces.logs import configure_logging, mask_secrets, mask_text
+
+SECRETS = ["syt_c2VjcmV0_abcdefghij_123", "hunter2pass", "s3cr3t-shared", "qwerty-token"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def _fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+def emit_everything() -> None:
+    log = structlog.get_logger("surfaces.test")
+    log.info(
+        "matrix_login",
+        access_token=SECRETS[0],
+        password=SECRETS[1],
+        registration_shared_secret=SECRETS[2],
+        Authorization=f"Bearer {SECRETS[3]}",
+        headers={"authorization": f"Bearer {SECRETS[3]}", "accept": "json"},
+        nested=[{"refresh_token": SECRETS[0]}],
+        secret_obj=Secret(SECRETS[1]),
+        tokens_used=42,
+    )
+    log.warning(f"request failed: GET /sync?access_token={SECRETS[0]}&since=s1")
+    log.warning("login_body", body=f'{{"type": "m.login.password", "password": "{SECRETS[1]}"}}')
+    log.warning("url", url=f"https://bot:{SECRETS[1]}@matrix.example.org/")
+    logging.getLogger("httpx").warning("HTTP Request: POST /login Bearer %s", SECRETS[3])
+    try:
+        _fail(f"token was {SECRETS[0]}")
+    except RuntimeError:
+        log.exception("crashed", password=SECRETS[1])
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_secrets_never_rendered(fmt: str) -> None:
+    stream = io.StringIO()
+    configure_logging(fmt, "debug", stream=stream)
+    emit_everything()
+    output = stream.getvalue()
+    assert "matrix_login" in output
+    assert "crashed" in output
+    assert "RuntimeError" in output
+    assert "HTTP Request" in output
+    for secret in SECRETS:
+        assert secret not in output, (secret, output)
+    assert "***" in output
+
+
+def test_json_lines_have_level_timestamp_and_context() -> None:
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    structlog.contextvars.bind_contextvars(room_id="!r:x", chat_id="c1")
+    structlog.get_logger("t").info("turn_started", event_id="$e", tokens_used=3)
+    structlog.get_logger("t").debug("hidden_debug")
+    (line,) = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["event"] == "turn_started"
+    assert record["level"] == "info"
+    assert record["room_id"] == "!r:x"
+    assert record["chat_id"] == "c1"
+    assert record["event_id"] == "$e"
+    assert record["tokens_used"] == 3  # not a secret despite the word "token"
+    assert record["timestamp"].endswith("Z")
+
+
+def test_stdlib_loggers_routed_at_warning() -> None:
+    stream = io.StringIO()
+    configure_logging("json", "debug", stream=stream)
+    logging.getLogger("httpx").info("HTTP Request: GET /versions")
+    logging.getLogger("trio-websocket").warning("connection reset")
+    (line,) = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record == {
+        "event": "connection reset",
+        "logger": "trio-websocket",
+        "level": "warning",
+        "timestamp": record["timestamp"],
+    }
+
+
+def test_configure_twice_does_not_duplicate_output() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("json", "info", stream=first)
+    configure_logging("console", "warning", stream=second)
+    logging.getLogger("httpx").error("boom")
+    structlog.get_logger("t").info("quiet")
+    structlog.get_logger("t").warning("loud")
+    assert first.getvalue() == ""
+    out = second.getvalue()
+    assert out.count("boom") == 1
+    assert "quiet" not in out
+    assert "loud" in out
+
+
+def test_default_stream_is_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("console", "info")
+    structlog.get_logger("t").info("hello", password="pw-123")
+    err = capsys.readouterr().err
+    assert "hello" in err
+    assert "pw-123" not in err
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="log level"):
+        configure_logging("json", "loud")
+    with pytest.raises(ValueError, match="log format"):
+        configure_logging("xml", "info")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc.def", "Authorization: Bearer ***"),
+        ("GET /x?access_token=abc&y=1", "GET /x?access_token=***&y=1"),
+        ("password=pw user=bob", "password=*** user=bob"),
+        (
+            '{"access_token": "abc", "user_id": "@b:x"}',
+            '{"access_token": "***", "user_id": "@b:x"}',
+        ),
+        ("token syt_Ym90_abcdefghij_0aBc1 ok", "token *** ok"),
+        ("https://u:pw@h/x", "https://u:***@h/x"),
+        ("nothing secret here: tokens_used=5", "nothing secret here: tokens_used=5"),
+    ],
+)
+def test_mask_text(text: str, expected: str) -> None:
+    assert mask_text(text) == expected
+
+
+def test_mask_secrets_processor_keys() -> None:
+    event = {
+        "event": "x",
+        "access_token": "a",
+        "client-secret": "b",
+        "api_key": "c",
+        "password": None,
+        "next_batch": "s1",
+        "state_key": "",
+        "tokens_used": 3,
+    }
+    assert mask_secrets(None, "info", event) == {
+        "event": "x",
+        "access_token": "***",
+        "client-secret": "***",
+        "api_key": "***",
+        "password": None,
+        "next_batch": "s1",
+        "state_key": "",
+        "tokens_used": 3,
+    }
