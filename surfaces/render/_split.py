@@ -28,7 +28,8 @@ any whitespace, then a hard cut between characters (never inside a surrogate pai
 combining sequence, emoji ZWJ/modifier sequence or flag). If no boundary exists in the
 second half, the best boundary anywhere is used. The whitespace at a cut, whitespace-
 only lines after it, leading blank lines of the text and trailing whitespace are
-dropped; nothing else is. Indentation of the line after a cut is kept (code).
+dropped; nothing else is. Indentation of the line after a cut is kept (code), unless
+it is so wide that nothing visible would fit after it in a part.
 
 Cuts depend only on the text up to one budget past the part's start, so while a reply
 streams, earlier parts stop changing as soon as the text has grown past them.

@@ -101,6 +101,12 @@ def test_blank_lines_after_cut_dropped():
     assert parts == ["aaaa", "bbbb"]
 
 
+def test_indentation_wider_than_budget_is_dropped():
+    # Three tabs (6 JSON bytes) leave no room for "a": never send a blank part.
+    assert split_reply("\t\t\ta", 6) == ["a"]
+    assert split_reply("x\n\t\t\tab", 6) == ["x", "ab"]
+
+
 def test_budget_too_small():
     with pytest.raises(ValueError, match="budget_bytes"):
         split_reply("x", 5)
@@ -246,7 +252,7 @@ def test_fence_balancing_can_be_disabled():
 @settings(max_examples=300, deadline=None)
 @given(
     text=st.lists(
-        st.sampled_from([*'ab \n\t"\\\x01я😀\u200d\u0301`~', "```", "\n\n", "\U0001f1fa", "word"]),
+        st.sampled_from([*'ab \n\t"\\\x01я😀\u200d\u0301`~', "```", "\n\n", "\U0001f1fa", "word", "    ", "```py\n"]),
         max_size=200,
     ).map("".join),
     budget=st.integers(6, 80),

@@ -1,5 +1,5 @@
-"""The bot in-process: a fake homeserver, the reference agent over memory
-streams, and ``BotApp`` on trio's virtual clock (``autojump_clock``)."""
+"""Shared fixtures. ``harness``: the bot in-process — a fake homeserver, the reference
+agent over memory streams, and ``BotApp`` on trio's virtual clock (``autojump_clock``)."""
 
 from __future__ import annotations
 
