@@ -50,7 +50,9 @@ class FakeHomeserverError(Exception):
     """A helper (``send_as`` …) was used in a way the server would refuse."""
 
 
-class _HttpError(Exception):
+class _HttpError(FakeHomeserverError):
+    """Answered as a Matrix error over HTTP; raised as-is by the direct helpers."""
+
     def __init__(self, status: int, errcode: str, message: str, **extra: Any) -> None:
         super().__init__(status, errcode, message)
         self.status = status

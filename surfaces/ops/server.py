@@ -185,8 +185,11 @@ async def _route(request: h11.Request, metrics: Metrics, health: HealthState) ->
     return _Response(200, body, content_type)
 
 
-def _error(status: int, message: str, **kwargs: tuple[tuple[str, str], ...]) -> _Response:
-    return _Response(status, json.dumps({"error": message}).encode() + b"\n", **kwargs)
+def _error(
+    status: int, message: str, *, extra_headers: tuple[tuple[str, str], ...] = ()
+) -> _Response:
+    body = json.dumps({"error": message}).encode() + b"\n"
+    return _Response(status, body, extra_headers=extra_headers)
 
 
 async def _send_response(

@@ -252,7 +252,12 @@ def test_fence_balancing_can_be_disabled():
 @settings(max_examples=300, deadline=None)
 @given(
     text=st.lists(
-        st.sampled_from([*'ab \n\t"\\\x01я😀\u200d\u0301`~', "```", "\n\n", "\U0001f1fa", "word", "    ", "```py\n"]),
+        st.sampled_from(
+            [
+                *'ab \n\t"\\\x01я😀\u200d\u0301`~',
+                *("```", "\n\n", "\U0001f1fa", "word", "    ", "```py\n"),
+            ]
+        ),
         max_size=200,
     ).map("".join),
     budget=st.integers(6, 80),
