@@ -63,6 +63,7 @@ __all__ = [
     "RegisteredUser",
     "SynapseError",
     "SynapseStartError",
+    "free_loopback_port",
 ]
 
 log = structlog.get_logger(__name__)

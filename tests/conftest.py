@@ -3,15 +3,16 @@ agent over memory streams, and ``BotApp`` on trio's virtual clock (``autojump_cl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 import trio
 import trio.testing
-from trio_websocket import wrap_server_stream
+from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_stream
 
 from agent_client.reference import ReferenceAgent
 from matrix_client.testing import FakeHomeserver, FakeUser
@@ -32,6 +33,15 @@ class BotHarness:
     state_dir: Path
     nursery: trio.Nursery
     app_done: trio.Event | None = None
+    #: Environment overrides kept across restarts (``restart(**env)`` adds to it).
+    env: dict[str, str] = attrs.Factory(dict)
+    #: Serve agent connections with this instead of ``agent.handle`` (scripted agents).
+    agent_handler: Callable[[WebSocketRequest], Awaitable[None]] | None = None
+    #: Raise this from the agent connector (e.g. ``OSError``: agent unreachable).
+    connect_error: BaseException | None = None
+    app_scope: trio.CancelScope | None = None
+    kill_transport: Callable[[], None] = lambda: None
+    crashed: bool = False
 
     def user(self, localpart: str, displayname: str | None = None) -> FakeUser:
         return self.hs.register(localpart, displayname=displayname)
@@ -45,8 +55,11 @@ class BotHarness:
         events = self.hs.timeline(room_id)
         shown: dict[str, dict[str, Any]] = {}
         order: list[str] = []
-        redacted = {e.get("redacts") or e.get("content", {}).get("redacts")
-                    for e in events if e["type"] == "m.room.redaction"}
+        redacted = {
+            e.get("redacts") or e.get("content", {}).get("redacts")
+            for e in events
+            if e["type"] == "m.room.redaction"
+        }
         for e in events:
             if e["sender"] != self.bot_user.user_id or e["type"] != "m.room.message":
                 continue
@@ -70,7 +83,8 @@ class BotHarness:
         dm = self.hs.invite_bot(self.bot_user, inviter=user)
         await self.settle()
         record = await self.app.bot.store.get_user(user.user_id)
-        assert record is not None and record.space_id, "workspace was not provisioned"
+        assert record is not None, "workspace was not provisioned"
+        assert record.space_id, "workspace was not provisioned"
         chats = await self.app.bot.store.chats_of(user.user_id)
         assert chats, "no first chat"
         self.hs.join_as(user, record.space_id)
@@ -85,6 +99,27 @@ class BotHarness:
         await self.app_done.wait()
         await start_app(self, **env)
 
+    async def crash(self) -> None:
+        """Kill the bot abruptly, as a crash would: no graceful path runs.
+
+        Committed SQLite transactions survive (as after a real crash); the
+        database connection is closed first and the homeserver stops answering
+        the old app, so cleanup code (shielded finalizers) can neither write
+        state nor send anything. Start a new bot with ``start_app(h)``."""
+        assert self.app_scope is not None
+        assert self.app_done is not None
+        self.crashed = True
+        self.kill_transport()
+        if self.app.bot is not None:
+            self.app.bot.store.close()
+        self.app_scope.cancel()
+        await self.app_done.wait()
+        self.crashed = False
+
+    def bot_events(self, room_id: str, event_type: str = "m.room.message") -> list[dict[str, Any]]:
+        """Raw events the bot sent to the room (edits included), in order."""
+        return self.hs.messages_from(self.bot_user, room_id, event_type)
+
 
 async def start_app(h: BotHarness, **env: str) -> None:
     environ = {
@@ -97,7 +132,8 @@ async def start_app(h: BotHarness, **env: str) -> None:
         "SURFACES_STATE_DIR": str(h.state_dir),
         "SURFACES_BOT__SHUTDOWN_GRACE_S": "5",
     }
-    environ.update(env)
+    h.env.update(env)
+    environ.update(h.env)
     config = load_config(None, environ)
     registry = load_registry(
         config.agents.registry_path,
@@ -106,30 +142,55 @@ async def start_app(h: BotHarness, **env: str) -> None:
     )
 
     async def connector(target: Any) -> trio.abc.Stream:
+        if h.connect_error is not None:
+            raise h.connect_error
         client_end, server_end = trio.testing.memory_stream_pair()
 
         async def serve() -> None:
-            request = await wrap_server_stream(h.nursery, server_end)
-            await h.agent.handle(request)
+            try:
+                request = await wrap_server_stream(h.nursery, server_end)
+                await (h.agent_handler or h.agent.handle)(request)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed):
+                pass  # the bot went away (crash, cancel): not the test's concern
 
         h.nursery.start_soon(serve)
         return client_end
 
+    dead = trio.Event()  # set: this app "crashed"; its requests never reach the server
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if dead.is_set():
+            await trio.sleep_forever()
+        return await h.hs.handle(request)
+
     app = BotApp(
-        config, registry, transport=h.hs.transport(), agent_connector=connector, store_inline=True
+        config,
+        registry,
+        transport=httpx.MockTransport(handle),
+        agent_connector=connector,
+        store_inline=True,
     )
+    h.kill_transport = dead.set
     h.app = app
     done = trio.Event()
     h.app_done = done
+    scope = trio.CancelScope()
+    h.app_scope = scope
 
     async def run() -> None:
         try:
-            await app.run()
+            with scope:
+                await app.run()
+        except Exception:
+            if not h.crashed:
+                raise
         finally:
+            dead.set()
             done.set()
 
     h.nursery.start_soon(run)
     await app.wait_ready()
+    h.crashed = False
 
 
 @pytest.fixture

@@ -42,8 +42,19 @@ INVITE_STATE_TYPES = (
     "m.room.encryption",
 )
 
-DEFAULT_VERSIONS = ("v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8",
-                    "v1.9", "v1.10", "v1.11")  # fmt: skip
+DEFAULT_VERSIONS = (
+    "v1.1",
+    "v1.2",
+    "v1.3",
+    "v1.4",
+    "v1.5",
+    "v1.6",
+    "v1.7",
+    "v1.8",
+    "v1.9",
+    "v1.10",
+    "v1.11",
+)
 
 
 class FakeHomeserverError(Exception):
@@ -95,9 +106,10 @@ class _Room:
 
     def joined(self) -> list[str]:
         return [
-            key for (etype, key), ev in self.state.items()
+            key
+            for (etype, key), ev in self.state.items()
             if etype == "m.room.member" and ev["content"].get("membership") == "join"
-        ]  # fmt: skip
+        ]
 
 
 @attrs.define
@@ -349,9 +361,13 @@ class FakeHomeserver:
         return self._append(room, user_id, event_type, content, state_key=state_key)["event_id"]
 
     def invite_as(
-        self, inviter: FakeUser | str, room_id: str, target: FakeUser | str, *,
+        self,
+        inviter: FakeUser | str,
+        room_id: str,
+        target: FakeUser | str,
+        *,
         is_direct: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """``inviter`` invites ``target`` (errors as the server would answer them)."""
         self._do_invite(self._room(room_id), self._uid(inviter), self._uid(target), is_direct)
 
@@ -393,9 +409,10 @@ class FakeHomeserver:
         """Events of ``event_type`` sent by ``user`` in the room, in order."""
         user_id = self._uid(user)
         return [
-            e for e in self.timeline(room_id)
+            e
+            for e in self.timeline(room_id)
             if isinstance(e, dict) and e.get("sender") == user_id and e.get("type") == event_type
-        ]  # fmt: skip
+        ]
 
     def state_content(self, room_id: str, event_type: str, state_key: str = "") -> JsonDict | None:
         event = self._room(room_id).state.get((event_type, state_key))
@@ -502,23 +519,35 @@ class FakeHomeserver:
         if preset == "trusted_private_chat":
             users.update({u: 100 for u in invitees})
         power = {
-            "users": users, "users_default": 0, "events": {}, "events_default": 0,
-            "state_default": 50, "ban": 50, "kick": 50, "redact": 50,
+            "users": users,
+            "users_default": 0,
+            "events": {},
+            "events_default": 0,
+            "state_default": 50,
+            "ban": 50,
+            "kick": 50,
+            "redact": 50,
             "invite": 50 if preset == "public_chat" else 0,
-        }  # fmt: skip
+        }
         power.update(body.get("power_level_content_override") or {})
         self._append(room, creator, "m.room.power_levels", power, state_key="")
         join_rule = "public" if preset == "public_chat" else "invite"
         self._append(room, creator, "m.room.join_rules", {"join_rule": join_rule}, state_key="")
         self._append(
-            room, creator, "m.room.history_visibility", {"history_visibility": "shared"},
+            room,
+            creator,
+            "m.room.history_visibility",
+            {"history_visibility": "shared"},
             state_key="",
-        )  # fmt: skip
+        )
         for event in body.get("initial_state") or []:
             self._append(
-                room, creator, event["type"], event.get("content") or {},
+                room,
+                creator,
+                event["type"],
+                event.get("content") or {},
                 state_key=event.get("state_key", ""),
-            )  # fmt: skip
+            )
         if body.get("name") is not None:
             self._append(room, creator, "m.room.name", {"name": body["name"]}, state_key="")
         if body.get("topic") is not None:
@@ -685,29 +714,49 @@ class FakeHomeserver:
             ("GET", f"{c3}/rooms/{{roomId}}/joined_members", self._h_members, True),
             ("GET", f"{c3}/rooms/{{roomId}}/state", self._h_state_all, True),
             ("GET", f"{c3}/rooms/{{roomId}}/state/{{eventType}}", self._h_state_get, True),
-            ("GET", f"{c3}/rooms/{{roomId}}/state/{{eventType}}/{{stateKey}}",
-             self._h_state_get, True),
+            (
+                "GET",
+                f"{c3}/rooms/{{roomId}}/state/{{eventType}}/{{stateKey}}",
+                self._h_state_get,
+                True,
+            ),
             ("PUT", f"{c3}/rooms/{{roomId}}/state/{{eventType}}", self._h_state_put, True),
-            ("PUT", f"{c3}/rooms/{{roomId}}/state/{{eventType}}/{{stateKey}}",
-             self._h_state_put, True),
+            (
+                "PUT",
+                f"{c3}/rooms/{{roomId}}/state/{{eventType}}/{{stateKey}}",
+                self._h_state_put,
+                True,
+            ),
             ("GET", f"{c3}/profile/{{userId}}/displayname", self._h_profile_get, False),
             ("PUT", f"{c3}/profile/{{userId}}/displayname", self._h_profile_put, True),
             ("PUT", f"{c3}/rooms/{{roomId}}/send/{{eventType}}/{{txnId}}", self._h_send, True),
             ("PUT", f"{c3}/rooms/{{roomId}}/redact/{{eventId}}/{{txnId}}", self._h_redact, True),
             ("PUT", f"{c3}/rooms/{{roomId}}/typing/{{userId}}", self._h_typing, True),
-            ("POST", f"{c3}/rooms/{{roomId}}/receipt/{{receiptType}}/{{eventId}}",
-             self._h_receipt, True),
+            (
+                "POST",
+                f"{c3}/rooms/{{roomId}}/receipt/{{receiptType}}/{{eventId}}",
+                self._h_receipt,
+                True,
+            ),
             ("GET", f"{c3}/rooms/{{roomId}}/messages", self._h_messages, True),
             ("POST", f"{m3}/upload", self._h_upload, True),
             ("GET", f"{c1}/media/download/{{server}}/{{mediaId}}", self._h_download_v1, True),
-            ("GET", f"{c1}/media/download/{{server}}/{{mediaId}}/{{fileName}}",
-             self._h_download_v1, True),
+            (
+                "GET",
+                f"{c1}/media/download/{{server}}/{{mediaId}}/{{fileName}}",
+                self._h_download_v1,
+                True,
+            ),
             ("GET", f"{m3}/download/{{server}}/{{mediaId}}", self._h_download_legacy, False),
-            ("GET", f"{m3}/download/{{server}}/{{mediaId}}/{{fileName}}",
-             self._h_download_legacy, False),
+            (
+                "GET",
+                f"{m3}/download/{{server}}/{{mediaId}}/{{fileName}}",
+                self._h_download_legacy,
+                False,
+            ),
             ("GET", f"{c1}/media/config", self._h_config_v1, True),
             ("GET", f"{m3}/config", self._h_config_legacy, True),
-        ]  # fmt: skip
+        ]
         self._routes = [
             _Route(method, tuple(template.split("/")), handler, auth)
             for method, template, handler, auth in table
@@ -763,8 +812,9 @@ class FakeHomeserver:
 
     # -- handlers: filters and sync -----------------------------------------------------
 
-    async def _h_filter_post(self, *, session: _Session, userId: str, body: Any, **_: Any
-                             ) -> JsonDict:  # fmt: skip
+    async def _h_filter_post(
+        self, *, session: _Session, userId: str, body: Any, **_: Any
+    ) -> JsonDict:
         if userId != session.user_id:
             raise _HttpError(403, "M_FORBIDDEN", "Cannot create filters for other users")
         filter_id = str(next(self._ids))
@@ -847,9 +897,10 @@ class FakeHomeserver:
                 state = []
                 if newly:  # full state for a room that is new to this user
                     state = [
-                        self._render(_Entry(0, ev), session) for ev in room.state.values()
+                        self._render(_Entry(0, ev), session)
+                        for ev in room.state.values()
                         if id(ev) not in timeline_ids
-                    ]  # fmt: skip
+                    ]
                 first_pos = shown[0].pos if shown else self._pos + 1
                 join[room.room_id] = {
                     "timeline": {
@@ -944,9 +995,15 @@ class FakeHomeserver:
         return copy.deepcopy(event["content"])
 
     async def _h_state_put(
-        self, *, session: _Session, roomId: str, eventType: str, body: Any,
-        stateKey: str = "", **_: Any,
-    ) -> JsonDict:  # fmt: skip
+        self,
+        *,
+        session: _Session,
+        roomId: str,
+        eventType: str,
+        body: Any,
+        stateKey: str = "",
+        **_: Any,
+    ) -> JsonDict:
         room = self._joined_room(roomId, session)
         content = self._object(body)
         current = room.state.get((eventType, stateKey))
@@ -957,9 +1014,6 @@ class FakeHomeserver:
         ):
             return {"event_id": current["event_id"]}  # Synapse deduplicates identical state
         self._check_size(eventType, content)
-        if eventType == "m.room.member":
-            # membership through state PUT is allowed but not validated here
-            pass
         event = self._append(room, session.user_id, eventType, content, state_key=stateKey)
         return {"event_id": event["event_id"]}
 
@@ -969,8 +1023,9 @@ class FakeHomeserver:
             raise _HttpError(404, "M_NOT_FOUND", "Profile was not found")
         return {} if user.displayname is None else {"displayname": user.displayname}
 
-    async def _h_profile_put(self, *, session: _Session, userId: str, body: Any, **_: Any
-                             ) -> JsonDict:  # fmt: skip
+    async def _h_profile_put(
+        self, *, session: _Session, userId: str, body: Any, **_: Any
+    ) -> JsonDict:
         if userId != session.user_id:
             raise _HttpError(403, "M_FORBIDDEN", "Cannot set another user's profile")
         name = self._object(body).get("displayname")
@@ -1007,10 +1062,13 @@ class FakeHomeserver:
         room = self._joined_room(roomId, session)
         content = dict(self._object(body))
         target = next(
-            (e.event for e in room.entries
-             if isinstance(e.event, dict) and e.event.get("event_id") == eventId),
+            (
+                e.event
+                for e in room.entries
+                if isinstance(e.event, dict) and e.event.get("event_id") == eventId
+            ),
             None,
-        )  # fmt: skip
+        )
         if target is None:
             raise _HttpError(404, "M_NOT_FOUND", "Event not found")
         event = self._append(
@@ -1071,8 +1129,9 @@ class FakeHomeserver:
 
     # -- handlers: media ------------------------------------------------------------------------
 
-    async def _h_upload(self, *, query: dict[str, str], request: httpx.Request, **_: Any
-                        ) -> JsonDict:  # fmt: skip
+    async def _h_upload(
+        self, *, query: dict[str, str], request: httpx.Request, **_: Any
+    ) -> JsonDict:
         data = request.content
         if len(data) > self.upload_size:
             raise _HttpError(413, "M_TOO_LARGE", "Cannot upload files larger than the limit")

@@ -46,8 +46,10 @@ def parse_command(body: str) -> Command | None:
     text = body.strip()
     if not text.startswith("!") or len(text) < 2 or text[1].isspace():
         return None
-    first, _, rest = text.partition("\n")
-    word, _, args = first.partition(" ")
+    first = text.partition("\n")[0]
+    # Any whitespace separates the command word (a tab or NBSP too, not just " ").
+    word, *rest = first.split(None, 1)
+    args = rest[0] if rest else ""
     name = word[1:].lower()
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         return None
@@ -157,7 +159,7 @@ class Commands:
             await self.bot.store.unstage([f.id for f in files])
             await reply("removed_all", count=len(files))
             return
-        if not arg.isdigit():
+        if not (arg.isascii() and arg.isdigit()):  # "²".isdigit() is True, int() fails
             await reply("remove_usage")
             return
         n = int(arg)

@@ -48,7 +48,11 @@ def classify(batch: SyncBatch, policy: IntakePolicy) -> list[InboxItem]:
             continue
         items.append(
             InboxItem(
-                event_id=f"invite:{invite.room_id}:{batch.next_batch}",
+                # Keyed by the token the batch was *requested* with: a sync replayed
+                # after a crash (same since, possibly a newer next_batch because more
+                # events arrived meanwhile) yields the same key, so the inbox admits
+                # the invite once. A later re-invite arrives under a later token.
+                event_id=f"invite:{invite.room_id}:{batch.since or 'initial'}",
                 lane=f"invite:{inviter}",
                 room_id=invite.room_id,
                 sender=inviter,
@@ -80,7 +84,13 @@ def classify(batch: SyncBatch, policy: IntakePolicy) -> list[InboxItem]:
             continue
         if ev.sender == policy.own_user_id:
             continue
-        item = _classify_event(entry.room_id, ev, policy)
+        try:
+            item = _classify_event(entry.room_id, ev, policy)
+        except Exception:
+            # Malformed content must never stop the sync loop (it would stall the
+            # token and every room): skip the event with a log line.
+            log.warning("event_malformed", room_id=entry.room_id, event_id=ev.event_id)
+            continue
         if item is not None:
             items.append(item)
     return items
@@ -95,10 +105,14 @@ def _classify_event(room_id: str, ev: Any, policy: IntakePolicy) -> InboxItem | 
     if ev.type == "m.room.encrypted":
         return InboxItem(ev.event_id, lane, room_id, ev.sender, "encrypted", {})
     content = ev.content
+    if not isinstance(content, dict):
+        return None
     relates = content.get("m.relates_to")
     if isinstance(relates, dict) and relates.get("rel_type") == "m.replace":
         return None  # an edit is not a new prompt
     msgtype = content.get("msgtype")
+    if not isinstance(msgtype, str):
+        return None  # missing or malformed (a list is not even hashable for ``in``)
     if msgtype in MEDIA_TYPES:
         payload = {
             "msgtype": msgtype,

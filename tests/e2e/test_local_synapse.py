@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -94,7 +95,8 @@ async def test_admin_can_lift_a_users_ratelimit(synapse: LocalSynapse, make_user
         await synapse.lift_ratelimit(admin.access_token, user.user_id)
         async with httpx.AsyncClient(base_url=synapse.base_url) as http:
             response = await http.get(
-                synapse._override_url(user.user_id), headers=_auth(admin.access_token)
+                f"/_synapse/admin/v1/users/{quote(user.user_id)}/override_ratelimit",
+                headers=_auth(admin.access_token),
             )
     assert response.json() == {"messages_per_second": 0, "burst_count": 0}
 

@@ -1,0 +1,121 @@
+"""The configuration reference, generated from the config classes.
+
+``docs/configuration.md`` embeds :func:`render_reference` between two marker
+lines; a test fails when a field is added without a description or the docs are
+stale. Regenerate with ``python -m surfaces.config_reference --write``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import attrs
+
+from surfaces.config import LEGACY_ENV, Config, env_name
+
+BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m surfaces.config_reference --write) -->"
+END = "<!-- END GENERATED REFERENCE -->"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+HELP: dict[str, str] = {
+    "matrix.homeserver": "Homeserver base URL (http or https).",
+    "matrix.user_id": "The bot's MXID, `@bot:example.org`.",
+    "matrix.password": "Password login (with the fixed device id). One of password / access token.",
+    "matrix.access_token": "An existing access token instead of a password.",
+    "matrix.device_id": (
+        "Fixed device id: transaction ids are scoped per device, so keeping it stable keeps "
+        "retried sends exactly-once across restarts."
+    ),
+    "matrix.sync_long_poll_s": "Long-poll timeout of `/sync`.",
+    "agents.registry_path": (
+        "Agent registry YAML (see below). Unset: one agent `default` at `AGENT_BASE_URL` "
+        "with the workspace `workspace_dir`."
+    ),
+    "agents.default_base_url": "Base URL for agents without their own `base_url`.",
+    "agents.workspace_dir": (
+        "Bot-side root of agent workspaces; an agent's default workspace is "
+        "`{workspace_dir}/{agent id}`."
+    ),
+    "agents.connect_timeout_s": "Deadline to open the agent WebSocket.",
+    "agents.status_timeout_s": "Deadline for the agent's first frame (`STATUS`).",
+    "agents.first_text_timeout_s": "Deadline for the first text of a reply.",
+    "agents.idle_timeout_s": "Longest gap between two agent frames.",
+    "agents.total_timeout_s": "Longest whole turn.",
+    "agents.retries": "Automatic retries of a turn that failed before any text arrived.",
+    "agents.retry_base_s": "First retry delay (doubles per retry).",
+    "agents.max_frame_bytes": "Largest agent frame accepted (larger: protocol error).",
+    "bot.brand": "Brand word in Space names: `{brand} — {display name}`.",
+    "bot.locale": "Reply language: `ru` or `en`.",
+    "bot.allowed_users": (
+        "MXID glob patterns allowed to use the bot (comma-separated in the environment). "
+        "Empty: the bot's own homeserver only (`@*:server`)."
+    ),
+    "bot.room_queue_size": (
+        "Turns that may wait per room behind the running one; further messages are "
+        "rejected with one busy notice."
+    ),
+    "bot.max_file_bytes": "Largest file accepted from a user.",
+    "bot.shutdown_grace_s": "How long running turns may finish after SIGTERM/SIGINT.",
+    "bot.max_event_attempts": "Processing attempts of one event before it is marked failed.",
+    "streaming.first_edit_after_s": "Delay of the first edit after the reply's first message.",
+    "streaming.min_edit_interval_s": "Gap after the first edit; grows ×1.5 per edit.",
+    "streaming.max_edit_interval_s": "Largest gap between edits.",
+    "streaming.max_edits_per_message": "Edit cap per message (the final edit is extra).",
+    "streaming.idle_flush_s": "Pending text is shown after this pause in the agent stream.",
+    "streaming.typing_lease_s": "Typing notification lease (refreshed at 80 %).",
+    "log.format": "`console` or `json`.",
+    "log.level": "`debug`, `info`, `warning` or `error`.",
+    "ops.enabled": "Serve `/healthz`, `/readyz` and `/metrics`.",
+    "ops.host": "Address of the ops server.",
+    "ops.port": "Port of the ops server.",
+    "state_dir": "Where the SQLite state database lives (`surfaces.db`).",
+}
+
+
+def fields() -> list[tuple[str, str, object]]:
+    """(dotted name, environment name, default) for every config field."""
+    out: list[tuple[str, str, object]] = []
+    legacy = {v: k for k, v in LEGACY_ENV.items()}
+    for section in attrs.fields(Config):
+        if attrs.has(section.type):
+            for f in attrs.fields(section.type):
+                env = legacy.get((section.name, f.name)) or env_name(section.name, f.name)
+                out.append((f"{section.name}.{f.name}", env, f.default))
+        else:
+            env = legacy.get(("", section.name)) or env_name("", section.name)
+            out.append((section.name, env, section.default))
+    return out
+
+
+def _default(value: object) -> str:
+    if value is attrs.NOTHING:
+        return "**required**"
+    if value is None:
+        return "—"
+    if isinstance(value, tuple):
+        return "`[]`" if not value else f"`{list(value)}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def render_reference() -> str:
+    lines = ["| Field (YAML) | Environment | Default | Meaning |", "|---|---|---|---|"]
+    for name, env, default in fields():
+        lines.append(f"| `{name}` | `{env}` | {_default(default)} | {HELP[name]} |")
+    return "\n".join(lines)
+
+
+def splice(doc: str) -> str:
+    head, _, rest = doc.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{render_reference()}\n{END}{tail}"
+
+
+if __name__ == "__main__":  # pragma: no cover - developer tool
+    text = DOC.read_text(encoding="utf-8")
+    if "--write" in sys.argv:
+        DOC.write_text(splice(text), encoding="utf-8")
+    else:
+        print(render_reference())

@@ -1,0 +1,103 @@
+"""The fake homeserver itself: an end-to-end flow and its scripting helpers."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from matrix_client import edit_content, text_content
+from matrix_client.testing import FakeHomeserver, FakeHomeserverError, FakeUser, Fault
+
+
+async def test_invite_join_reply_flow(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, autojump_clock: trio.abc.Clock
+) -> None:
+    async with hs.user_client(bot) as client:
+        syncer = client.syncer(since=None, filter_id=None)
+        await syncer.next()
+        room = hs.invite_bot(bot, inviter=alice)
+        (invite,) = (await syncer.next()).invites
+        assert (invite.room_id, invite.inviter, invite.is_direct) == (room, alice.user_id, True)
+        await client.join(invite.room_id)
+        await syncer.next()  # our own join
+        hs.text_as(alice, room, "hello bot")
+        (item,) = (await syncer.next()).events
+        assert (item.event.sender, item.event.content["body"]) == (alice.user_id, "hello bot")
+        reply = await client.send_event(room, "m.room.message", text_content("…"), txn_id="a")
+        await client.send_event(room, "m.room.message", edit_content(reply, "hi Alice"), txn_id="b")
+    bodies = [m["content"]["body"] for m in hs.messages_from(bot, room)]
+    assert bodies == ["…", "* hi Alice"]
+
+
+async def test_alice_can_use_her_own_client(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, room: str, autojump_clock: trio.abc.Clock
+) -> None:
+    async with hs.user_client(alice) as alice_client:
+        event_id = await alice_client.send_event(
+            room, "m.room.message", text_content("from alice"), txn_id="x"
+        )
+    assert hs.timeline(room)[-1]["event_id"] == event_id
+    assert hs.requests[-1].user_id == alice.user_id
+
+
+def test_helpers_refuse_what_the_server_would_refuse(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser
+) -> None:
+    private = hs.create_room(alice)
+    with pytest.raises(FakeHomeserverError):
+        hs.send_as(bot, private, {"body": "x"})
+    with pytest.raises(FakeHomeserverError):
+        hs.join_as(bot, private)
+    with pytest.raises(FakeHomeserverError):
+        hs.register("alice")
+
+
+async def test_faults_match_method_and_pattern_and_are_used_in_order(
+    hs: FakeHomeserver, bot: FakeUser, room: str, autojump_clock: trio.abc.Clock
+) -> None:
+    hs.inject("GET", "/rooms/*/state/m.room.name/", Fault.delay(3))
+    hs.inject(None, "/joined_rooms", Fault.http_status(503), Fault.http_status(504))
+    assert hs.pending_faults() == 3
+    async with hs.user_client(bot) as client:
+        start = trio.current_time()
+        assert await client.get_state_event(room, "m.room.name") == {"name": "Work"}
+        assert trio.current_time() - start == pytest.approx(3.0)
+        await client.joined_rooms()
+    assert hs.pending_faults() == 0
+    assert [r.fault for r in hs.requests_to("GET", "/joined_rooms")] == [
+        "response",
+        "response",
+        None,
+    ]
+
+
+async def test_login_to_the_same_device_replaces_its_token_and_keeps_txn_scope(
+    hs: FakeHomeserver, bot: FakeUser, room: str, autojump_clock: trio.abc.Clock
+) -> None:
+    old_token = bot.access_token
+    async with hs.client() as client:
+        await client.login_password("bot", "password", device_id=bot.device_id)
+        assert client.access_token != old_token
+        first = await client.send_event(room, "m.room.message", {"body": "a"}, txn_id="same")
+    async with hs.client() as client:  # a restart: new token, same device
+        await client.login_password("bot", "password", device_id=bot.device_id)
+        again = await client.send_event(room, "m.room.message", {"body": "a"}, txn_id="same")
+    assert again == first
+    assert len(hs.messages_from(bot, room)) == 1
+
+
+async def test_long_poll_wakes_up_for_an_invite(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, autojump_clock: trio.abc.Clock
+) -> None:
+    async with hs.user_client(bot) as client, trio.open_nursery() as nursery:
+        first = await client.sync(since=None, timeout_ms=0)
+
+        async def invite_later() -> None:
+            await trio.sleep(4)
+            hs.invite_bot(bot, inviter=alice)
+
+        nursery.start_soon(invite_later)
+        start = trio.current_time()
+        response = await client.sync(since=first.next_batch, timeout_ms=30_000)
+        assert trio.current_time() - start == pytest.approx(4.0)
+    assert len(response.rooms.invite) == 1

@@ -1,0 +1,73 @@
+"""Helpers for turn tests (imported by conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import trio
+
+from matrix_client.testing import FakeUser
+from surfaces.i18n import t
+
+ORIGIN_MS = 1_700_000_000_000
+
+
+@attrs.define
+class Chat:
+    """Alice's first chat room, and helpers to talk in it."""
+
+    h: Any  # BotHarness
+    user: FakeUser
+    room: str
+    welcome: int  # bot messages that precede the test (welcome etc.)
+
+    async def say(self, body: str, settle: float = 30.0) -> str:
+        event_id = self.h.hs.text_as(self.user, self.room, body)
+        await self.h.settle(settle)
+        return event_id
+
+    def replies(self) -> list[str]:
+        """The bot's visible messages after the welcome, edits applied."""
+        return self.h.bot_texts(self.room)[self.welcome :]
+
+    def messages(self) -> list[dict[str, Any]]:
+        return self.h.bot_messages(self.room)[self.welcome :]
+
+    def events(self) -> list[dict[str, Any]]:
+        """Raw bot events (messages and edits) after the welcome."""
+        return self.h.bot_events(self.room)[self._welcome_events :]
+
+    _welcome_events: int = 0
+
+    def t(self, key: str, **fields: Any) -> str:
+        return t(self.h.app.config.bot.locale, key, **fields)
+
+    def mark(self) -> None:
+        """Forget what the bot has sent so far (replies()/events() start here)."""
+        self.welcome = len(self.h.bot_texts(self.room))
+        self._welcome_events = len(self.h.bot_events(self.room))
+
+    def typing_log(self) -> list[bool]:
+        bot = self.h.bot_user.user_id
+        return [on for room, user, on in self.h.hs.typing_log if room == self.room and user == bot]
+
+
+def ts(event: dict[str, Any]) -> float:
+    """The virtual time (s) at which the fake homeserver stored ``event``."""
+    return (event["origin_server_ts"] - ORIGIN_MS) / 1000
+
+
+def is_edit(event: dict[str, Any]) -> bool:
+    rel = event["content"].get("m.relates_to") or {}
+    return rel.get("rel_type") == "m.replace"
+
+
+async def wait_for(predicate, *, step: float = 0.05, limit: float = 600.0) -> float:
+    """Advance virtual time until ``predicate()``; returns the time it took."""
+    start = trio.current_time()
+    while not predicate():
+        if trio.current_time() - start > limit:
+            raise AssertionError("condition not reached")
+        await trio.sleep(step)
+    return trio.current_time() - start
