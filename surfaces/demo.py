@@ -260,10 +260,12 @@ class Script:
         shown: list[str] = []
         original: str | None = None
         current = ""
+        done = 0  # bot messages already looked at
 
         def progress() -> bool:
-            nonlocal original, current
-            for e in self.bot_messages(mark, room_id):
+            nonlocal original, current, done
+            messages = self.bot_messages(mark, room_id)
+            for e in messages[done:]:
                 content = e.content
                 relates = content.get("m.relates_to") or {}
                 if original is None:
@@ -274,6 +276,7 @@ class Script:
                 if current and (not shown or shown[-1] != current):
                     shown.append(current)
                     self.tr.detail(f"bot (streaming): {_short(current)}")
+            done = len(messages)
             return False
 
         def typing_over() -> bool:

@@ -63,10 +63,13 @@ class Workspaces:
         bot = self.bot
         async with self.lock(user_id):
             user = await bot.store.get_user(user_id)
-            fresh = user is None or user.space_id is None
+            fresh = not await self._provisioned(user)
             user = await self._ensure_user(user_id, dm_room_id, user)
-            if encrypted and await bot.store.set_user_flag(user_id, "encrypted_dm_notice"):
+            if encrypted and not user.flags.get("encrypted_dm_notice"):
+                # Notice first, flag after: a crash in between re-runs this item with
+                # the same txn id, so the outbox still sends the notice only once.
                 await bot.notice(dm_room_id, "dm_encrypted", txn_id=f"{key}.enc")
+                await bot.store.set_user_flag(user_id, "encrypted_dm_notice")
             if fresh:
                 space_id = await self.ensure_space(user)
                 chat = await self._first_chat(user_id)
@@ -109,6 +112,22 @@ class Workspaces:
             return await self._create_chat_locked(owner, name, key=key)
 
     # ---- users and spaces ------------------------------------------------
+
+    async def _provisioned(self, user: UserRecord | None) -> bool:
+        """Whether first contact finished: a Space *and* the first chat.
+
+        Not just "has a Space": when the first chat's creation failed or its
+        response was lost (then a restart), the re-run must finish the *same*
+        first chat (``C1``, its intent's platform id, the welcome, the
+        "workspace ready" reply), not treat the user as provisioned and open a
+        second chat. A user rebuilt from Matrix by reconciliation has no intent
+        but has chats."""
+        if user is None or user.space_id is None:
+            return False
+        first = await self.bot.store.intent_by_key(f"first:{user.user_id}")
+        if first is not None:
+            return first.status == "done"
+        return bool(await self.bot.store.chats_of(user.user_id, status=None))
 
     async def _ensure_user(
         self, user_id: str, dm_room_id: str | None, user: UserRecord | None
@@ -164,14 +183,36 @@ class Workspaces:
     # ---- chats -----------------------------------------------------------
 
     async def _first_chat(self, owner: str) -> ChatRecord:
-        chats = await self.bot.store.chats_of(owner)
-        if chats:
-            return chats[0]
-        return await self._create_chat_locked(owner, None, key=f"first:{owner}", welcome=True)
+        key = f"first:{owner}"
+        if await self.bot.store.intent_by_key(key) is None:
+            chats = await self.bot.store.chats_of(owner)
+            if chats:
+                return chats[0]  # rebuilt from Matrix (no intent survives a lost database)
+        # With an intent, always go through it: a room reconciliation already put
+        # into the database still needs its Space link and the intent completed.
+        return await self._create_chat_locked(owner, None, key=key, welcome=True)
 
     async def _create_chat_locked(
         self, owner: str, name: str | None, *, key: str, welcome: bool = False
     ) -> ChatRecord:
+        chat = await self._chat_for_key(owner, name, key=key)
+        if welcome:
+            # Sent on every path (created, adopted after a lost response, re-run):
+            # the txn id makes it exactly-once.
+            user = await self.bot.store.get_user(owner)
+            await self.bot.outbox.send(
+                PendingSend(
+                    chat.room_id,
+                    f"welcome.{chat.room_id}",
+                    "m.room.message",
+                    text_content(
+                        self.bot.t("welcome", name=user.display_name if user else owner)
+                    ),
+                )
+            )
+        return chat
+
+    async def _chat_for_key(self, owner: str, name: str | None, *, key: str) -> ChatRecord:
         bot = self.bot
         intent = await bot.store.intent_by_key(key)
         if intent is not None:
@@ -188,16 +229,19 @@ class Workspaces:
             if found:
                 log.info("chat_adopted", owner=owner, chat_id=intent.local_id, room_id=found)
                 return await self._finish_chat(intent, found)
-            return await self._create_from_intent(intent, welcome=welcome)
+            return await self._create_from_intent(intent)
         spec, _ = bot.registry.for_user(owner)
         intent = await bot.store.add_chat_intent(owner, name, spec.id, key)
-        return await self._create_from_intent(intent, welcome=welcome)
+        return await self._create_from_intent(intent)
 
-    async def _create_from_intent(self, intent: Intent, *, welcome: bool) -> ChatRecord:
+    async def _create_from_intent(self, intent: Intent) -> ChatRecord:
         bot = self.bot
         user = await bot.store.get_user(intent.owner)
-        assert user is not None and user.space_id is not None
-        assert intent.local_id and intent.agent_id and intent.platform_chat_id
+        assert user is not None
+        assert user.space_id is not None
+        assert intent.local_id
+        assert intent.agent_id
+        assert intent.platform_chat_id
         number = intent.local_id[1:]
         name = intent.name or bot.t("first_chat_name", n=number)
         content = chat_content(
@@ -229,21 +273,14 @@ class Workspaces:
             room_id=room_id,
             platform_chat_id=intent.platform_chat_id,
         )
-        if welcome:
-            await bot.outbox.send(
-                PendingSend(
-                    room_id,
-                    f"welcome.{room_id}",
-                    "m.room.message",
-                    text_content(bot.t("welcome", name=user.display_name)),
-                )
-            )
         return chat
 
     async def _finish_chat(self, intent: Intent, room_id: str) -> ChatRecord:
         bot = self.bot
         user = await bot.store.get_user(intent.owner)
-        assert user is not None and intent.local_id and intent.agent_id
+        assert user is not None
+        assert intent.local_id
+        assert intent.agent_id
         assert intent.platform_chat_id
         chat = ChatRecord(
             room_id=room_id,
@@ -290,7 +327,9 @@ class Workspaces:
                 await self.bot.matrix.invite(room_id, user_id)
             except MatrixError as exc:
                 # Already joined, or the room is gone: log and go on with the others.
-                log.info("reinvite_skipped", room_id=room_id, status=exc.status, errcode=exc.errcode)
+                log.info(
+                    "reinvite_skipped", room_id=room_id, status=exc.status, errcode=exc.errcode
+                )
 
     async def _find_room(self, event_type: str, match) -> str | None:
         """Look through the bot's rooms for one whose ``event_type`` state matches."""
