@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import attrs
@@ -548,7 +548,7 @@ class AgentClient:
         chat_id: str,
         text: str,
         attachments: Sequence[str] = (),
-    ) -> Any:
+    ) -> AbstractAsyncContextManager[Turn]:
         """``async with client.turn(...) as turn: async for event in turn: ...``.
 
         Entering connects (with retries), waits for STATUS and sends USER_MESSAGE;

@@ -21,8 +21,8 @@ What it does, printing a transcript as it goes:
 Exit codes: 0 when every step succeeded; 1 when a step failed (the transcript names
 it); 130 when interrupted before the script finished.
 
-State directory layout (a temporary directory, deleted at exit unless ``--keep``; a
-given ``--state-dir`` is always kept and can be reused)::
+State directory layout (a temporary directory, deleted at exit unless ``--keep`` or a
+step failed; a given ``--state-dir`` is always kept and can be reused)::
 
     synapse/            homeserver database, media, logs (homeserver.log)
     bot/                the bot's SQLite state (SURFACES_STATE_DIR)
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import secrets
 import shutil
 import signal
@@ -74,9 +75,25 @@ AGENT_CHUNK_DELAY_S = 0.6
 # A reply is complete once the bot stopped typing and sent nothing for this long
 # (its final edit follows the end of typing at once).
 REPLY_QUIET_S = 1.5
-# ...or, if the typing notifications were missed, after this long without an edit.
-REPLY_QUIET_NO_TYPING_S = 6.0
+# ...or, when no typing was seen (a very short turn), after this long without an edit
+# (longer than the edit interval of the bot's throttle while the agent streams).
+REPLY_QUIET_NO_TYPING_S = 2.5
 SHOW_CHARS = 160
+
+USER_LINES = {
+    "ru": {
+        "hello": "Привет! Расскажи, что ты умеешь?",
+        "notes": "Заметки для агента: купить молоко, дописать отчёт.",
+        "what_file": "Что в приложенном файле?",
+        "report": "Отчёт демо: всё работает.",
+    },
+    "en": {
+        "hello": "Hi! What can you do?",
+        "notes": "Notes for the agent: buy milk, finish the report.",
+        "what_file": "What is in the attached file?",
+        "report": "Demo report: everything works.",
+    },
+}
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -162,26 +179,28 @@ class Observer:
     timeline: list[tuple[str, RoomEvent]] = attrs.Factory(list)
     invites: dict[str, dict[str, dict[str, Any]]] = attrs.Factory(dict)  # room -> type -> content
     typing: dict[str, set[str]] = attrs.Factory(dict)
-    typing_seen: list[tuple[str, str]] = attrs.Factory(list)  # (room, user) typing on, ever
+    # (timeline length when it arrived, room, users typing): every m.typing update
+    typing_updates: list[tuple[int, str, frozenset[str]]] = attrs.Factory(list)
     _changed: trio.Event = attrs.Factory(trio.Event)
-    last_change: float = 0.0
+    last_event_at: dict[tuple[str, str], float] = attrs.Factory(dict)  # (room, sender) -> time
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         syncer = self.client.syncer(since=None, filter_id=None, long_poll_ms=10_000)
         first = True
         while True:
             batch = await syncer.next()
+            now = trio.current_time()
             for item in batch.events:
                 self.timeline.append((item.room_id, item.event))
+                self.last_event_at[(item.room_id, item.event.sender)] = now
             for invite in batch.invites:
                 self.invites[invite.room_id] = {s.type: s.content for s in invite.state}
             for room_id, joined in batch.response.rooms.join.items():
                 for ephemeral in joined.ephemeral.events:
                     if ephemeral.get("type") == "m.typing":
-                        users = set(ephemeral.get("content", {}).get("user_ids", []))
-                        self.typing[room_id] = users
-                        self.typing_seen.extend((room_id, u) for u in users)
-            self.last_change = trio.current_time()
+                        users = frozenset(ephemeral.get("content", {}).get("user_ids", []))
+                        self.typing[room_id] = set(users)
+                        self.typing_updates.append((len(self.timeline), room_id, users))
             self._changed.set()
             self._changed = trio.Event()
             if first:
@@ -195,13 +214,9 @@ class Observer:
                 return result
             await self._changed.wait()
 
-    async def sleep_until_quiet(self, quiet_s: float) -> None:
-        """Return once no sync batch brought anything new for ``quiet_s``."""
-        while True:
-            remaining = self.last_change + quiet_s - trio.current_time()
-            if remaining <= 0:
-                return
-            await trio.sleep(remaining)
+    async def changed(self) -> None:
+        """Wait for the next sync batch."""
+        await self._changed.wait()
 
     def mark(self) -> int:
         return len(self.timeline)
@@ -228,12 +243,19 @@ class Script:
     room: str | None = None
 
     def msg(self, key: str, **fields: Any) -> str:
+        """A bot text from the catalogue (to recognise the bot's answers)."""
         return t(self.locale, key, **fields)
+
+    def say(self, key: str) -> str:
+        """What the demo user writes, in the demo's locale."""
+        return USER_LINES.get(self.locale, USER_LINES["en"])[key]
 
     async def send_text(self, room_id: str, body: str) -> int:
         mark = self.observer.mark()
         self.tr.detail(f"you: {body}")
-        await self.user.send_event(room_id, "m.room.message", text_content(body), txn_id=new_txn_id())
+        await self.user.send_event(
+            room_id, "m.room.message", text_content(body), txn_id=new_txn_id()
+        )
         return mark
 
     def bot_messages(self, mark: int, room_id: str) -> list[RoomEvent]:
@@ -252,7 +274,7 @@ class Script:
             return None
 
         body = await self.observer.wait_for(found)
-        self.tr.detail(f"bot (notice): {_short(body)}")
+        self.tr.detail(f"bot (notice): {body}")
         return body
 
     async def wait_reply(self, mark: int, room_id: str) -> str:
@@ -279,25 +301,30 @@ class Script:
             done = len(messages)
             return False
 
-        def typing_over() -> bool:
+        def quiet_needed() -> float | None:
+            """How long the room must stay quiet for the reply to count as complete;
+            None while the bot is still typing."""
+            # The bot types from the start of the turn and stops just before its final
+            # edit. A short turn may start and stop typing between two syncs (or before
+            # the typing request went out), so no typing at all is possible too.
+            updates = [u for i, r, u in self.observer.typing_updates if r == room_id and i >= mark]
+            if updates and self.bot_id in updates[-1]:
+                return None
+            if any(self.bot_id in u for u in updates):
+                return REPLY_QUIET_S
+            return REPLY_QUIET_NO_TYPING_S
+
+        while True:
             progress()
-            if original is None:
-                return False
-            was_typing = (room_id, self.bot_id) in self.observer.typing_seen
-            return was_typing and self.bot_id not in self.observer.typing.get(room_id, set())
-
-        async def watch() -> None:
-            await self.observer.wait_for(progress)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch)
-            with trio.move_on_after(REPLY_QUIET_NO_TYPING_S * 4):
-                await self.observer.wait_for(lambda: original is not None)
-                with trio.move_on_after(REPLY_QUIET_NO_TYPING_S * 3) as typing_scope:
-                    await self.observer.wait_for(typing_over)
-                quiet = REPLY_QUIET_NO_TYPING_S if typing_scope.cancelled_caught else REPLY_QUIET_S
-                await self.observer.sleep_until_quiet(quiet)
-            nursery.cancel_scope.cancel()
+            remaining = math.inf
+            needed = quiet_needed()
+            if original is not None and needed is not None:
+                last = self.observer.last_event_at.get((room_id, self.bot_id), 0.0)
+                remaining = last + needed - trio.current_time()
+                if remaining <= 0:
+                    break
+            with trio.move_on_after(remaining):
+                await self.observer.changed()
         progress()
         if original is None:
             raise StepFailed("the bot sent no reply")
@@ -340,7 +367,6 @@ class Script:
         self.space, self.room = await self.observer.wait_for(find)
         space_name = (self.observer.invites[self.space].get("m.room.name") or {}).get("name")
         self.tr.detail(f"invited to the Space «{space_name}» and to «{chat_name}»; joining both")
-        mark = self.observer.mark()
         await self.user.join(self.space)
         await self.user.join(self.room)
         welcome = self.msg("welcome", name="").split(",")[0]  # "Привет" / "Hi"
@@ -350,18 +376,19 @@ class Script:
                 (
                     e.content.get("body")
                     for r, e in self.observer.timeline
-                    if r == room and e.sender == self.bot_id and e.type == "m.room.message"
+                    if r == room
+                    and e.sender == self.bot_id
+                    and e.type == "m.room.message"
                     and e.content.get("body", "").startswith(welcome)
                 ),
                 None,
             )
         )
-        del mark
         self.tr.detail(f"bot: {_short(body)}")
 
     async def streamed_reply(self) -> None:
         assert self.room
-        mark = await self.send_text(self.room, "Привет! Расскажи, что ты умеешь?")
+        mark = await self.send_text(self.room, self.say("hello"))
         await self.wait_reply(mark, self.room)
 
     async def new_chat(self) -> None:
@@ -380,7 +407,7 @@ class Script:
 
     async def file_to_agent(self) -> None:
         assert self.room
-        data = "Заметки для агента: купить молоко, дописать отчёт.\n".encode()
+        data = (self.say("notes") + "\n").encode()
         self.tr.detail(f"you: upload notes.txt ({len(data)} bytes) and send it as m.file")
         url = await self.user.upload(data, content_type="text/plain", filename="notes.txt")
         mark = self.observer.mark()
@@ -394,14 +421,16 @@ class Script:
         await self.user.send_event(self.room, "m.room.message", content, txn_id=new_txn_id())
         staged = self.msg("file_staged", name="\x00", size="").split("\x00")[0]
         await self.wait_notice(mark, self.room, lambda body: body.startswith(staged))
-        mark = await self.send_text(self.room, "Что в приложенном файле?")
+        mark = await self.send_text(self.room, self.say("what_file"))
         reply = await self.wait_reply(mark, self.room)
-        if "notes.txt" not in reply:
-            raise StepFailed("the agent's reply does not list notes.txt as an attachment")
+        # The agent lists what it received ("Attachments (1): incoming/notes.txt (92
+        # bytes)"); on a reused state dir the name may be "notes (1).txt".
+        if "Attachments (1)" not in reply or "notes" not in reply:
+            raise StepFailed("the agent's reply does not list the file as an attachment")
 
     async def file_from_agent(self) -> None:
         assert self.room
-        text = "Отчёт демо: всё работает."
+        text = self.say("report")
         mark = await self.send_text(self.room, f"/file report.txt {text}")
         room = self.room
 
@@ -516,7 +545,9 @@ class Demo:
             async for _ in signals:
                 count += 1
                 if count == 1:
-                    self.tr.line("\nstopping: bot (graceful), agent, Synapse… (Ctrl-C again to hurry)")
+                    self.tr.line(
+                        "\nstopping: bot (graceful), agent, Synapse… (Ctrl-C again to hurry)"
+                    )
                     self.interrupted = not self.script_done
                     self.shutdown.set()
                     self.script_scope.cancel()
@@ -640,6 +671,11 @@ class Demo:
             tr.line(f"demo: FAILED at step «{failed}» ({ok} steps succeeded before it)")
             log_path = self.root / "bot.log"
             if not self.opts.verbose:
+                errors = _error_lines(log_path)
+                if errors:
+                    tr.line("      last errors in the bot log:")
+                    for row in errors:
+                        tr.line(f"        {_short(row, 300)}")
                 tr.line(f"      bot log: {log_path}")
 
     def _login_help(self, hs_url: str, demo_id: str, password: str) -> None:
@@ -685,11 +721,27 @@ async def run_demo(opts: DemoOptions, out: TextIO) -> int:
     finally:
         if log_file is not None:
             log_file.close()
-        if owned and not opts.keep:
+        # A failed run keeps its temporary state: the logs are what the reader needs.
+        if owned and not opts.keep and code != EXIT_FAILED:
             shutil.rmtree(root, ignore_errors=True)
         elif owned:
-            demo.tr.line(f"state kept in {root}")
+            demo.tr.line(f"state kept in {root} (delete it when done)")
     return code
+
+
+def _error_lines(path: Path, limit: int = 5) -> list[str]:
+    """The last error lines of the bot log, with the exception line that follows each
+    traceback (what a reader of a failed demo needs first)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    picked = [
+        row
+        for row in lines
+        if "[error" in row or (row[:1].isalpha() and "Error: " in row and " " not in row[:5])
+    ]
+    return picked[-limit:]
 
 
 def _leaves(errors: Any) -> Iterator[BaseException]:

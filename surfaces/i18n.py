@@ -24,7 +24,9 @@ _RU: dict[str, str] = {
         "Общение идёт в рабочих чатах, не здесь."
     ),
     "dm_reinvited": "Приглашения в пространство и {count} чат(ов) отправлены повторно.",
-    "dm_reinvited_new_chat": "Активных чатов не было — создан новый: {chat}. Приглашения отправлены.",
+    "dm_reinvited_new_chat": (
+        "Активных чатов не было — создан новый: {chat}. Приглашения отправлены."
+    ),
     "dm_encrypted": (
         "Этот диалог зашифрован, а я работаю только в незашифрованных комнатах, "
         "которые создал сам. Пиши в чатах своего пространства."
@@ -35,7 +37,9 @@ _RU: dict[str, str] = {
     "chats_empty": "Активных чатов нет. !new создаст новый.",
     "rename_usage": "Использование: !rename <новое имя>",
     "renamed": "Чат переименован: {name}",
-    "archived": "Чат {chat_id} архивирован. Память агента сохранена; новый чат — !new в любом чате.",
+    "archived": (
+        "Чат {chat_id} архивирован. Память агента сохранена; новый чат — !new в любом чате."
+    ),
     "archived_room": "Этот чат в архиве. Создай новый командой !new.",
     "context_reset": "Контекст сброшен.",
     "stop_none": "Сейчас нет запущенного ответа.",
@@ -98,7 +102,9 @@ _RU: dict[str, str] = {
     "agent_error": "Ошибка агента: {code}",
     "turn_failed": "Не удалось обработать сообщение. Попробуй ещё раз.",
     "message_truncated": "Сообщение слишком длинное: агенту ушли первые {limit} символов.",
-    "shutting_down": "Бот перезапускается — ответ прерван. Сообщение будет обработано после запуска.",
+    "shutting_down": (
+        "Бот перезапускается — ответ прерван. Сообщение будет обработано после запуска."
+    ),
     "phase_connect": "подключение",
     "phase_status": "ожидание готовности",
     "phase_first_text": "ожидание ответа",
@@ -195,7 +201,9 @@ _EN: dict[str, str] = {
     "agent_error": "Agent error: {code}",
     "turn_failed": "Could not process the message. Please try again.",
     "message_truncated": "The message is too long: the agent got its first {limit} characters.",
-    "shutting_down": "The bot is restarting — reply interrupted. The message is answered after restart.",
+    "shutting_down": (
+        "The bot is restarting — reply interrupted. The message is answered after restart."
+    ),
     "phase_connect": "connecting",
     "phase_status": "waiting for ready",
     "phase_first_text": "waiting for the reply",

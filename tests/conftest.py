@@ -99,6 +99,10 @@ class BotHarness:
         await self.app_done.wait()
         await start_app(self, **env)
 
+    async def start(self, **env: str) -> None:
+        """Start a new bot on the same state (after ``crash()``)."""
+        await start_app(self, **env)
+
     async def crash(self) -> None:
         """Kill the bot abruptly, as a crash would: no graceful path runs.
 

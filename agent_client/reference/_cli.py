@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from functools import partial
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import trio

@@ -139,7 +139,14 @@ class ReferenceAgent:
     chunk_delay_s: float = 0.02
     history: dict[str, list[str]] = attrs.Factory(dict)
     turns_served: int = 0
+    active_sessions: int = 0
     _skip_status: set[str] = attrs.Factory(set)
+    _sessions_changed: trio.Event = attrs.Factory(trio.Event)
+
+    async def wait_idle(self) -> None:
+        """Return once no connection is being served (tests: the client hung up)."""
+        while self.active_sessions:
+            await self._sessions_changed.wait()
 
     def __attrs_post_init__(self) -> None:
         self.workspace = Path(self.workspace).resolve()
@@ -154,6 +161,7 @@ class ReferenceAgent:
             return
         chat_id = match["chat"]
         ws = await request.accept()
+        self.active_sessions += 1
         try:
             await self._session(ws, chat_id)
         except ConnectionClosed as exc:
@@ -161,6 +169,10 @@ class ReferenceAgent:
         except _Reject as exc:
             log.info("reference_agent_bad_request", chat_id=chat_id, error=str(exc))
             await self._send(ws, "ERROR", code="BAD_REQUEST", details=str(exc))
+        finally:
+            self.active_sessions -= 1
+            self._sessions_changed.set()
+            self._sessions_changed = trio.Event()
 
     @staticmethod
     async def _send(ws: WebSocketConnection, ftype: str, **fields: Any) -> None:

@@ -23,8 +23,19 @@ log = structlog.get_logger(__name__)
 ALIASES = {"reset": "clear"}
 KNOWN = frozenset(
     {
-        "new", "chats", "rename", "archive", "clear", "stop", "yes", "no",
-        "list", "remove", "status", "help", "settings",
+        "new",
+        "chats",
+        "rename",
+        "archive",
+        "clear",
+        "stop",
+        "yes",
+        "no",
+        "list",
+        "remove",
+        "status",
+        "help",
+        "settings",
     }
 )
 CONTROL = frozenset({"stop", "status"})
@@ -181,9 +192,7 @@ class Commands:
             health = bot.t("health_down", code=exc.code)
         queued = max(0, self.lanes.pending(f"room:{chat.room_id}") - 1)
         if self.runner.running(chat.room_id):
-            turn = (
-                bot.t("status_turn_queued", n=queued) if queued else bot.t("status_turn_running")
-            )
+            turn = bot.t("status_turn_queued", n=queued) if queued else bot.t("status_turn_running")
         else:
             turn = bot.t("status_turn_idle")
         files = await bot.store.staged(chat.room_id, chat.owner)

@@ -45,9 +45,7 @@ class Bot:
     async def notice(self, room_id: str, key: str, *, txn_id: str, **fields: Any) -> str | None:
         """A durable ``m.notice`` (exactly once per ``txn_id``, also across restarts)."""
         content = notice_content(self.t(key, **fields))
-        return await self.outbox.send(
-            PendingSend(room_id, txn_id, "m.room.message", content)
-        )
+        return await self.outbox.send(PendingSend(room_id, txn_id, "m.room.message", content))
 
     async def notice_text(self, room_id: str, text: str, *, txn_id: str) -> str | None:
         return await self.outbox.send(

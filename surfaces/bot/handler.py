@@ -58,8 +58,9 @@ class EventHandler:
             return
         if item.sender != chat.owner:
             if await bot.store.set_chat_flag(chat.room_id, f"not_owner:{item.sender}"):
-                await bot.notice(chat.room_id, "not_owner", txn_id=f"{item.event_id}.r",
-                                 owner=chat.owner)
+                await bot.notice(
+                    chat.room_id, "not_owner", txn_id=f"{item.event_id}.r", owner=chat.owner
+                )
             return
         if item.kind == "encrypted":
             return  # our rooms are unencrypted; never loop on what we cannot read
@@ -74,8 +75,12 @@ class EventHandler:
             await self.commands.handle(item, chat, cmd)
         else:
             if item.payload.get("truncated"):
-                await bot.notice(chat.room_id, "message_truncated", txn_id=f"{item.event_id}.t",
-                                 limit=MAX_BODY_CHARS)
+                await bot.notice(
+                    chat.room_id,
+                    "message_truncated",
+                    txn_id=f"{item.event_id}.t",
+                    limit=MAX_BODY_CHARS,
+                )
             await self.runner.run(item, chat, body)
 
     async def _dm_event(self, item: InboxItem) -> None:

@@ -130,8 +130,7 @@ def _classify_event(room_id: str, ev: Any, policy: IntakePolicy) -> InboxItem | 
     body = body[:MAX_BODY_CHARS]
     cmd = parse_command(body)
     if cmd is not None and (
-        cmd.name in CONTROL
-        or (cmd.name in ("yes", "no") and policy.awaiting_confirmation(room_id))
+        cmd.name in CONTROL or (cmd.name in ("yes", "no") and policy.awaiting_confirmation(room_id))
     ):
         lane = f"ctl:{room_id}"
     kind = "command" if cmd is not None else "text"

@@ -8,6 +8,14 @@ keeps a room's messages in order); when the homeserver is down past the
 client's retry budget the row stays pending and the replayer task delivers it
 later, in order per room. Intermediate stream edits are *not* durable: losing
 one is harmless because the final edit, which is durable, carries everything.
+
+An edit may name its target by transaction id (``m.relates_to.event_id`` =
+``TXN_REF + txn_id``) when the target's event id is not known yet (its send was
+deferred or interrupted); the reference is resolved when the edit is sent, which
+is after the target (rows go out in order per room).
+
+While a row is being attempted inline the replayer leaves its room alone, so the
+two never race on the same room (order, and doubled retries under 429).
 """
 
 from __future__ import annotations
@@ -27,6 +35,18 @@ log = structlog.get_logger(__name__)
 # Errors that will not get better by retrying the same request.
 _PERMANENT_STATUSES = {400, 403, 404, 413}
 
+#: Prefix of an edit target given by transaction id (resolved at send time).
+TXN_REF = "txn:"
+
+
+def _txn_ref(content: dict) -> str | None:
+    rel = content.get("m.relates_to")
+    if isinstance(rel, dict):
+        target = rel.get("event_id")
+        if isinstance(target, str) and target.startswith(TXN_REF):
+            return target[len(TXN_REF) :]
+    return None
+
 
 @attrs.define
 class Outbox:
@@ -36,6 +56,7 @@ class Outbox:
     max_backoff_s: float = 60.0
     _blocked_rooms: set[str] = attrs.field(factory=set)
     _nudge: trio.Event = attrs.field(factory=trio.Event)
+    _inflight: dict[str, int] = attrs.field(factory=dict)  # room -> inline sends running
 
     async def send(self, send: PendingSend) -> str | None:
         """Persist then send. Returns the event id, or None if it is left for the
@@ -45,7 +66,13 @@ class Outbox:
             return row.event_id  # an earlier attempt (before a crash) already sent it
         if row.status == "failed":
             return None
-        event_id, _ = await self._attempt(row, inline=True)
+        self._inflight[row.room_id] = self._inflight.get(row.room_id, 0) + 1
+        try:
+            event_id, _ = await self._attempt(row, inline=True)
+        finally:
+            self._inflight[row.room_id] -= 1
+            if not self._inflight[row.room_id]:
+                del self._inflight[row.room_id]
         return event_id
 
     async def flush(self, sends: Iterable[PendingSend]) -> list[str | None]:
@@ -75,6 +102,18 @@ class Outbox:
         if inline and row.room_id in self._blocked_rooms:
             self._nudge.set()
             return None, "deferred"
+        content = row.content
+        ref = _txn_ref(content)
+        if ref is not None:
+            target = await self.store.sent_event_id(ref)
+            if target is None:
+                if any(r.txn_id == ref for r in await self.store.pending_outbox()):
+                    self._block(row, RuntimeError(f"edit target {ref} not sent yet"))
+                    return None, "deferred"
+                log.error("outbox_edit_target_failed", room_id=row.room_id, txn_id=row.txn_id)
+                await self.store.mark_sent(row.txn_id, None, status="failed")
+                return None, "failed"
+            content = {**content, "m.relates_to": {**content["m.relates_to"], "event_id": target}}
         try:
             if row.event_type == "m.room.redaction":
                 event_id = await self.matrix.redact(
@@ -82,7 +121,7 @@ class Outbox:
                 )
             else:
                 event_id = await self.matrix.send_event(
-                    row.room_id, row.event_type, row.content, txn_id=row.txn_id
+                    row.room_id, row.event_type, content, txn_id=row.txn_id
                 )
         except UnknownTokenError:
             raise
@@ -118,6 +157,12 @@ class Outbox:
         stuck: set[str] = set()
         for row in rows:
             if row.room_id in stuck:
+                continue
+            if row.room_id in self._inflight:
+                # A room worker is sending inline (and will finish its own rows in
+                # order); retrying the same rows here would only race with it.
+                if row.room_id in self._blocked_rooms:
+                    stuck.add(row.room_id)
                 continue
             _, outcome = await self._attempt(row, inline=False)
             if outcome == "deferred":

@@ -28,6 +28,7 @@ class ReconcileReport:
     spaces: int = 0
     other: int = 0
     errors: int = 0
+    users: set[str] = attrs.field(factory=set)
 
 
 async def reconcile(matrix, store: Store) -> ReconcileReport:
@@ -45,6 +46,7 @@ async def reconcile(matrix, store: Store) -> ReconcileReport:
                 chat = parse_chat_content(await matrix.get_state_event(room_id, CHAT_EVENT))
                 if chat is not None:
                     await store.upsert_user(chat["owner"])
+                    report.users.add(chat["owner"])
                     await store.put_chat(
                         ChatRecord(
                             room_id=room_id,
@@ -66,6 +68,7 @@ async def reconcile(matrix, store: Store) -> ReconcileReport:
                     await store.upsert_user(
                         owner, space_id=room_id, dm_room_id=dm if isinstance(dm, str) else None
                     )
+                    report.users.add(owner)
                     report.spaces += 1
                     return
                 report.other += 1
@@ -83,5 +86,7 @@ async def reconcile(matrix, store: Store) -> ReconcileReport:
         spaces=report.spaces,
         other_rooms=report.other,
         errors=report.errors,
+        users=sorted(report.users),
+        platform_chat_seq=await store.get_value(Store.PLATFORM_SEQ_KEY),
     )
     return report

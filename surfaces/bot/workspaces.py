@@ -52,7 +52,13 @@ class Workspaces:
     # ---- entry points ----------------------------------------------------
 
     async def on_dm_contact(
-        self, user_id: str, dm_room_id: str, *, key: str, encrypted: bool, new_chat: bool = False,
+        self,
+        user_id: str,
+        dm_room_id: str,
+        *,
+        key: str,
+        encrypted: bool,
+        new_chat: bool = False,
         new_chat_name: str | None = None,
     ) -> None:
         """An invite to, or a message in, a DM from an allowed user.
@@ -86,8 +92,11 @@ class Workspaces:
             if new_chat:
                 chat = await self._create_chat_locked(user_id, new_chat_name, key=key)
                 await bot.notice(
-                    dm_room_id, "chat_created", txn_id=f"{key}.dm",
-                    name=chat.name, chat_id=chat.local_id,
+                    dm_room_id,
+                    "chat_created",
+                    txn_id=f"{key}.dm",
+                    name=chat.name,
+                    chat_id=chat.local_id,
                 )
                 return
             chats = await bot.store.chats_of(user_id)
@@ -205,9 +214,7 @@ class Workspaces:
                     chat.room_id,
                     f"welcome.{chat.room_id}",
                     "m.room.message",
-                    text_content(
-                        self.bot.t("welcome", name=user.display_name if user else owner)
-                    ),
+                    text_content(self.bot.t("welcome", name=user.display_name if user else owner)),
                 )
             )
         return chat
@@ -318,8 +325,11 @@ class Workspaces:
 
     # ---- helpers ---------------------------------------------------------
 
-    def _power_levels(self) -> dict:
-        return {"users": {self.bot.user_id: 100}}
+    def _power_levels(self) -> dict | None:
+        """No override: the ``private_chat`` preset already gives the creator (the
+        bot) full power, and room version 12 (MSC4289) forbids listing creators in
+        ``users`` at all (Synapse rejects the createRoom)."""
+        return None
 
     async def _invite_all(self, user_id: str, rooms: Iterable[str]) -> None:
         for room_id in rooms:

@@ -12,6 +12,15 @@ finds (or, via homeserver deduplication, gets back) the same message and edits
 it instead of posting a second reply. Intermediate edits are best-effort; the
 final sends are returned by :meth:`final_sends` for the caller to commit together
 with marking the event done.
+
+A part whose message send did not come back with an event id (cancelled at the
+end of the turn while it waited out a 429, or deferred because the homeserver
+was down) is still "the message with txn id ``{turn}.p{i}``" and its outbox row
+holds the *first* text of that part, not the final one: re-sending the same txn
+id can never change it. So :meth:`resolve_parts` asks for that event id again
+(the homeserver deduplicates), and when it is still unknown :meth:`final_sends`
+adds an edit that refers to the part by txn id (``TXN_REF``), which the outbox
+resolves once the part's message is sent.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import trio
 
 from matrix_client import MAX_EVENT_BYTES, edit_content, event_size, text_content
 from surfaces.render import EditThrottle, render_markdown, split_reply
+from surfaces.bot.outbox import TXN_REF
 from surfaces.state import PendingSend
 
 log = structlog.get_logger(__name__)
@@ -61,6 +71,7 @@ class ReplyStream:
     progress: str | None = None
     edits_sent: int = 0
     _shown: dict[int, str] = attrs.field(factory=dict)
+    _attempted: set[int] = attrs.field(factory=set)  # part messages sent or tried
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _edit_seq: int = 0
 
@@ -126,6 +137,7 @@ class ReplyStream:
                 continue
             event_id = self.parts.get(i)
             if event_id is None:
+                self._attempted.add(i)
                 event_id = await self.outbox.send(
                     PendingSend(
                         self.room_id, f"{self.turn_key}.p{i}", "m.room.message", message_content(body)
@@ -149,6 +161,22 @@ class ReplyStream:
 
     # ---- the end -----------------------------------------------------------
 
+    def _part_send(self, i: int, body: str) -> PendingSend:
+        return PendingSend(
+            self.room_id, f"{self.turn_key}.p{i}", "m.room.message", message_content(body)
+        )
+
+    async def resolve_parts(self) -> None:
+        """Learn the event ids of part messages whose send did not report one (the
+        flusher was cancelled mid-send, or the send was deferred). Call after the
+        flusher stopped and before :meth:`final_sends`."""
+        for i in sorted(self._attempted - self.parts.keys()):
+            event_id = await self.outbox.send(self._part_send(i, self.text))  # row exists
+            if event_id is None:
+                continue
+            self.parts[i] = event_id
+            await self.store.record_part(self.turn_key, i, event_id)
+
     def final_sends(self, suffix: str | None = None) -> list[PendingSend]:
         """The sends that make the room show the complete reply (plus ``suffix``,
         e.g. an "interrupted" mark). Commit them with the inbox event, then send."""
@@ -160,11 +188,18 @@ class ReplyStream:
         for i, body in enumerate(final):
             event_id = self.parts.get(i)
             if event_id is None:
-                sends.append(
-                    PendingSend(
-                        self.room_id, f"{self.turn_key}.p{i}", "m.room.message", message_content(body)
+                sends.append(self._part_send(i, body))
+                if i in self._attempted or self.attempt > 1:
+                    # The message may exist (or be queued) with older text: edit it
+                    # by reference once it is sent (see the module docstring).
+                    sends.append(
+                        PendingSend(
+                            self.room_id,
+                            f"{self.turn_key}.a{self.attempt}.p{i}.final",
+                            "m.room.message",
+                            edit_of(f"{TXN_REF}{self.turn_key}.p{i}", body),
+                        )
                     )
-                )
             elif self._shown.get(i) != body:
                 sends.append(
                     PendingSend(

@@ -183,20 +183,26 @@ class TurnRunner:
                     except AgentFailure as exc:
                         failure = exc
                 nursery.cancel_scope.cancel()
-        except trio.Cancelled:
+            await reply.resolve_parts()
+        except BaseException as exc:
             # Shutdown (or the lane was cancelled): finalize what the user sees as
             # interrupted, keep the event pending so the restarted bot answers it.
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                await clear_typing(bot.matrix, chat.room_id, cfg.typing_lease_s)
-                sends = reply.final_sends(bot.t("shutting_down")) if reply.has_text else []
-                await bot.outbox.flush(sends)
-                log.info("turn_interrupted_by_shutdown", attempt=attempt)
-                if metrics:
-                    metrics.turn_finished("cancelled")
+            # The cancellation arrives wrapped in an ExceptionGroup when it passes
+            # through the turn's nursery (strict exception groups), so a plain
+            # ``except trio.Cancelled`` would never run this.
+            if _only_cancelled(exc):
+                with trio.CancelScope(shield=True), trio.move_on_after(10):
+                    await reply.resolve_parts()
+                    sends = reply.final_sends(bot.t("shutting_down")) if reply.has_text else []
+                    await bot.outbox.flush(sends)
+                    log.info("turn_interrupted_by_shutdown", attempt=attempt)
+                    if metrics:
+                        metrics.turn_finished("cancelled")
             raise
         finally:
             self.active.pop(chat.room_id, None)
-        await clear_typing(bot.matrix, chat.room_id, cfg.typing_lease_s)
+            # Always cleared (success, failure, !stop, cancel, a bug): shielded, time-boxed.
+            await clear_typing(bot.matrix, chat.room_id, cfg.typing_lease_s)
 
         sends: list[PendingSend]
         if failure is not None:
@@ -312,6 +318,13 @@ class TurnRunner:
         )
         await bot.outbox.send(PendingSend(chat.room_id, txn_id, "m.room.message", content))
         log.info("agent_file_sent", path=raw_path, size=len(data), size_h=human_size(len(data)))
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    """True for ``trio.Cancelled`` or a group made only of them."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(e) for e in exc.exceptions)
+    return isinstance(exc, trio.Cancelled)
 
 
 def _short(value: str) -> str:

@@ -1,3 +1,4 @@
+import pytest
 import trio
 import trio.testing
 from trio.testing import MockClock
@@ -92,11 +93,13 @@ async def test_entries_are_dropped(autojump_clock: MockClock) -> None:
 
 async def test_exception_releases(autojump_clock: MockClock) -> None:
     serializer = ChatSerializer()
-    try:
+
+    async def failing() -> None:
         async with serializer.hold("41"):
             raise RuntimeError("boom")
-    except RuntimeError:
-        pass
+
+    with pytest.raises(RuntimeError):
+        await failing()
     assert len(serializer) == 0
     async with serializer.hold("41"):
         assert serializer.busy("41")

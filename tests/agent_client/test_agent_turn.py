@@ -7,6 +7,7 @@ import json
 import pytest
 import trio
 import trio.testing
+from agent_fakes import BASE, Conn, FakeAgent
 from trio.testing import MockClock
 
 from agent_client import (
@@ -25,14 +26,19 @@ from agent_client import (
     TurnLimits,
 )
 
-from agent_fakes import BASE, Conn, FakeAgent
-
 
 async def run_turn(client: AgentClient, text: str = "hello", attachments=()) -> list[object]:
     events: list[object] = []
     async with client.turn(BASE, "41", text, attachments) as turn:
         events.extend([event async for event in turn])
     return events
+
+
+async def collect(turn_cm, events: list[object]) -> None:
+    """Iterate a turn into ``events`` (kept when the turn then fails)."""
+    async with turn_cm as turn:
+        async for event in turn:
+            events.append(event)
 
 
 async def failing_turn(client: AgentClient, text: str = "hello") -> AgentFailure:
@@ -216,9 +222,7 @@ async def test_idle_timeout(autojump_clock: MockClock, fake_agent: FakeAgent) ->
     client = fake_agent.client(idle_s=10)
     events: list[object] = []
     with pytest.raises(AgentFailure) as info:
-        async with client.turn(BASE, "41", "hi") as turn:
-            async for event in turn:
-                events.append(event)
+        await collect(client.turn(BASE, "41", "hi"), events)
     assert events == [TextChunk("a"), TextChunk("b")]
     assert (info.value.code, info.value.phase) == (AGENT_TIMEOUT, "idle")
     assert not info.value.retryable
@@ -346,9 +350,7 @@ async def test_disconnect_after_text_not_retried(
     fake_agent.script(drops, simple)
     events: list[object] = []
     with pytest.raises(AgentFailure) as info:
-        async with fake_agent.client(retries=3).turn(BASE, "41", "hi") as turn:
-            async for event in turn:
-                events.append(event)
+        await collect(fake_agent.client(retries=3).turn(BASE, "41", "hi"), events)
     assert events == [TextChunk("partial")]
     assert info.value.code == AGENT_DISCONNECTED
     assert (info.value.retryable, info.value.attempts) == (False, 1)
@@ -437,9 +439,7 @@ async def test_garbage_frame_is_protocol_error(
     fake_agent.script(script)
     events: list[object] = []
     with pytest.raises(AgentFailure) as info:
-        async with fake_agent.client().turn(BASE, "41", "hi") as turn:
-            async for event in turn:
-                events.append(event)
+        await collect(fake_agent.client().turn(BASE, "41", "hi"), events)
     assert events == [TextChunk("ok so far")]
     assert info.value.code == AGENT_PROTOCOL_ERROR
     assert fake_agent.conns[0].close_code == 1000
@@ -535,10 +535,14 @@ async def test_caller_exception_propagates_unwrapped(
     autojump_clock: MockClock, fake_agent: FakeAgent
 ) -> None:
     fake_agent.script(simple)
-    with pytest.raises(KeyError, match="mine"):
+
+    async def body() -> None:
         async with fake_agent.client().turn(BASE, "41", "hi") as turn:
             await turn.__anext__()
             raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine"):
+        await body()
     await trio.testing.wait_all_tasks_blocked()
     assert fake_agent.conns[0].close_code == 1000
 
@@ -630,10 +634,9 @@ async def test_unanswered_confirm_hits_total(
 ) -> None:
     fake_agent.script(confirm_script)
     client = fake_agent.client(idle_s=5, total_s=100)
+    events: list[object] = []
     with pytest.raises(AgentFailure) as info:
-        async with client.turn(BASE, "41", "do it") as turn:
-            async for _event in turn:
-                pass
+        await collect(client.turn(BASE, "41", "do it"), events)
     assert (info.value.code, info.value.phase) == (AGENT_TIMEOUT, "total")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from trio_websocket import ConnectionRejected, wrap_client_stream
 
 from agent_client import (
     AGENT_DISCONNECTED,
@@ -27,7 +28,12 @@ from agent_client import (
     TurnEnd,
     TurnLimits,
 )
-from agent_client.reference import ReferenceAgent, parse_behaviour, serve_reference_agent
+from agent_client.reference import (
+    ReferenceAgent,
+    cli_main,
+    parse_behaviour,
+    serve_reference_agent,
+)
 
 FAST = TurnLimits(connect_s=5, status_s=5, first_text_s=5, idle_s=5, total_s=20, retries=0)
 
@@ -106,15 +112,16 @@ async def test_prefix_layout(agent: tuple[ReferenceAgent, str]) -> None:
 
 async def test_unknown_path_rejected(agent: tuple[ReferenceAgent, str]) -> None:
     _, base = agent
-    client = AgentClient(FAST)
-    async with trio.open_nursery():
-        from trio_websocket import ConnectionRejected, open_websocket_url
-
-        with pytest.raises(ConnectionRejected) as rejected:
-            async with open_websocket_url(base.replace("http", "ws") + "/other/41/"):
-                pass  # pragma: no cover
-        assert rejected.value.status_code == 404
-    assert client is not None
+    port = int(base.rsplit(":", 1)[1])
+    for path in ("/other/41/", "/v1/agent_ws/", "/v1/agent_ws/41/extra/"):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        try:
+            with pytest.RaisesGroup(ConnectionRejected) as rejected:
+                async with trio.open_nursery() as nursery:
+                    await wrap_client_stream(nursery, stream, f"127.0.0.1:{port}", path)
+            assert rejected.value.exceptions[0].status_code == 404
+        finally:
+            await stream.aclose()
 
 
 async def test_scripted_behaviours(agent: tuple[ReferenceAgent, str]) -> None:
@@ -223,7 +230,9 @@ async def test_cancel_on_real_socket(agent: tuple[ReferenceAgent, str]) -> None:
     with trio.move_on_after(0.3):
         async with AgentClient(FAST).turn(base, "41", "/slow 0.05 1000") as turn:
             async for _ in turn:
-                pass
+                assert ref.active_sessions == 1
+    with trio.fail_after(2):  # the server's handler ends promptly: the client closed
+        await ref.wait_idle()
     # the server notices the close and its handler ends; a fresh turn still works
     assert (await ask(base, "/instant"))[-1] == TurnEnd(1)
 
@@ -267,7 +276,5 @@ def test_cli_ctrl_c_exits_zero(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_bad_arguments(tmp_path: Path) -> None:
-    from agent_client.reference import cli_main
-
     assert cli_main(["--workspace", str(tmp_path / "missing")]) == 2
     assert cli_main(["--workspace", str(tmp_path), "--behaviour", "bogus"]) == 2

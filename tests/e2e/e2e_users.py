@@ -36,6 +36,7 @@ from surfaces.local_synapse import LocalSynapse, RegisteredUser
 
 POLL_S = 0.2
 SYNC_LONG_POLL_MS = 1_000
+MAX_PAGES = 100
 
 
 @attrs.frozen
@@ -111,6 +112,7 @@ class SimUser:
     account: RegisteredUser
     client: MatrixClient
     invites: dict[str, InviteItem] = attrs.field(factory=dict)
+    last_shown: dict[str, list[Shown]] = attrs.field(factory=dict)
     _syncer: Any = None
 
     @classmethod
@@ -199,14 +201,17 @@ class SimUser:
         """Every event of the room visible to this user, oldest first."""
         events: list[RoomEvent] = []
         token: str | None = None
-        while True:
+        # An empty chunk is not the end (Synapse may filter a whole page away);
+        # a missing (or unchanged) ``end`` is.
+        for _ in range(MAX_PAGES):
             page = await self.client.room_messages(
                 room_id, from_token=token, direction="f", limit=500
             )
             events.extend(page.chunk)
-            if not page.chunk or page.end is None or page.end == token:
+            if page.end is None or page.end == token:
                 return events
             token = page.end
+        raise AssertionError(f"{room_id}: more than {MAX_PAGES} pages of history")
 
     async def shown(self, room_id: str) -> list[Shown]:
         return visible_messages(await self.timeline(room_id))
@@ -214,9 +219,14 @@ class SimUser:
     async def wait_shown(
         self, room_id: str, predicate: Callable[[list[Shown]], Any]
     ) -> list[Shown]:
-        """Poll the room until ``predicate(shown messages)`` is truthy."""
+        """Poll the room until ``predicate(shown messages)`` is truthy.
+
+        On cancellation (the caller's ``fail_after``) the last view of the room is
+        kept in ``last_shown`` for the failure message (see :func:`describe`).
+        """
         while True:
             shown = await self.shown(room_id)
+            self.last_shown[room_id] = shown
             if predicate(shown):
                 return shown
             await trio.sleep(POLL_S)
@@ -303,3 +313,12 @@ def replies_per_message(
         elif message.sender == bot_user_id and message.msgtype == "m.text" and out:
             out[-1][1].append(message)
     return out
+
+
+def describe(shown: list[Shown], limit: int = 30) -> str:
+    """A room as lines ``sender msgtype (edits): body`` for assertion messages."""
+    lines = [
+        f"  {m.sender.split(':')[0]} {m.msgtype} ({m.edits} edits): {m.body[:160]!r}"
+        for m in shown[-limit:]
+    ]
+    return "\n".join(lines) or "  (no messages)"

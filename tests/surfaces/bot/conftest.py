@@ -88,10 +88,16 @@ class Tools:
         finally:
             self.hs.server_name = own
 
-    def wipe_database(self) -> None:
-        """Delete the state database (and its WAL files): a lost database."""
+    async def stop(self) -> None:
+        self.harness.app.request_stop()
+        await self.harness.app_done.wait()
+
+    async def restart_with_wiped_database(self, **env: str) -> None:
+        """Stop the bot, delete its database (and WAL files), start it again."""
+        await self.stop()
         for path in self.harness.state_dir.glob("surfaces.db*"):
             path.unlink()
+        await self.harness.restart(**env)  # the app is already stopped: just starts
 
 
 @pytest.fixture

@@ -71,3 +71,30 @@ async def wait_for(predicate, *, step: float = 0.05, limit: float = 600.0) -> fl
             raise AssertionError("condition not reached")
         await trio.sleep(step)
     return trio.current_time() - start
+
+
+async def send_file(
+    c: Chat,
+    name: str | None,
+    data: bytes,
+    *,
+    msgtype: str = "m.file",
+    mime: str = "application/octet-stream",
+    declared_size: int | None = None,
+    settle: float = 10.0,
+) -> str:
+    """Upload ``data`` as the user (like a client does), then post the media event."""
+    hs = c.h.hs
+    async with hs.user_client(c.user) as client:
+        mxc = await client.upload(data, content_type=mime, filename=name)
+    info: dict[str, Any] = {"mimetype": mime, "size": len(data) if declared_size is None else declared_size}
+    content: dict[str, Any] = {"msgtype": msgtype, "body": name or "", "url": mxc, "info": info}
+    event_id = hs.send_as(c.user, c.room, content)
+    await c.h.settle(settle)
+    return event_id
+
+
+def frame(ftype: str, **fields: Any) -> str:
+    import json
+
+    return json.dumps({"type": ftype, **fields})

@@ -1,0 +1,224 @@
+"""Shared parts of the turn benchmarks: the traced bot and agent subprocesses,
+/proc readers and small statistics helpers.
+
+The bot and the reference agent each run in their own process so the bot's CPU
+and memory can be read from ``/proc/<pid>`` without the load generator's share.
+Both keep a small in-memory trace (``time.monotonic()`` stamps, which is
+CLOCK_MONOTONIC and so comparable across processes on Linux) and write it as
+JSON to ``$BENCH_TRACE`` when they receive SIGUSR1 (then clear it), and once more
+when they exit:
+
+* bot: every HTTP request to the homeserver (method, path, start, response
+  headers, status) through an ``httpx`` transport wrapper passed as
+  ``BotApp(transport=...)``, and for every timeline event of every sync batch the
+  time the ``/sync`` response that carried it arrived (headers) and the time
+  ``Syncer.next`` returned it parsed. No product code is changed: the wrapper
+  builds ``BotApp`` itself, as ``surfaces run`` does.
+* agent: a ``ReferenceAgent`` subclass stamps the WebSocket accept, the
+  ``USER_MESSAGE`` receipt and the moment ``AGENT_EVENT_END`` was written,
+  keyed by the last word of the user's text (the benchmark's turn tag).
+
+    python -m bench._common bot      # env: surfaces config + BENCH_TRACE
+    python -m bench._common agent PORT WORKSPACE BEHAVIOUR   # env: BENCH_TRACE
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# ---- /proc readers (bench side) ---------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), in seconds."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state); utime is field 14, stime field 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """Current (VmRSS) and peak (VmHWM) resident set size in MB."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return {"rss_mb": out.get("VmRSS", 0.0), "peak_rss_mb": out.get("VmHWM", 0.0)}
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 2)
+
+
+def summary_ms(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "p50_ms": ms(pct(values, 50)),
+        "p90_ms": ms(pct(values, 90)),
+        "p99_ms": ms(pct(values, 99)),
+        "max_ms": ms(max(values) if values else None),
+    }
+
+
+# ---- the traced subprocesses -------------------------------------------------
+
+
+class _Trace:
+    def __init__(self) -> None:
+        self.path = os.environ.get("BENCH_TRACE")
+        self.records: dict[str, list] = {}
+        self.seq = 0
+
+    def add(self, kind: str, record: tuple) -> None:
+        self.records.setdefault(kind, []).append(record)
+
+    def dump(self) -> None:
+        if not self.path:
+            return
+        self.seq += 1
+        tmp = Path(f"{self.path}.tmp")
+        tmp.write_text(json.dumps({"seq": self.seq, **self.records}))
+        tmp.replace(self.path)
+        self.records = {}
+
+
+TRACE = _Trace()
+
+
+async def _watch_signals(on_stop) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1) as signals:
+        async for signum in signals:
+            if signum == signal.SIGUSR1:
+                TRACE.dump()
+            else:
+                on_stop()
+
+
+class TracingTransport(httpx.AsyncBaseTransport):
+    """httpx's default transport, recording each request's timing."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.last_sync_at = 0.0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        began = time.monotonic()
+        response = await self._inner.handle_async_request(request)
+        now = time.monotonic()
+        path = request.url.path
+        if path.endswith("/sync"):
+            self.last_sync_at = now
+        TRACE.add("requests", (request.method, path, began, now, response.status_code))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _bot_main() -> int:
+    from matrix_client import _sync
+    from surfaces.bot.app import BotApp
+    from surfaces.cli import load_config_or_exit, load_registry_or_exit
+    from surfaces.logs import configure_logging
+
+    config = load_config_or_exit(None)
+    registry = load_registry_or_exit(config)
+    configure_logging(config.log.format, config.log.level)
+    transport = TracingTransport()
+    original_next = _sync.Syncer.next
+
+    async def traced_next(self):  # type: ignore[no-untyped-def]
+        batch = await original_next(self)
+        parsed = time.monotonic()
+        for item in batch.events:
+            TRACE.add("arrivals", (item.event.event_id, transport.last_sync_at, parsed))
+        return batch
+
+    _sync.Syncer.next = traced_next  # type: ignore[method-assign]
+    app = BotApp(config, registry, transport=transport)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, app.request_stop)
+            await app.run()
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(run)
+    finally:
+        TRACE.dump()
+    return 0
+
+
+def _agent_main(port: int, workspace: str, behaviour: str) -> int:
+    from trio_websocket import WebSocketConnection
+
+    from agent_client.reference import ReferenceAgent, serve_reference_agent
+
+    class TracedAgent(ReferenceAgent):
+        async def _receive(self, ws: WebSocketConnection) -> dict[str, Any]:
+            frame = await super()._receive(ws)
+            if frame.get("type") == "USER_MESSAGE":
+                text = str(frame.get("text", ""))
+                tag = text.split()[-1] if text.split() else ""
+                ws._bench_tag = tag  # type: ignore[attr-defined]
+                TRACE.add("user_message", (tag, time.monotonic()))
+            return frame
+
+        async def _end(self, ws: WebSocketConnection, tokens: int) -> None:
+            await super()._end(ws, tokens)
+            TRACE.add("end", (getattr(ws, "_bench_tag", ""), time.monotonic()))
+
+    agent = TracedAgent(Path(workspace), behaviour=behaviour or None)
+    stop = trio.Event()
+
+    async def run_with_agent() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, stop.set)
+            await nursery.start(
+                lambda task_status: serve_reference_agent(
+                    "127.0.0.1", port, Path(workspace), agent=agent, task_status=task_status
+                )
+            )
+            print("ready", flush=True)
+            await stop.wait()
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(run_with_agent)
+    finally:
+        TRACE.dump()
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["bot"]:
+        sys.exit(_bot_main())
+    if sys.argv[1:2] == ["agent"]:
+        sys.exit(_agent_main(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+    print(__doc__, file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,20 @@
+"""Fixtures of the fault suite (tests/faults); helpers are in fault_helpers.py.
+
+Deterministic cases use the ``harness`` fixture from ``tests/conftest.py``. The
+process case (``test_process_kills.py``) needs a real Synapse: ``synapse`` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from surfaces.local_synapse import LocalSynapse
+
+
+@pytest.fixture(scope="session")
+def synapse() -> Iterator[LocalSynapse]:
+    """A Synapse with lifted rate limits for the process fault tests."""
+    with LocalSynapse.running_sync(ratelimits="lifted") as hs:
+        yield hs

@@ -1,0 +1,193 @@
+"""The SQLite state store: WAL, migrations, the atomic admit, counters, intents,
+staged files (product.md §8; architecture.md "Durability")."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from surfaces.state import ChatRecord, InboxItem, PendingSend, Store
+from surfaces.state._schema import MIGRATIONS
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open_sync(tmp_path / "state" / "surfaces.db", inline=True)
+    yield s
+    s.close()
+
+
+def item(event_id: str, lane: str = "room:!r", kind: str = "text", **payload) -> InboxItem:
+    return InboxItem(event_id, lane, "!r", "@alice:x", kind, payload or {"body": event_id})
+
+
+def chat(room: str, owner: str, local: str, pid: str, status: str = "active") -> ChatRecord:
+    return ChatRecord(room, owner, local, local, "agent-0", pid, status, {})
+
+
+async def test_wal_mode_schema_version_and_idempotent_migration(tmp_path):
+    path = tmp_path / "surfaces.db"
+    s = Store.open_sync(path, inline=True)
+    await s.set_value("k", "v")
+    s.close()
+    s = Store.open_sync(path, inline=True)  # reopen: no migration runs twice
+    try:
+        assert await s.get_value("k") == "v"
+        assert s.schema_version == len(MIGRATIONS)
+        assert await s.integrity_check() == "ok"
+    finally:
+        s.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version")]
+        assert versions == list(range(1, len(MIGRATIONS) + 1))
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (len(MIGRATIONS) + 1,))
+        conn.commit()
+    finally:
+        conn.close()
+    with pytest.raises(RuntimeError, match="newer than this build"):
+        Store.open_sync(path, inline=True)
+
+
+async def test_threaded_mode_works_too(tmp_path):
+    s = await Store.open(tmp_path / "t.db")
+    try:
+        await s.set_value("a", "1")
+        assert await s.get_value("a") == "1"
+        assert await s.probe_writable()
+    finally:
+        s.close()
+
+
+async def test_admit_is_idempotent_and_advances_the_token(store):
+    admitted = await store.admit("s1", [item("$a"), item("$b")])
+    assert [i.event_id for i in admitted] == ["$a", "$b"]
+    assert await store.get_value(Store.SINCE_KEY) == "s1"
+    again = await store.admit("s2", [item("$b"), item("$c")])
+    assert [i.event_id for i in again] == ["$c"]
+    assert await store.get_value(Store.SINCE_KEY) == "s2"
+    assert [i.event_id for i in await store.pending_inbox()] == ["$a", "$b", "$c"]
+    rejected = await store.admit(
+        "s3", [InboxItem("$d", "room:!r", "!r", "@a:x", "text", {}, status="rejected")]
+    )
+    assert rejected[0].status == "rejected"
+    assert await store.inbox_status("$d") == "rejected"
+    assert await store.admit("s4", []) == []
+    assert await store.get_value(Store.SINCE_KEY) == "s4"
+
+
+async def test_admit_is_atomic_with_the_token(store):
+    await store.admit("s1", [item("$a")])
+    bad = InboxItem("$bad", "room:!r", "!r", "@a:x", "text", {"body": object()})
+    with pytest.raises(TypeError):
+        await store.admit("s2", [item("$b"), bad])
+    assert await store.get_value(Store.SINCE_KEY) == "s1"  # token not advanced
+    assert [i.event_id for i in await store.pending_inbox()] == ["$a"]  # $b rolled back
+
+
+async def test_inbox_lanes_attempts_and_finish(store):
+    await store.admit("s1", [item("$a", "room:!r"), item("$b", "ctl:!r"), item("$c", "room:!r")])
+    assert (await store.next_pending("room:!r")).event_id == "$a"
+    assert await store.count_pending("room:!r") == 2
+    assert await store.start_attempt("$a") == 1
+    assert await store.start_attempt("$a") == 2
+    send = PendingSend("!r", "txn-a", "m.room.message", {"body": "hi"})
+    await store.finish_event("$a", "done", [send])
+    assert await store.inbox_status("$a") == "done"
+    assert [o.txn_id for o in await store.pending_outbox()] == ["txn-a"]
+    assert (await store.next_pending("room:!r")).event_id == "$c"
+    await store.finish_event("$a", "failed")  # only pending rows change
+    assert await store.inbox_status("$a") == "done"
+
+
+async def test_outbox_enqueue_reuses_the_txn(store):
+    first = await store.enqueue(PendingSend("!r", "t1", "m.room.message", {"body": "1"}))
+    again = await store.enqueue(PendingSend("!r", "t1", "m.room.message", {"body": "other"}))
+    assert first.id == again.id
+    assert again.content == {"body": "1"}
+    await store.mark_sent("t1", "$sent")
+    assert await store.sent_event_id("t1") == "$sent"
+    assert await store.outbox_count() == 0
+
+
+async def test_chat_and_platform_counters(store):
+    i1 = await store.add_chat_intent("@a:x", None, "agent-0", "k1")
+    i2 = await store.add_chat_intent("@b:x", "Named", "agent-0", "k2")
+    i3 = await store.add_chat_intent("@a:x", None, "agent-0", "k3")
+    assert [(i.owner, i.local_id, i.platform_chat_id) for i in (i1, i2, i3)] == [
+        ("@a:x", "C1", "1"),
+        ("@b:x", "C1", "2"),
+        ("@a:x", "C2", "3"),
+    ]
+    # the same key again: the same intent, nothing allocated
+    assert await store.add_chat_intent("@a:x", None, "agent-0", "k1") == i1
+    assert await store.allocate_platform_chat_id() == "4"
+    # put_chat (reconciliation) raises both counters past what it restores
+    await store.put_chat(chat("!x", "@a:x", "C7", "40"))
+    i4 = await store.add_chat_intent("@a:x", None, "agent-0", "k4")
+    assert (i4.local_id, i4.platform_chat_id) == ("C8", "41")
+    await store.raise_platform_seq(10)  # never lowers
+    assert await store.allocate_platform_chat_id() == "42"
+
+
+async def test_intents_lifecycle(store):
+    space = await store.add_space_intent("@a:x")
+    assert await store.add_space_intent("@a:x") == space
+    chat_intent = await store.add_chat_intent("@a:x", None, "agent-0", "first:@a:x")
+    assert [i.kind for i in await store.open_intents("@a:x")] == ["space", "chat"]
+    await store.complete_intent(space.id, "!space")
+    await store.complete_intent(chat_intent.id, None)
+    assert await store.open_intents("@a:x") == []
+    done = await store.intent_by_key("space:@a:x")
+    assert (done.status, done.room_id) == ("done", "!space")
+    assert (await store.intent_by_key("first:@a:x")).status == "dropped"
+    assert await store.intent_by_key("nope") is None
+
+
+async def test_users_chats_and_flags(store):
+    u = await store.upsert_user("@a:x", display_name="A", dm_room_id="!dm")
+    assert (u.display_name, u.space_id, u.dm_room_id, u.chat_seq) == ("A", None, "!dm", 0)
+    u = await store.upsert_user("@a:x", space_id="!s")  # other fields kept
+    assert (u.display_name, u.space_id, u.dm_room_id) == ("A", "!s", "!dm")
+    assert await store.set_user_flag("@a:x", "enc") is True
+    assert await store.set_user_flag("@a:x", "enc") is False
+    assert await store.set_user_flag("@nobody:x", "enc") is False
+    await store.put_chat(chat("!c1", "@a:x", "C1", "1"))
+    await store.put_chat(chat("!c2", "@a:x", "C2", "2", status="archived"))
+    assert [c.room_id for c in await store.chats_of("@a:x")] == ["!c1"]
+    assert [c.room_id for c in await store.chats_of("@a:x", status=None)] == ["!c1", "!c2"]
+    assert await store.known_rooms() == {"!c1", "!c2", "!s", "!dm"}
+    assert await store.set_chat_flag("!c1", "seen") is True
+    assert await store.set_chat_flag("!c1", "seen") is False
+    await store.put_chat(chat("!c1", "@a:x", "C1", "9"))  # replace keeps the flags
+    c1 = await store.get_chat("!c1")
+    assert (c1.platform_chat_id, c1.flags) == ("9", {"seen": True})
+    updated = await store.update_chat("!c1", name="New", status="archived")
+    assert (updated.name, updated.status) == ("New", "archived")
+    assert await store.update_chat("!missing", name="x") is None
+    with pytest.raises(ValueError, match="owner"):
+        await store.update_chat("!c1", owner="@evil:x")
+
+
+async def test_staged_files(store):
+    a = await store.stage_file("!r", "@a:x", "in/a.txt", "a.txt", 1, "text/plain", "$e1")
+    b = await store.stage_file("!r", "@a:x", "in/b.txt", "b.txt", 2, "text/plain")
+    await store.stage_file("!r", "@b:x", "in/c.txt", "c.txt", 3, "text/plain")
+    await store.stage_file("!other", "@a:x", "in/d.txt", "d.txt", 4, "text/plain")
+    assert [f.name for f in await store.staged("!r", "@a:x")] == ["a.txt", "b.txt"]
+    assert await store.staged_from("$e1") == a
+    assert await store.staged_from("$none") is None
+    assert await store.unstage([a.id, b.id, 999]) == 2
+    assert await store.staged("!r", "@a:x") == []
+    assert len(await store.staged("!r", "@b:x")) == 1
+
+
+async def test_turns_and_counts(store):
+    assert await store.begin_turn("$t") == (1, {})
+    await store.record_part("$t", 0, "$reply0")
+    assert await store.begin_turn("$t") == (2, {0: "$reply0"})
+    counts = await store.counts()
+    assert set(counts) == {"users", "chats", "inbox", "outbox", "stage", "intents"}
+    assert await store.integrity_check() == "ok"

@@ -1,0 +1,168 @@
+"""Backpressure, crash/restart exactly-once, lost responses, poison events, shutdown."""
+
+from __future__ import annotations
+
+import trio
+from matrix_client.testing import Fault
+from turn_helpers import Chat, is_edit
+
+
+def _reply_messages(chat: Chat) -> list[dict]:
+    """Bot messages (not edits) after the mark."""
+    return [e for e in chat.events() if not is_edit(e)]
+
+
+async def test_flood_is_bounded_and_other_rooms_keep_working(chat, autojump_clock):
+    h = chat.h
+    bob = h.user("bob", displayname="Bob")
+    _, _, bob_room = await h.onboard(bob)
+    bob_chat = Chat(h, bob, bob_room, 0)
+    bob_chat.mark()
+    chat.mark()
+    limit = h.app.config.bot.room_queue_size + 1
+    ids = [h.hs.text_as(chat.user, chat.room, f"/slow 1 3 m{i}") for i in range(1000)]
+    await trio.sleep(1)  # one sync admits the flood
+    # Meanwhile bob is answered promptly.
+    h.hs.text_as(bob, bob_room, "hi from bob")
+    started = trio.current_time()
+    while not bob_chat.replies():
+        await trio.sleep(0.1)
+    assert trio.current_time() - started < 10
+    lanes = h.app.lanes
+    assert lanes.pending(f"room:{chat.room}") <= limit
+    assert lanes.active_lanes() <= 6  # a worker per lane (rooms, control, invites)
+    await h.settle(200)
+    store = h.app.bot.store
+    statuses = [await store.inbox_status(e) for e in ids]
+    accepted = [i for i, s in enumerate(statuses) if s == "done"]
+    rejected = [i for i, s in enumerate(statuses) if s == "rejected"]
+    unknown = [i for i, s in enumerate(statuses) if s not in ("done", "rejected")]
+    assert len(accepted) >= 1
+    assert len(accepted) + len(rejected) + len(unknown) == 1000
+    assert len(rejected) >= 1000 - 6 * limit
+    replies = chat.replies()
+    busy = [r for r in replies if r.startswith(chat.t("busy", n=0)[:10])]
+    assert len(busy) == 1
+    answers = [r for r in replies if r not in busy]
+    assert len(answers) == len(accepted)
+    assert all(a == "slow 1/3 slow 2/3 slow 3/3" for a in answers)
+    assert lanes.pending(f"room:{chat.room}") == 0
+    # a new message after the busy period is answered
+    chat.mark()
+    await chat.say("later")
+    assert "later" in chat.replies()[-1]
+
+
+async def test_crash_mid_stream_then_restart_gives_one_full_reply(chat, autojump_clock):
+    h = chat.h
+    event = h.hs.text_as(chat.user, chat.room, "/slow 1 10")
+    await trio.sleep(5.5)
+    assert h.app.runner.running(chat.room)
+    partial = chat.replies()
+    assert len(partial) == 1
+    assert "slow 3/10" in partial[0]
+    await h.crash()
+    await h.start()
+    await h.settle(60)
+    full = " ".join(f"slow {i}/10" for i in range(1, 11))
+    assert chat.replies() == [full]
+    assert len(_reply_messages(chat)) == 1
+    assert await h.app.bot.store.inbox_status(event) == "done"
+    # and a second restart does not answer again
+    await h.restart()
+    await h.settle(30)
+    assert chat.replies() == [full]
+
+
+async def test_crash_before_first_text_then_restart(chat, autojump_clock):
+    h = chat.h
+    h.hs.text_as(chat.user, chat.room, "/silent")
+    await trio.sleep(3)
+    await h.crash()
+    h.agent.behaviour = None
+    await h.start()
+    await h.settle(200)
+    replies = chat.replies()
+    # the re-run times out again, but the user sees exactly one notice
+    assert replies.count(chat.t("agent_timeout", phase=chat.t("phase_first_text"))) == 1
+
+
+async def test_lost_response_on_final_send_is_retried_with_same_txn(chat, autojump_clock):
+    h = chat.h
+    h.hs.inject("PUT", "/rooms/*/send/*", Fault.lost_response())
+    await chat.say("/error X")
+    assert chat.replies() == [chat.t("agent_error", code="X")]
+    sends = [r for r in h.hs.requests_to("PUT", "/rooms/*/send/*") if r.fault is not None]
+    assert len(sends) == 1
+    same = [r for r in h.hs.requests_to("PUT", "/rooms/*/send/*") if r.path == sends[0].path]
+    assert len(same) == 2
+
+
+async def test_poison_event_bounded_retries_then_failed_with_notice(chat, autojump_clock):
+    h = chat.h
+    lanes = h.app.lanes
+    real = lanes.handler
+    calls = []
+
+    async def handler(item):
+        if item.payload.get("body") == "poison":
+            calls.append(item.event_id)
+            raise RuntimeError("handler bug")
+        await real(item)
+
+    lanes.handler = handler
+    poison = h.hs.text_as(chat.user, chat.room, "poison")
+    h.hs.text_as(chat.user, chat.room, "after poison")
+    await h.settle(120)
+    assert len(calls) == h.app.config.bot.max_event_attempts
+    assert await h.app.bot.store.inbox_status(poison) == "failed"
+    replies = chat.replies()
+    assert replies[0] == chat.t("turn_failed")
+    assert "after poison" in replies[1]
+
+
+async def test_graceful_stop_lets_short_turn_finish(chat, autojump_clock):
+    h = chat.h
+    event = h.hs.text_as(chat.user, chat.room, "/slow 1 3")
+    await trio.sleep(1.5)
+    assert h.app.runner.running(chat.room)
+    h.app.request_stop()
+    await h.app_done.wait()
+    assert chat.replies() == ["slow 1/3 slow 2/3 slow 3/3"]
+    assert await _status(h, event) == "done"
+    await h.start()
+    await h.settle(30)
+    assert chat.replies() == ["slow 1/3 slow 2/3 slow 3/3"]
+
+
+async def test_graceful_stop_interrupts_long_turn_and_resumes_once(chat, autojump_clock):
+    h = chat.h
+    event = h.hs.text_as(chat.user, chat.room, "/slow 1 20")
+    await trio.sleep(3.5)
+    h.app.request_stop()
+    stop_at = trio.current_time()
+    await h.app_done.wait()
+    assert trio.current_time() - stop_at <= h.app.config.bot.shutdown_grace_s + 10
+    replies = chat.replies()
+    assert len(replies) == 1
+    assert replies[0].endswith(chat.t("shutting_down")), replies
+    assert chat.typing_log()[-1] is False
+    assert await _status(h, event) == "pending"
+    await h.start()
+    await h.settle(60)
+    full = " ".join(f"slow {i}/20" for i in range(1, 21))
+    assert chat.replies() == [full]
+    assert len(_reply_messages(chat)) == 1
+    assert await h.app.bot.store.inbox_status(event) == "done"
+
+
+async def _status(h, event_id):
+    from pathlib import Path
+
+    from surfaces.state import Store
+
+    store = Store.open_sync(Path(h.state_dir) / "surfaces.db", inline=True)
+    try:
+        return await store.inbox_status(event_id)
+    finally:
+        store.close()
