@@ -127,7 +127,9 @@ class BotApp:
                     raise FatalError("no MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN configured")
                 try:
                     login = await matrix.login_password(
-                        cfg.user_id, cfg.password.reveal(), device_id=cfg.device_id,
+                        cfg.user_id,
+                        cfg.password.reveal(),
+                        device_id=cfg.device_id,
                         device_display_name="Surfaces bot",
                     )
                 except MatrixError as exc:
@@ -247,6 +249,7 @@ class BotApp:
                 sync_scope.cancel()
                 grace = 0.0 if self._force.is_set() else cfg.bot.shutdown_grace_s
                 async with trio.open_nursery() as drain:
+
                     async def forced() -> None:
                         await self._force.wait()
                         drain.cancel_scope.cancel()
@@ -306,7 +309,10 @@ class BotApp:
                 await trio.sleep(min(60.0, 2.0**failures))
                 continue
             failures = 0
-            items = self._apply_backpressure(classify(batch, policy), lanes)
+            # A limited timeline (more new events than the filter's limit) means
+            # the homeserver skipped messages: like a full queue, the user is told.
+            limited = set(batch.limited_rooms) if batch.since is not None else set()
+            items = self._apply_backpressure(classify(batch, policy), lanes, limited)
             admitted = await store.admit(batch.next_batch, items)
             now = trio.current_time()
             self.health.sync_succeeded(now)
@@ -320,10 +326,19 @@ class BotApp:
                     lanes.dispatch(item)
 
     def _apply_backpressure(
-        self, items: list[InboxItem], lanes: LaneSupervisor
+        self, items: list[InboxItem], lanes: LaneSupervisor, limited: set[str] = frozenset()
     ) -> list[InboxItem]:
-        """A room with a full queue gets further prompts rejected (durably, so the
-        decision survives a restart) and one "busy" notice per busy period."""
+        """Backpressure policy: **reject with a notice** (not coalesce).
+
+        Each room may hold ``room_queue_size`` waiting turns plus the running one
+        (counted from the lane's admitted-but-unfinished items, so nothing per
+        message is kept in memory). Further text prompts are admitted with status
+        ``rejected`` (durably, so the decision survives a restart and the event is
+        never answered later) and the room gets one "busy" notice per busy period
+        (a period ends when the room's queue is empty at the next sync). A room
+        whose timeline came back ``limited`` (the homeserver dropped events from
+        the batch) is treated as busy as well, so those skipped messages are not
+        lost silently either. Commands are not subject to the limit."""
         limit = self.config.bot.room_queue_size + 1  # waiting turns + the running one
         depth: dict[str, int] = {}
         out: list[InboxItem] = []
@@ -332,29 +347,38 @@ class BotApp:
             if not lane.startswith("room:"):
                 out.append(item)
                 continue
-            depth.setdefault(lane, lanes.pending(lane))
-            if depth[lane] == 0:
-                self._busy_notified.discard(lane)
+            if lane not in depth:
+                depth[lane] = lanes.pending(lane)
+                if depth[lane] == 0:
+                    self._busy_notified.discard(lane)
+                if item.room_id in limited:
+                    log.warning("room_timeline_gap", room_id=item.room_id)
+                    out.extend(self._busy_notice(item, lane, depth[lane]))
             if item.kind == "text" and depth[lane] >= limit:
                 out.append(attrs.evolve(item, status="rejected"))
                 self.metrics.room_queue_rejected()
                 log.info("room_queue_full", room_id=item.room_id, depth=depth[lane])
-                if lane not in self._busy_notified:
-                    self._busy_notified.add(lane)
-                    out.append(
-                        InboxItem(
-                            event_id=f"busy:{item.event_id}",
-                            lane=f"ctl:{item.room_id}",
-                            room_id=item.room_id,
-                            sender=item.sender,
-                            kind="busy",
-                            payload={"n": depth[lane]},
-                        )
-                    )
+                out.extend(self._busy_notice(item, lane, depth[lane]))
                 continue
             depth[lane] += 1
             out.append(item)
         return out
+
+    def _busy_notice(self, item: InboxItem, lane: str, depth: int) -> list[InboxItem]:
+        """The one "busy" notice of this busy period (none if already sent)."""
+        if lane in self._busy_notified:
+            return []
+        self._busy_notified.add(lane)
+        return [
+            InboxItem(
+                event_id=f"busy:{item.event_id}",
+                lane=f"ctl:{item.room_id}",
+                room_id=item.room_id,
+                sender=item.sender,
+                kind="busy",
+                payload={"n": depth},
+            )
+        ]
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
@@ -366,6 +390,7 @@ def _first(group: BaseExceptionGroup) -> BaseException:
 
 async def _run_with_signals(app: BotApp) -> None:
     async with trio.open_nursery() as nursery:
+
         async def watch() -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:

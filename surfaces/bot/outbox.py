@@ -145,9 +145,7 @@ class Outbox:
         return event_id, "sent"
 
     def _block(self, row: OutboxItem, exc: BaseException) -> None:
-        log.warning(
-            "outbox_send_deferred", room_id=row.room_id, txn_id=row.txn_id, error=repr(exc)
-        )
+        log.warning("outbox_send_deferred", room_id=row.room_id, txn_id=row.txn_id, error=repr(exc))
         self._blocked_rooms.add(row.room_id)
         self._nudge.set()
 

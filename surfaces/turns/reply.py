@@ -32,8 +32,8 @@ import structlog
 import trio
 
 from matrix_client import MAX_EVENT_BYTES, edit_content, event_size, text_content
-from surfaces.render import EditThrottle, render_markdown, split_reply
 from surfaces.bot.outbox import TXN_REF
+from surfaces.render import EditThrottle, render_markdown, split_reply
 from surfaces.state import PendingSend
 
 log = structlog.get_logger(__name__)
@@ -140,7 +140,10 @@ class ReplyStream:
                 self._attempted.add(i)
                 event_id = await self.outbox.send(
                     PendingSend(
-                        self.room_id, f"{self.turn_key}.p{i}", "m.room.message", message_content(body)
+                        self.room_id,
+                        f"{self.turn_key}.p{i}",
+                        "m.room.message",
+                        message_content(body),
                     )
                 )
                 if event_id is None:

@@ -165,7 +165,9 @@ class TurnRunner:
                                 elif isinstance(event, SendFile):
                                     files_sent += 1
                                     await self._send_file(
-                                        chat, spec.workspace_path, event.path,
+                                        chat,
+                                        spec.workspace_path,
+                                        event.path,
                                         f"{item.event_id}.f{files_sent}",
                                     )
                                 elif isinstance(event, ToolProgress):
@@ -243,7 +245,7 @@ class TurnRunner:
         bot = self.bot
         spec, configured = bot.registry.for_user(chat.owner)
         current = bot.registry.get(chat.agent_id)
-        if configured and chat.agent_id != spec.id or current is None:
+        if (configured and chat.agent_id != spec.id) or current is None:
             log.info("chat_agent_switched", old=chat.agent_id, new=spec.id)
             chat = attrs.evolve(chat, agent_id=spec.id)
             await bot.store.update_chat(chat.room_id, agent_id=spec.id)
@@ -267,7 +269,9 @@ class TurnRunner:
             and await bot.store.set_chat_flag(chat.room_id, "default_agent_notice")
         ):
             await bot.notice(
-                chat.room_id, "default_agent", txn_id=f"default-agent.{chat.room_id}",
+                chat.room_id,
+                "default_agent",
+                txn_id=f"default-agent.{chat.room_id}",
                 agent=current.label,
             )
         return current

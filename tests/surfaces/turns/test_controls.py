@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+from turn_helpers import wait_for
 
 
 async def test_stop_cancels_running_turn_promptly(chat, autojump_clock):
@@ -12,8 +13,7 @@ async def test_stop_cancels_running_turn_promptly(chat, autojump_clock):
     assert h.app.runner.running(chat.room)
     stop_at = trio.current_time()
     h.hs.text_as(chat.user, chat.room, "!stop")
-    while h.app.runner.running(chat.room):
-        await trio.sleep(0.1)
+    await wait_for(lambda: not h.app.runner.running(chat.room))
     # !stop runs on the control lane: it does not wait for the turn
     assert trio.current_time() - stop_at < 5  # vs. 26 s left in the reply
     await h.settle(5)

@@ -57,15 +57,30 @@ CASES = {
     "timeout_status": (_no_status, False, "hi", "agent_timeout", {"phase": "status"}, None),
     "timeout_first_text": (None, False, "/silent", "agent_timeout", {"phase": "first_text"}, None),
     "timeout_idle": (
-        _idle_after_text, False, "hi", "agent_timeout", {"phase": "idle"}, "partial answer"
+        _idle_after_text,
+        False,
+        "hi",
+        "agent_timeout",
+        {"phase": "idle"},
+        "partial answer",
     ),
     "timeout_total": (
-        None, False, "/slow 1 100", "agent_timeout", {"phase": "total"}, "slow 1/100"
+        None,
+        False,
+        "/slow 1 100",
+        "agent_timeout",
+        {"phase": "total"},
+        "slow 1/100",
     ),
     "disconnected": (None, False, "/disconnect", "agent_disconnected", {}, "about to vanish"),
     "protocol_garbage": (None, False, "/garbage", "agent_protocol", {}, None),
     "protocol_garbage_midstream": (
-        _not_json_after_text, False, "hi", "agent_protocol", {}, "partial answer"
+        _not_json_after_text,
+        False,
+        "hi",
+        "agent_protocol",
+        {},
+        "partial answer",
     ),
     "protocol_big_frame": (None, False, "/big 10000000", "agent_protocol", {}, None),
     "agent_error": (None, False, "/error QUOTA", "agent_error", {"code": "QUOTA"}, None),
@@ -73,9 +88,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-async def test_failure_notice_partial_interrupted_files_kept_room_works(
-    chat, autojump_clock, case
-):
+async def test_failure_notice_partial_interrupted_files_kept_room_works(chat, autojump_clock, case):
     handler, oserror, message, key, fields, partial = CASES[case]
     h = chat.h
     await h.restart(**SHORT)

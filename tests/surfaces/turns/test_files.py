@@ -59,7 +59,9 @@ async def test_oversize_file_refused_with_notice(chat, autojump_clock, declared)
     await h.restart(SURFACES_BOT__MAX_FILE_BYTES="100")
     chat.mark()
     await send_file(chat, "big.bin", b"x" * 101, declared_size=None if declared else 10)
-    assert chat.replies()[-1].startswith(chat.t("file_too_large", name="big.bin", size="X", limit="Y")[:5])
+    assert chat.replies()[-1].startswith(
+        chat.t("file_too_large", name="big.bin", size="X", limit="Y")[:5]
+    )
     assert "big.bin" in chat.replies()[-1]
     assert not (h.workspace / "incoming" / "big.bin").exists()
     assert await h.app.bot.store.staged(chat.room, chat.user.user_id) == []
@@ -107,7 +109,9 @@ async def test_file_out_png_is_image(chat, autojump_clock):
     assert media[0]["info"]["mimetype"] == "image/png"
 
 
-@pytest.mark.parametrize("path", ["/etc/passwd", "../../outside.txt", "/workspace/link/secret.txt", "missing.txt"])
+@pytest.mark.parametrize(
+    "path", ["/etc/passwd", "../../outside.txt", "/workspace/link/secret.txt", "missing.txt"]
+)
 async def test_file_out_unsafe_or_missing_path_gets_notice(chat, autojump_clock, path):
     h = chat.h
     outside = h.workspace.parent / "outside"

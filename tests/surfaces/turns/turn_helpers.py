@@ -87,7 +87,10 @@ async def send_file(
     hs = c.h.hs
     async with hs.user_client(c.user) as client:
         mxc = await client.upload(data, content_type=mime, filename=name)
-    info: dict[str, Any] = {"mimetype": mime, "size": len(data) if declared_size is None else declared_size}
+    info: dict[str, Any] = {
+        "mimetype": mime,
+        "size": len(data) if declared_size is None else declared_size,
+    }
     content: dict[str, Any] = {"msgtype": msgtype, "body": name or "", "url": mxc, "info": info}
     event_id = hs.send_as(c.user, c.room, content)
     await c.h.settle(settle)
