@@ -576,8 +576,9 @@ async def test_unicode_edge_cases(harness, autojump_clock, body):
 )
 async def test_surrogates_via_json_escapes(harness, autojump_clock, escaped):
     """A /sync body with lone surrogates or NUL as JSON escapes (valid JSON, invalid
-    Unicode): the bot answers or ignores the event, never crashes; the next
-    message is answered."""
+    Unicode). User sees: the odd message answered (echo, surrogates replaced) or
+    ignored — not a turn that fails 3× and ends in «Не удалось обработать
+    сообщение…»; the next message is answered."""
     h = harness
     alice, room = await _onboarded(h)
     h.hs.text_as(alice, room, "poke")  # wakes the long-poll in flight
@@ -597,4 +598,7 @@ async def test_surrogates_via_json_escapes(harness, autojump_clock, escaped):
     assert h.hs.pending_faults() == 0
     shown = h.bot_texts(room)[1:]
     assert len(shown) in (1, 2), shown  # «poke» answered; the odd one answered or ignored
+    assert "«poke»" in shown[0]
+    # Not a turn that crashed three times and ended as a poison notice:
+    assert not any("Не удалось обработать" in t for t in shown), shown
     await answers_next_message(h, alice, room)
