@@ -189,6 +189,21 @@ def _agent_main(port: int, workspace: str, behaviour: str) -> int:
                 TRACE.add("user_message", (tag, time.monotonic()))
             return frame
 
+        async def _run(self, ws, name, args, chat_id, text, *rest) -> None:  # type: ignore[no-untyped-def]
+            # As the reference behaviours, but the reply ends with the turn tag so
+            # the user's client can tell which turn a reply belongs to.
+            tag = text.split()[-1] if text.split() else ""
+            if name == "instant":
+                await self._text(ws, f"ok {tag}")
+                await self._end(ws, 1)
+            elif name == "chunks":
+                n = max(1, min(10_000, int(args[0]) if args and args[0].isdigit() else 10))
+                for i in range(n):
+                    await self._text(ws, f"chunk {i + 1}/{n}" + (f" {tag}" if i == n - 1 else "\n"))
+                await self._end(ws, n)
+            else:
+                await super()._run(ws, name, args, chat_id, text, *rest)
+
         async def _end(self, ws: WebSocketConnection, tokens: int) -> None:
             await super()._end(ws, tokens)
             TRACE.add("end", (getattr(ws, "_bench_tag", ""), time.monotonic()))

@@ -57,7 +57,7 @@ import attrs
 import structlog
 import trio
 
-from bench._common import cpu_seconds, memory_mb, ms, pct, summary_ms
+from bench._common import cpu_seconds, memory_mb, summary_ms
 from matrix_client import MatrixClient, new_txn_id, text_content
 from surfaces.local_synapse import LocalSynapse, RegisteredUser, free_loopback_port
 
@@ -276,9 +276,11 @@ async def floor_responder(hs: LocalSynapse, reg: RegisteredUser, joined: set[str
                 await client.join(room_id)
                 joined.add(room_id)
 
-            async def answer(room_id: str) -> None:
+            async def answer(room_id: str, body: str) -> None:
+                words = body.split()
+                reply = f"ok {words[-1]}" if words else "ok"
                 await client.send_event(
-                    room_id, "m.room.message", text_content("ok"), txn_id=new_txn_id()
+                    room_id, "m.room.message", text_content(reply), txn_id=new_txn_id()
                 )
 
             since: str | None = None
@@ -292,7 +294,7 @@ async def floor_responder(hs: LocalSynapse, reg: RegisteredUser, joined: set[str
                     for room_id, room in response.rooms.join.items():
                         for ev in room.timeline.events:
                             if ev.sender != reg.user_id and ev.type == "m.room.message":
-                                nursery.start_soon(answer, room_id)
+                                nursery.start_soon(answer, room_id, ev.content.get("body", ""))
                 since = response.next_batch
 
 
@@ -326,7 +328,10 @@ async def ensure_bot_rooms(world: World, n_rooms: int, budget_s: float) -> dict[
             if user.dm_room is None:
                 nursery.start_soon(world.open_dm, user)
     deadline = began + budget_s
-    await wait_until(lambda: all(u.chats for u in users), deadline, "first chats")
+    if not await wait_until(
+        lambda: all(u.chats for u in users), min(deadline, time.monotonic() + 120), "first chats"
+    ):
+        raise RuntimeError("the bot did not provision workspaces; see bot.log in the work dir")
     async with trio.open_nursery() as nursery:
         for user in users:
             want = per_user - len(user.chat_invites)
@@ -376,7 +381,7 @@ async def drive(rooms: list[Room], turns: int, command: str, expect: str, tag: s
 
     async def room_loop(index: int, room: Room) -> None:
         for i in range(turns):
-            turn = Turn(f"{tag}.{index}.{i}", room.room_id, expect)
+            turn = Turn(f"{tag}.{index}.{i}", room.room_id, f"{expect} {tag}.{index}.{i}")
             room.current = turn
             turn.t0 = time.monotonic()
             turn.event_id = await room.user.client.send_event(
@@ -456,14 +461,17 @@ async def measure(
     requests = btrace.get("requests", [])
     sends_by_room: dict[str, list[tuple[float, float]]] = {}
     labels: Counter[str] = Counter()
-    for method, path, t0, t1, status in requests:
+    for method, path, t0, t1, _status in requests:
         label = endpoint(method, path)
         labels[label] += 1
         if label == "send m.room.message":
             room_id = unquote(path.split("/rooms/")[1].split("/")[0])
             sends_by_room.setdefault(room_id, []).append((t0, t1))
     bot_in, parse, bot_out, out_done = [], [], [], []
+    unmatched: Counter[str] = Counter()
     for t in ok:
+        unmatched["no_sync_arrival"] += t.event_id not in arrivals
+        unmatched["no_agent_receipt"] += t.tag not in got
         if t.event_id in arrivals and t.tag in got:
             head, parsed = arrivals[t.event_id]
             bot_in.append(got[t.tag] - head)
@@ -481,6 +489,7 @@ async def measure(
             "bot_in_sync_parse": summary_ms(parse),
             "bot_out": summary_ms(bot_out),
             "bot_out_until_sent": summary_ms(out_done),
+            "unmatched": dict(unmatched),
             "bot_cpu_ms_per_turn": round((cpu or 0.0) * 1000 / n, 2),
             "bot_cpu_share": round((cpu or 0.0) / wall, 2) if wall else None,
             "matrix_requests_per_turn": round(turn_requests / n, 2),
@@ -643,19 +652,23 @@ async def cost(args, world: World, bot: Traced, agent: Traced, report) -> None:
                 for i in range(extra_users):
                     nursery.start_soon(world.add_user, base + i)
             fresh = [u for u in world.users if u.dm_room is None]
-            for u in fresh:
-                u.join_chats = False
+            for u in world.users:
+                u.join_chats = False  # the extra rooms only need to exist
             async with trio.open_nursery() as nursery:
                 for u in fresh:
                     nursery.start_soon(world.open_dm, u)
-            await wait_until(lambda: all(u.chat_invites for u in fresh), began + 120, "DMs")
+            await wait_until(
+                lambda fresh=fresh: all(u.chat_invites for u in fresh), began + 120, "DMs"
+            )
             missing = target - working_rooms(world)
             per = math.ceil(missing / len(world.users))
             async with trio.open_nursery() as nursery:
                 for u in world.users:
                     nursery.start_soon(world.new_chats, u, per)
             await wait_until(
-                lambda: working_rooms(world) >= target, began + args.setup_budget, f"{target} rooms"
+                lambda target=target: working_rooms(world) >= target,
+                began + args.setup_budget,
+                f"{target} rooms",
             )
         reached = working_rooms(world)
         setup_s = round(time.monotonic() - began, 1)
@@ -664,7 +677,9 @@ async def cost(args, world: World, bot: Traced, agent: Traced, report) -> None:
         entry = {
             "rooms": reached,
             "setup_s": setup_s,
-            "rooms_per_s": round((reached - 100) / setup_s, 1) if target > 100 and setup_s else None,
+            "rooms_per_s": (
+                round((reached - 100) / setup_s, 1) if target > 100 and setup_s else None
+            ),
             "bot_cpu_ms_per_turn": r["bot_cpu_ms_per_turn"],
             "e2e_final_p50_ms": r["e2e_final"]["p50_ms"],
             "bot_in_p99_ms": r["bot_in"]["p99_ms"],
@@ -707,7 +722,9 @@ async def soak(args, world: World, bot: Traced, agent: Traced, report) -> None:
         "rooms": len(rooms),
         "samples": samples,
         "bot_cpu_ms_per_turn": round((cpu_seconds(bot.pid) - cpu0) * 1000 / max(1, total), 2),
-        "rss_growth_mb": round(samples[-1]["rss_mb"] - samples[0]["rss_mb"], 1) if samples else None,
+        "rss_growth_mb": (
+            round(samples[-1]["rss_mb"] - samples[0]["rss_mb"], 1) if samples else None
+        ),
     }
 
 

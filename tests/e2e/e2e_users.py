@@ -69,7 +69,9 @@ def visible_messages(events: list[RoomEvent]) -> list[Shown]:
     timeline order wins. Redacted originals (no ``body`` left, or an explicit
     ``m.room.redaction``) are not shown; edit events are never shown on their own.
     """
-    redacted = {e.redacts or e.content.get("redacts") for e in events if e.type == "m.room.redaction"}
+    redacted = {
+        e.redacts or e.content.get("redacts") for e in events if e.type == "m.room.redaction"
+    }
     originals: dict[str, Shown] = {}
     order: list[str] = []
     for index, event in enumerate(events):
@@ -169,9 +171,7 @@ class SimUser:
         """Invite the bot to a DM, wait for the Space and first chat invites, join both."""
         dm_id = await self.create_dm(bot_user_id)
         space = await self.wait_invite(lambda i: i.inviter == bot_user_id and is_space_invite(i))
-        chat = await self.wait_invite(
-            lambda i: i.inviter == bot_user_id and not is_space_invite(i)
-        )
+        chat = await self.wait_invite(lambda i: i.inviter == bot_user_id and not is_space_invite(i))
         await self.join(space.room_id)
         await self.join(chat.room_id)
         return Workspace(dm_id, space.room_id, chat.room_id)
@@ -193,9 +193,7 @@ class SimUser:
         url = await self.client.upload(data, content_type=mimetype, filename=name)
         content = media_content("m.file", body=name, url=url, mimetype=mimetype, size=len(data))
         content["filename"] = name
-        return await self.client.send_event(
-            room_id, "m.room.message", content, txn_id=new_txn_id()
-        )
+        return await self.client.send_event(room_id, "m.room.message", content, txn_id=new_txn_id())
 
     async def timeline(self, room_id: str) -> list[RoomEvent]:
         """Every event of the room visible to this user, oldest first."""

@@ -26,7 +26,7 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
 
@@ -35,7 +35,7 @@ import pytest
 import structlog
 import trio
 from bot_process import BotProcess, bot_env
-from e2e_users import SimUser, Shown, after, describe, replies_per_message
+from e2e_users import Shown, SimUser, after, describe, replies_per_message
 
 from agent_client.reference import ReferenceAgent, serve_reference_agent
 from surfaces.local_synapse import LocalSynapse, RegisteredUser
@@ -50,6 +50,7 @@ KILL_PLAN = {"mid_stream": 2, "after_final": 1, "after_send": 1, "timer": 1}
 REPLY_S = 90  # one reply, allowing for restarts of the bot in between
 ONBOARD_S = 60
 GRACE_S = 8
+EXTRA_TURNS = 4
 SLOW = "/slow 0.4 8"
 SLOW_TEXT = " ".join(f"slow {i}/8" for i in range(1, 9))
 SEED = random.randrange(1_000_000)
@@ -95,10 +96,8 @@ class Crasher:
     def reached(self, point: str) -> None:
         """Called by user tasks; never blocks (a full channel drops the signal)."""
         if self.plan[point] > 0:
-            try:
+            with suppress(trio.WouldBlock):
                 self.send.send_nowait(point)
-            except trio.WouldBlock:
-                pass
 
     def remaining(self) -> int:
         return sum(self.plan.values())
@@ -209,9 +208,7 @@ def check_room(shown: list[Shown], user_id: str, bot_id: str, prompts: list[str]
     per_message = replies_per_message(shown, user_id, bot_id)
     assert [m.body for m, _ in per_message] == prompts, describe(shown)
     for message, replies in per_message:
-        assert len(replies) == 1, (
-            f"{len(replies)} replies to {message.body!r}:\n{describe(shown)}"
-        )
+        assert len(replies) == 1, f"{len(replies)} replies to {message.body!r}:\n{describe(shown)}"
         assert is_complete(message.body, replies[0].body), (
             f"incomplete reply to {message.body!r}: {replies[0].body!r}"
         )
@@ -260,6 +257,14 @@ async def test_sigkill_at_chosen_points_gives_exactly_one_complete_reply(
                     for user in users:
                         talkers.start_soon(talk, user)
                     turns_started.set()
+                # Streams are short: if a planned kill point did not come up, give it
+                # a few more turns (bounded), checked like the others below.
+                extra_user = users[0]
+                for _ in range(EXTRA_TURNS):
+                    if not crasher.remaining():
+                        break
+                    prompts[extra_user.user_id].append(SLOW)
+                    await converse(extra_user, rooms[extra_user.user_id], bot_id, [SLOW], crasher)
                 # Every planned kill must have happened while the users talked.
                 assert not crasher.remaining(), (
                     f"kills left over {dict(crasher.plan)}; done: {crasher.kills}"
@@ -326,9 +331,7 @@ async def test_sigterm_lets_the_running_turn_finish_and_exits_zero(
 
 
 @asynccontextmanager
-async def open_users(
-    synapse: LocalSynapse, make_user, count: int
-) -> AsyncIterator[list[SimUser]]:
+async def open_users(synapse: LocalSynapse, make_user, count: int) -> AsyncIterator[list[SimUser]]:
     """``count`` fresh users, each with an open client."""
     async with AsyncExitStack() as stack:
         users = []
@@ -336,4 +339,3 @@ async def open_users(
             account = await make_user(f"crash{n}", displayname=f"Crash {n}")
             users.append(await stack.enter_async_context(SimUser.open(synapse, account)))
         yield users
-
