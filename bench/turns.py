@@ -214,8 +214,11 @@ class World:
             since = response.next_batch
             ready.set()
             for room_id, invited in response.rooms.invite.items():
-                names = [e.content.get("name") for e in invited.invite_state.events
-                         if e.type == "m.room.name"]
+                names = [
+                    e.content.get("name")
+                    for e in invited.invite_state.events
+                    if e.type == "m.room.name"
+                ]
                 if names and str(names[0]).startswith("Chat ") and room_id not in user.chat_invites:
                     user.chat_invites.add(room_id)
                     if user.join_chats:
@@ -338,8 +341,10 @@ async def ensure_bot_rooms(world: World, n_rooms: int, budget_s: float) -> dict[
             if want > 0:
                 nursery.start_soon(world.new_chats, user, want)
     await wait_until(
-        lambda: all(len(u.chats) >= min(per_user, len(u.chat_invites)) for u in users)
-        and sum(min(len(u.chats), per_user) for u in users) >= n_rooms,
+        lambda: (
+            all(len(u.chats) >= min(per_user, len(u.chat_invites)) for u in users)
+            and sum(min(len(u.chats), per_user) for u in users) >= n_rooms
+        ),
         deadline,
         f"{n_rooms} joined rooms",
     )
@@ -431,12 +436,15 @@ async def measure(
     if agent is not None:
         await agent.collect()
     cpu0 = cpu_seconds(bot.pid) if bot else 0.0
+    hs_pid = world.hs.pid
+    hs0 = cpu_seconds(hs_pid) if hs_pid else 0.0
     load0 = time.process_time()
     began = time.monotonic()
     results = await drive(rooms, turns, command, expect, tag)
     wall = time.monotonic() - began
     load_cpu = time.process_time() - load0
     cpu = cpu_seconds(bot.pid) - cpu0 if bot else None
+    hs_cpu = cpu_seconds(hs_pid) - hs0 if hs_pid else 0.0
     ok = [t for t in results if t.t_final is not None]
     e2e_first = [t.t_first - t.t0 for t in ok if t.t_first is not None]
     e2e_final = [t.t_final - t.t0 for t in ok]
@@ -450,6 +458,8 @@ async def measure(
         "e2e_first_visible": summary_ms(e2e_first),
         "e2e_final": summary_ms(e2e_final),
         "loadgen_cpu_share": round(load_cpu / wall, 2) if wall else None,
+        "synapse_cpu_share": round(hs_cpu / wall, 2) if wall else None,
+        "synapse_cpu_ms_per_turn": round(hs_cpu * 1000 / max(1, len(ok)), 2),
     }
     if bot is None or agent is None:
         return out
@@ -555,6 +565,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "SURFACES_WORKSPACE_DIR": str(work / "agents"),
             "SURFACES_BOT__LOCALE": "en",
             "SURFACES_LOG__LEVEL": args.bot_log_level,
+            **dict(kv.split("=", 1) for kv in args.bot_env),
         }
         await trio.sleep(1.0)
         bot = await start_traced("bot", ["bot"], env, work)
@@ -597,8 +608,14 @@ async def phases(args, world: World, bot: Traced, agent: Traced, floor_joined, r
         prof["bot_instant"] = await measure(world, bot, agent, rooms, t, tag="pi")
         say(brief("  bot instant", prof["bot_instant"]))
         prof["bot_chunks100"] = await measure(
-            world, bot, agent, rooms, max(2, t // 2), command="/chunks 100",
-            expect="chunk 100/100", tag="pc",
+            world,
+            bot,
+            agent,
+            rooms,
+            max(2, t // 2),
+            command="/chunks 100",
+            expect="chunk 100/100",
+            tag="pc",
         )
         say(brief("  bot /chunks 100", prof["bot_chunks100"]))
         report["profile"] = prof
@@ -745,8 +762,17 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append("")
     row = "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |"
     head = row.format(
-        "run", "rooms×turns", "turns/s", "first p50", "final p50", "final p99",
-        "bot in p50/p99", "bot out p50/p99", "CPU ms/turn", "req/turn", "vs floor (p50, tput)",
+        "run",
+        "rooms×turns",
+        "turns/s",
+        "first p50",
+        "final p50",
+        "final p99",
+        "bot in p50/p99",
+        "bot out p50/p99",
+        "CPU ms/turn",
+        "req/turn",
+        "vs floor (p50, tput)",
     )
     lines += [head, "|" + "---|" * 11]
 
@@ -809,31 +835,49 @@ def markdown(report: dict[str, Any]) -> str:
     if setup:
         lines.append(
             "Setup: "
-            + "; ".join(f"{s['what']} {s['rooms']} ({s['users']} users) {s['setup_s']} s"
-                        for s in setup)
+            + "; ".join(
+                f"{s['what']} {s['rooms']} ({s['users']} users) {s['setup_s']} s" for s in setup
+            )
         )
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench turns", description=__doc__,
+        prog="python -m bench turns",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("benchmarks", nargs="*", help="profile sweep cost soak")
     parser.add_argument("--quick", action="store_true", help="small sizes for a fast check")
     parser.add_argument("--users", type=int, default=5, help="profile: users (one room each)")
     parser.add_argument("--turns", type=int, default=20, help="profile: turns per room")
-    parser.add_argument("--sweep", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1, 10, 100, 500], help="active room counts")
-    parser.add_argument("--floor-max", type=int, default=500,
-                        help="largest sweep size also run against the floor")
-    parser.add_argument("--cost-rooms", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1000, 5000], help="working room counts for RSS")
-    parser.add_argument("--setup-budget", type=float, default=600.0,
-                        help="seconds allowed for provisioning each size")
+    parser.add_argument(
+        "--sweep",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 10, 100, 500],
+        help="active room counts",
+    )
+    parser.add_argument(
+        "--floor-max", type=int, default=500, help="largest sweep size also run against the floor"
+    )
+    parser.add_argument(
+        "--cost-rooms",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1000, 5000],
+        help="working room counts for RSS",
+    )
+    parser.add_argument(
+        "--setup-budget",
+        type=float,
+        default=600.0,
+        help="seconds allowed for provisioning each size",
+    )
     parser.add_argument("--soak-turns", type=int, default=10_000)
     parser.add_argument("--bot-log-level", default="info")
+    parser.add_argument("--bot-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra bot environment (experiments: BENCH_STORE_INLINE=1, "
+                        "BENCH_NO_TYPING=1)")
     parser.add_argument("--output", type=Path, default=RESULTS / "turns.json")
     args = parser.parse_args()
     if not args.benchmarks:

@@ -87,11 +87,11 @@ class Syncer:
             except (MatrixError, TransportError) as exc:
                 kind = classify(exc)
                 if kind in (FailureKind.FATAL, FailureKind.PERMANENT):
-                    log.error("matrix_sync_failed", kind=kind.value, error=str(exc))  # noqa: TRY400
+                    log.error("matrix_sync_failed", kind=kind.value, error=str(exc))
                     raise
                 self._failures += 1
                 if self.max_failures is not None and self._failures >= self.max_failures:
-                    log.error("matrix_sync_failed", kind=kind.value, error=str(exc))  # noqa: TRY400
+                    log.error("matrix_sync_failed", kind=kind.value, error=str(exc))
                     raise
                 wait = None
                 if kind is FailureKind.RATE_LIMITED and isinstance(exc, MatrixError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import uuid
 from pathlib import Path
 
 import attrs
@@ -207,7 +208,14 @@ class BotApp:
             stale_after_s=3 * cfg.matrix.sync_long_poll_s + 30, db_probe=probe_db
         )
 
-        filter_id = await matrix.upload_filter(SYNC_FILTER)
+        # A filter unique to this process: Synapse caches /sync responses for a
+        # while keyed by (since, filter id, device…), so a restart with a lost
+        # database would otherwise be served the old history as if it were new.
+        sync_filter = {
+            **SYNC_FILTER,
+            "room": {**SYNC_FILTER["room"], "not_rooms": [f"!surfaces-{uuid.uuid4().hex}:invalid"]},
+        }
+        filter_id = await matrix.upload_filter(sync_filter)
         await reconcile(matrix, store)
         remaining = await outbox.replay()
         if remaining:
@@ -238,7 +246,6 @@ class BotApp:
 
                 nursery.start_soon(sync_task)
                 nursery.start_soon(self._gauges, store, lanes)
-                self.health.mark_ready()
                 self._ready.set()
                 task_status.started()
                 log.info("bot_started", user_id=bot.user_id, agents=len(self.registry.agents))
@@ -248,16 +255,20 @@ class BotApp:
                 self.health.mark_shutting_down()
                 sync_scope.cancel()
                 grace = 0.0 if self._force.is_set() else cfg.bot.shutdown_grace_s
+                finished = False
                 async with trio.open_nursery() as drain:
 
                     async def forced() -> None:
                         await self._force.wait()
                         drain.cancel_scope.cancel()
-                        await lanes.drain(0)
 
                     drain.start_soon(forced)
                     finished = await lanes.drain(grace)
                     drain.cancel_scope.cancel()
+                if not finished:
+                    # A second signal (or the grace period ran out while the drain
+                    # was interrupted): cancel what still runs, bounded.
+                    await lanes.drain(0)
                 with trio.move_on_after(5):
                     await outbox.replay()
                 log.info("shutdown_finished", clean=finished)
@@ -317,6 +328,8 @@ class BotApp:
             now = trio.current_time()
             self.health.sync_succeeded(now)
             self.metrics.sync_succeeded(now)
+            if not self.health.ready:
+                self.health.mark_ready()  # ready: logged in, reconciled, first sync admitted
             if admitted:
                 self.metrics.events_admitted(len(admitted))
             for item in admitted:
@@ -389,6 +402,16 @@ def _first(group: BaseExceptionGroup) -> BaseException:
 
 
 async def _run_with_signals(app: BotApp) -> None:
+    try:
+        await _run_and_watch(app)
+    except BaseExceptionGroup as group:
+        fatal = group.subgroup((FatalError, UnknownTokenError))
+        if fatal is not None:
+            raise _first(fatal) from None
+        raise
+
+
+async def _run_and_watch(app: BotApp) -> None:
     async with trio.open_nursery() as nursery:
 
         async def watch() -> None:

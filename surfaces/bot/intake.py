@@ -126,6 +126,7 @@ def _classify_event(room_id: str, ev: Any, policy: IntakePolicy) -> InboxItem | 
     body = content.get("body")
     if not isinstance(body, str) or not body.strip():
         return None
+    body = clean_text(body)
     truncated = len(body) > MAX_BODY_CHARS
     body = body[:MAX_BODY_CHARS]
     cmd = parse_command(body)
@@ -141,4 +142,14 @@ def _classify_event(room_id: str, ev: Any, policy: IntakePolicy) -> InboxItem | 
 
 
 def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return clean_text(value) if isinstance(value, str) and value else None
+
+
+def clean_text(text: str) -> str:
+    """Replace lone UTF-16 surrogates (valid ``\\ud800`` JSON escapes, invalid
+    Unicode) with U+FFFD: they cannot be encoded as UTF-8 for the agent's frames."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text

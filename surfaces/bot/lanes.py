@@ -13,6 +13,7 @@ starts a new one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Awaitable, Callable
 
@@ -47,6 +48,7 @@ class LaneSupervisor:
     store: Store
     handler: Handler
     max_attempts: int = 3
+    max_starts: int = 20
     idle_s: float = 60.0
     retry_base_s: float = 1.0
     on_poison: Callable[[InboxItem], Awaitable[None]] | None = None
@@ -86,10 +88,9 @@ class LaneSupervisor:
             self._workers[lane] = worker
             self._idle = trio.Event()
             self._nursery.start_soon(self._run_worker, worker, name=f"lane {lane}")
-        try:
+        # Already nudged? One wake-up covers any number of new items.
+        with contextlib.suppress(trio.WouldBlock):
             worker.nudge_send.send_nowait(None)
-        except trio.WouldBlock:
-            pass  # already nudged: one wake-up covers any number of new items
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -161,9 +162,16 @@ class LaneSupervisor:
             event_id=item.event_id, room_id=item.room_id, lane=item.lane
         )
         try:
-            attempts = await self.store.start_attempt(item.event_id)
-            if attempts > self.max_attempts:
-                log.error("inbox_event_poisoned", attempts=attempts - 1, kind=item.kind)
+            # Two bounds: attempts that *raised* (a poison event: max_attempts), and
+            # starts, which also count restarts that interrupted the work. Restarts
+            # are not the event's fault (a SIGKILL mid-turn must not cost it its
+            # answer), so they only guard against a crash loop, with a higher cap.
+            starts = await self.store.start_attempt(item.event_id)
+            failures = await self.store.failures(item.event_id)
+            if failures >= self.max_attempts or starts > self.max_starts:
+                log.error(
+                    "inbox_event_poisoned", failures=failures, starts=starts - 1, kind=item.kind
+                )
                 await self.store.finish_event(item.event_id, "failed")
                 if self.on_poison is not None:
                     with trio.move_on_after(30):
@@ -176,8 +184,9 @@ class LaneSupervisor:
                     raise
                 # Anything else is a bug or an outage we could not classify: log it,
                 # back off, and let the bounded attempt counter decide.
-                log.exception("inbox_event_failed", attempt=attempts, kind=item.kind)
-                await trio.sleep(min(30.0, self.retry_base_s * math.pow(2, attempts - 1)))
+                failures = await self.store.record_failure(item.event_id)
+                log.exception("inbox_event_failed", failures=failures, kind=item.kind)
+                await trio.sleep(min(30.0, self.retry_base_s * math.pow(2, failures - 1)))
                 return
             await self.store.finish_event(item.event_id, "done")
         finally:

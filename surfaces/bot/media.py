@@ -39,8 +39,12 @@ class IncomingFiles:
         declared = payload.get("info", {}).get("size")
         if isinstance(declared, int) and not isinstance(declared, bool) and declared > limit:
             await bot.notice(
-                chat.room_id, "file_too_large", txn_id=reply_txn,
-                name=name, size=human_size(declared), limit=human_size(limit),
+                chat.room_id,
+                "file_too_large",
+                txn_id=reply_txn,
+                name=name,
+                size=human_size(declared),
+                limit=human_size(limit),
             )
             return
         url = payload.get("url")
@@ -58,8 +62,12 @@ class IncomingFiles:
         data = download.data
         if len(data) > limit:
             await bot.notice(
-                chat.room_id, "file_too_large", txn_id=reply_txn,
-                name=name, size=human_size(len(data)), limit=human_size(limit),
+                chat.room_id,
+                "file_too_large",
+                txn_id=reply_txn,
+                name=name,
+                size=human_size(len(data)),
+                limit=human_size(limit),
             )
             return
         spec = bot.registry.get(chat.agent_id) or bot.registry.for_user(chat.owner)[0]
@@ -74,6 +82,9 @@ class IncomingFiles:
         )
         log.info("file_staged", rel_path=rel, size=len(data))
         await bot.notice(
-            chat.room_id, "file_staged", txn_id=reply_txn, name=path.name,
+            chat.room_id,
+            "file_staged",
+            txn_id=reply_txn,
+            name=path.name,
             size=human_size(len(data)),
         )

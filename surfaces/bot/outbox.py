@@ -53,6 +53,8 @@ class Outbox:
     store: Store
     matrix: MatrixClient
     replay_interval_s: float = 5.0
+    send_deadline_s: float = 180.0  # covers the client's own 429/5xx retries
+    ephemeral_deadline_s: float = 30.0
     max_backoff_s: float = 60.0
     _blocked_rooms: set[str] = attrs.field(factory=set)
     _nudge: trio.Event = attrs.field(factory=trio.Event)
@@ -87,7 +89,10 @@ class Outbox:
         if room_id in self._blocked_rooms:
             return None
         try:
-            return await self.matrix.send_event(room_id, event_type, content, txn_id=new_txn_id())
+            with trio.fail_after(self.ephemeral_deadline_s):
+                return await self.matrix.send_event(
+                    room_id, event_type, content, txn_id=new_txn_id()
+                )
         except UnknownTokenError:
             raise
         except (MatrixError, OSError, trio.TooSlowError) as exc:
@@ -115,14 +120,18 @@ class Outbox:
                 return None, "failed"
             content = {**content, "m.relates_to": {**content["m.relates_to"], "event_id": target}}
         try:
-            if row.event_type == "m.room.redaction":
-                event_id = await self.matrix.redact(
-                    row.room_id, row.content["redacts"], txn_id=row.txn_id
-                )
-            else:
-                event_id = await self.matrix.send_event(
-                    row.room_id, row.event_type, content, txn_id=row.txn_id
-                )
+            # httpx's timeouts restart on every byte; a server that drips its answer
+            # must not hold the room's worker forever. Expiry is transient: the row
+            # stays pending and the replayer retries it with the same txn id.
+            with trio.fail_after(self.send_deadline_s):
+                if row.event_type == "m.room.redaction":
+                    event_id = await self.matrix.redact(
+                        row.room_id, row.content["redacts"], txn_id=row.txn_id
+                    )
+                else:
+                    event_id = await self.matrix.send_event(
+                        row.room_id, row.event_type, content, txn_id=row.txn_id
+                    )
         except UnknownTokenError:
             raise
         except MatrixError as exc:

@@ -86,6 +86,10 @@ def resolve_agent_path(raw: str, workspace: Path, *, agent_mount: str = "/worksp
         raise UnsafePathError("empty path", raw)
     if "\x00" in raw:
         raise UnsafePathError("NUL byte in path", raw)
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafePathError("path is not valid Unicode (lone surrogate)", raw)
     relative = _workspace_relative(raw, workspace, agent_mount)
     normalised = posixpath.normpath(relative.as_posix()) if relative.parts else "."
     if normalised == ".." or normalised.startswith("../") or normalised.startswith("/"):

@@ -60,7 +60,8 @@ MIGRATIONS: list[str] = [
         kind       TEXT NOT NULL,
         payload    TEXT NOT NULL,
         status     TEXT NOT NULL DEFAULT 'pending',
-        attempts   INTEGER NOT NULL DEFAULT 0,
+        attempts   INTEGER NOT NULL DEFAULT 0,  -- starts: counts crashes/restarts too
+        failures   INTEGER NOT NULL DEFAULT 0,  -- attempts that raised
         created_at REAL NOT NULL
     );
     CREATE INDEX inbox_pending ON inbox (status, lane, seq);

@@ -358,6 +358,25 @@ class Store:
         return int(row["attempts"]) if row else 0
 
     @_threaded
+    def record_failure(self, event_id: str) -> int:
+        """Count a processing attempt that raised; returns the failures so far."""
+        with self._tx():
+            self._conn.execute(
+                "UPDATE inbox SET failures = failures + 1 WHERE event_id = ?", (event_id,)
+            )
+            row = self._conn.execute(
+                "SELECT failures FROM inbox WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return int(row["failures"]) if row else 0
+
+    @_threaded
+    def failures(self, event_id: str) -> int:
+        row = self._conn.execute(
+            "SELECT failures FROM inbox WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return int(row["failures"]) if row else 0
+
+    @_threaded
     def finish_event(
         self, event_id: str, status: str = "done", sends: Iterable[PendingSend] = ()
     ) -> None:

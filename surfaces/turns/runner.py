@@ -36,8 +36,10 @@ from agent_client import (
 from matrix_client import media_content
 from surfaces.bot.context import Bot
 from surfaces.bot.events import chat_content
+from surfaces.bot.intake import clean_text
 from surfaces.files import (
     MissingFileError,
+    OutboundFileError,
     UnsafePathError,
     guess_mime,
     guess_msgtype,
@@ -297,31 +299,36 @@ class TurnRunner:
     async def _send_file(self, chat: ChatRecord, workspace, raw_path: str, txn_id: str) -> None:
         """Upload a file the agent named and post it; a notice when we cannot."""
         bot = self.bot
+        shown = clean_text(raw_path)[:300]  # what notices and logs may carry
         if await bot.store.sent_event_id(txn_id):
             return  # posted by an earlier attempt of this turn
         try:
             path = resolve_agent_path(raw_path, workspace)
         except UnsafePathError:
-            log.warning("agent_file_unsafe", path=raw_path)
-            await bot.notice(chat.room_id, "file_out_unsafe", txn_id=txn_id, path=raw_path)
+            log.warning("agent_file_unsafe", path=shown)
+            await bot.notice(chat.room_id, "file_out_unsafe", txn_id=txn_id, path=shown)
             return
         except MissingFileError:
-            log.warning("agent_file_missing", path=raw_path)
-            await bot.notice(chat.room_id, "file_out_missing", txn_id=txn_id, path=raw_path)
+            log.warning("agent_file_missing", path=shown)
+            await bot.notice(chat.room_id, "file_out_missing", txn_id=txn_id, path=shown)
+            return
+        except OutboundFileError as exc:  # a directory, a device, …
+            log.warning("agent_file_rejected", path=shown, reason=exc.reason)
+            await bot.notice(chat.room_id, "file_out_unsafe", txn_id=txn_id, path=shown)
             return
         try:
             data = await trio.Path(path).read_bytes()
             mime = guess_mime(path)
             url = await bot.matrix.upload(data, content_type=mime, filename=path.name)
         except Exception as exc:
-            log.warning("agent_file_upload_failed", path=raw_path, error=repr(exc))
-            await bot.notice(chat.room_id, "file_out_failed", txn_id=txn_id, path=raw_path)
+            log.warning("agent_file_upload_failed", path=shown, error=repr(exc))
+            await bot.notice(chat.room_id, "file_out_failed", txn_id=txn_id, path=shown)
             return
         content = media_content(
             guess_msgtype(mime), body=path.name, url=url, mimetype=mime, size=len(data)
         )
         await bot.outbox.send(PendingSend(chat.room_id, txn_id, "m.room.message", content))
-        log.info("agent_file_sent", path=raw_path, size=len(data), size_h=human_size(len(data)))
+        log.info("agent_file_sent", path=shown, size=len(data), size_h=human_size(len(data)))
 
 
 def _only_cancelled(exc: BaseException) -> bool:

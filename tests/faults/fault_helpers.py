@@ -67,13 +67,15 @@ def replies(h: Any, room_id: str) -> list[str]:
     return [m["body"] for m in h.bot_messages(room_id) if m.get("msgtype") != "m.notice"]
 
 
-async def answers_next_message(h: Any, user: Any, room: str, text: str = "next message") -> None:
+async def answers_next_message(
+    h: Any, user: Any, room: str, text: str = "next message", *, settle: float = 30
+) -> None:
     """The room keeps working: a normal message gets a normal (echo) reply."""
     h.agent_handler = None
     h.connect_error = None
     before = len(h.bot_texts(room))
     h.hs.text_as(user, room, text)
-    await h.settle(30)
+    await h.settle(settle)
     after = h.bot_texts(room)
     assert len(after) == before + 1, after[before:]
     assert f"«{text}»" in after[-1], after[-1]

@@ -158,7 +158,8 @@ async def test_homeserver_slow_responses(harness, autojump_clock):
     h.hs.text_as(alice, room, SLOW_REPLY)
     await h.settle(400)
     _assert_one_complete_reply(h, room, 2, "slow 6/6")
-    await answers_next_message(h, alice, room)
+    # Delays still queued slow the next reply too (20 s per send): wait for it.
+    await answers_next_message(h, alice, room, settle=200)
 
 
 async def test_homeserver_hangs_past_client_timeout(harness, autojump_clock):

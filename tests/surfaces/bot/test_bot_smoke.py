@@ -5,7 +5,7 @@ from __future__ import annotations
 
 async def test_invite_provisions_workspace_and_a_turn_gets_a_reply(harness, autojump_clock):
     alice = harness.user("alice", displayname="Alice")
-    dm, space, room = await harness.onboard(alice)
+    _dm, space, room = await harness.onboard(alice)
     hs = harness.hs
     assert hs.state_content(space, "m.room.create")["type"] == "m.space"
     assert hs.state_content(space, "m.space.child", room)["via"]
@@ -13,7 +13,8 @@ async def test_invite_provisions_workspace_and_a_turn_gets_a_reply(harness, auto
     assert hs.state_content(space, "m.room.name")["name"] == "Lambda — Alice"
     assert hs.state_content(room, "m.room.name")["name"] == "Чат 1"
     welcome = harness.bot_texts(room)
-    assert welcome and welcome[0].startswith("Привет, Alice!")
+    assert welcome
+    assert welcome[0].startswith("Привет, Alice!")
 
     hs.text_as(alice, room, "hello there")
     await harness.settle(10)
