@@ -875,9 +875,13 @@ def main() -> int:
     )
     parser.add_argument("--soak-turns", type=int, default=10_000)
     parser.add_argument("--bot-log-level", default="info")
-    parser.add_argument("--bot-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra bot environment (experiments: BENCH_STORE_INLINE=1, "
-                        "BENCH_NO_TYPING=1)")
+    parser.add_argument(
+        "--bot-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra bot environment (experiments: BENCH_STORE_INLINE=1, BENCH_NO_TYPING=1)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "turns.json")
     args = parser.parse_args()
     if not args.benchmarks:

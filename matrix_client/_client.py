@@ -61,6 +61,15 @@ AUTHENTICATED_MEDIA_VERSION = "v1.11"
 
 #: Limits of ordinary requests. Sync sets its own read timeout (long-poll + margin).
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+#: Requests in flight at once, /sync excluded. Callers beyond it wait in trio (cheap,
+#: cancellable) instead of in httpcore's pool, where cancelling a waiting request
+#: can leak a pool slot for good (encode/httpcore#1093: seen as a permanent
+#: PoolTimeout at ~500 busy rooms) and every request scans the whole queue.
+MAX_IN_FLIGHT = 32
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=MAX_IN_FLIGHT + 4, max_keepalive_connections=MAX_IN_FLIGHT + 4
+)
+SYNC_LABEL = "GET /sync"
 
 OnRequest = Callable[[str, int, float], None]
 
@@ -191,6 +200,9 @@ class MatrixClient:
     sync_http_margin_s: float = attrs.field(default=15.0, kw_only=True)
     on_request: OnRequest | None = attrs.field(default=None, kw_only=True, repr=False)
     _http: httpx.AsyncClient | None = attrs.field(default=None, init=False, repr=False)
+    _in_flight: trio.CapacityLimiter = attrs.field(
+        factory=lambda: trio.CapacityLimiter(MAX_IN_FLIGHT), init=False, repr=False
+    )
     _versions: Versions | None = attrs.field(default=None, init=False, repr=False)
     _rng: random.Random = attrs.field(factory=random.Random, init=False, repr=False)
 
@@ -203,6 +215,7 @@ class MatrixClient:
             base_url=self.homeserver,
             transport=self.transport,
             timeout=DEFAULT_TIMEOUT,
+            limits=DEFAULT_LIMITS,
             headers={"User-Agent": "surfaces-matrix-client"},
         )
         return self
@@ -252,16 +265,20 @@ class MatrixClient:
         if headers:
             request_headers.update(headers)
         started = trio.current_time()
+        # /sync bypasses the limit: the pool keeps spare connections for it, so a
+        # busy bot never starves its own intake.
+        limiter = _NO_LIMIT if label == SYNC_LABEL else self._in_flight
         try:
-            response = await self._http.request(
-                method,
-                path,
-                json=json_body,
-                params=params,
-                content=content,
-                headers=request_headers,
-                timeout=http_timeout if http_timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            async with limiter:
+                response = await self._http.request(
+                    method,
+                    path,
+                    json=json_body,
+                    params=params,
+                    content=content,
+                    headers=request_headers,
+                    timeout=http_timeout if http_timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
         except httpx.TransportError as exc:
             self._observe(label, 0, started)
             raise TransportError(f"{label}: {type(exc).__name__}: {exc}") from exc
@@ -763,3 +780,16 @@ def _check_size(event_type: str, content: JsonDict) -> None:
     size = event_size(event_type, content)
     if size > MAX_EVENT_BYTES:
         raise EventTooLargeError(size, MAX_EVENT_BYTES)
+
+
+class _Unlimited:
+    """An ``async with`` that does nothing (the /sync path)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LIMIT = _Unlimited()

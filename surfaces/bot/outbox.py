@@ -172,6 +172,7 @@ class Outbox:
                     stuck.add(row.room_id)
                 continue
             _, outcome = await self._attempt(row, inline=False)
+            log.debug("outbox_replayed", txn_id=row.txn_id, outcome=outcome)
             if outcome == "deferred":
                 stuck.add(row.room_id)
         self._blocked_rooms = stuck
@@ -189,6 +190,7 @@ class Outbox:
                 backoff = self.replay_interval_s
                 continue
             remaining = await self.replay()
+            log.debug("outbox_replay_round", remaining=remaining, blocked=len(self._blocked_rooms))
             if remaining:
                 backoff = min(self.max_backoff_s, backoff * 2) * random.uniform(0.8, 1.2)
             else:

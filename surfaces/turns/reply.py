@@ -71,6 +71,7 @@ class ReplyStream:
     progress: str | None = None
     edits_sent: int = 0
     _shown: dict[int, str] = attrs.field(factory=dict)
+    _queued_body: dict[int, str] = attrs.field(factory=dict)  # first text queued per part
     _attempted: set[int] = attrs.field(factory=set)  # part messages sent or tried
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _edit_seq: int = 0
@@ -137,6 +138,11 @@ class ReplyStream:
                 continue
             event_id = self.parts.get(i)
             if event_id is None:
+                if i not in self._attempted and self.attempt == 1:
+                    # The outbox keeps the *first* content queued under a txn id
+                    # (INSERT OR IGNORE, and the homeserver deduplicates the txn),
+                    # so that is what the room shows once the message exists.
+                    self._queued_body[i] = body
                 self._attempted.add(i)
                 event_id = await self.outbox.send(
                     PendingSend(
@@ -150,6 +156,15 @@ class ReplyStream:
                     return  # homeserver unavailable: the final sends will carry it
                 self.parts[i] = event_id
                 await self.store.record_part(self.turn_key, i, event_id)
+                shown = self._queued_body.get(i)
+                if shown != body:
+                    # The message went out with older text (queued before a deferral
+                    # or by an earlier attempt): what it shows is not ``body``.
+                    if shown is None:
+                        self._shown.pop(i, None)
+                    else:
+                        self._shown[i] = shown
+                    continue
             else:
                 self._edit_seq += 1
                 sent = await self.outbox.send_ephemeral(

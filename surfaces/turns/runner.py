@@ -202,11 +202,11 @@ class TurnRunner:
                     log.info("turn_interrupted_by_shutdown", attempt=attempt)
                     if metrics:
                         metrics.turn_finished("cancelled")
+            # Cleared on every abnormal path (cancel, a bug): shielded, time-boxed.
+            await clear_typing(bot.matrix, chat.room_id, cfg.typing_lease_s)
             raise
         finally:
             self.active.pop(chat.room_id, None)
-            # Always cleared (success, failure, !stop, cancel, a bug): shielded, time-boxed.
-            await clear_typing(bot.matrix, chat.room_id, cfg.typing_lease_s)
 
         sends: list[PendingSend]
         if failure is not None:
@@ -223,8 +223,12 @@ class TurnRunner:
             sends = reply.final_sends()
             if staged:
                 await bot.store.unstage([f.id for f in staged])
-        await bot.store.finish_event(item.event_id, "done", sends)
-        await bot.outbox.flush(sends)
+        try:
+            await bot.store.finish_event(item.event_id, "done", sends)
+            await bot.outbox.flush(sends)
+        finally:
+            # After the final text: the user sees the answer one round trip sooner.
+            await clear_typing(bot.matrix, chat.room_id, cfg.typing_lease_s)
         total = time.monotonic() - started
         if metrics:
             metrics.turn_finished(
