@@ -480,3 +480,49 @@ async def test_files_to_and_from_the_agent(
             assert download.data.decode() == f"Reference agent file for chat {pcid}, turn 2.\n"
             assert content["info"]["size"] == len(download.data)
             assert files[0].index != text.index
+
+
+async def test_health_and_metrics_endpoints_on_a_running_bot(
+    synapse: LocalSynapse, make_user, tmp_path: Path
+) -> None:
+    """The ops server runs inside the bot: /readyz and /healthz answer 200 once the
+    bot syncs, and /metrics values move when turns run."""
+    import httpx
+
+    env = {"SURFACES_OPS__ENABLED": "true", "SURFACES_OPS__PORT": "0"}
+    async with bot_rig(synapse, make_user, tmp_path, **env) as rig:
+        assert rig.app is not None
+        bot = rig.bot_id
+        port = rig.app.ops_port
+        assert port
+        base = f"http://127.0.0.1:{port}"
+
+        def metric(text: str, name: str) -> float:
+            total = 0.0
+            for line in text.splitlines():
+                if line.startswith(name) and not line.startswith("#"):
+                    total += float(line.rsplit(" ", 1)[1])
+            return total
+
+        async with httpx.AsyncClient(base_url=base) as ops:
+            with trio.fail_after(STEP_S):
+                # Polling an HTTP endpoint of another component: nothing to wait on.
+                while (await ops.get("/readyz")).status_code != 200:  # noqa: ASYNC110
+                    await trio.sleep(0.1)
+            health = await ops.get("/healthz")
+            assert health.status_code == 200, health.text
+            before = (await ops.get("/metrics")).text
+            async with SimUser.open(synapse, await make_user("frank")) as frank:
+                ws = await onboard(frank, bot)
+                await say(frank, ws.chat_id, bot, "metrics please", echo_done("metrics please"))
+            after = await ops.get("/metrics")
+            assert after.headers["content-type"].startswith("text/plain")
+            assert metric(after.text, 'turns_total{outcome="ok"}') >= metric(
+                before, 'turns_total{outcome="ok"}'
+            ) + 1
+            assert metric(after.text, "matrix_requests_total") > metric(
+                before, "matrix_requests_total"
+            )
+            assert metric(after.text, "events_admitted_total") >= 1
+            assert metric(after.text, "agent_first_text_seconds_count") >= 1
+            assert (await ops.get("/nope")).status_code == 404
