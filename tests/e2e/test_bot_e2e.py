@@ -517,9 +517,10 @@ async def test_health_and_metrics_endpoints_on_a_running_bot(
                 await say(frank, ws.chat_id, bot, "metrics please", echo_done("metrics please"))
             after = await ops.get("/metrics")
             assert after.headers["content-type"].startswith("text/plain")
-            assert metric(after.text, 'turns_total{outcome="ok"}') >= metric(
-                before, 'turns_total{outcome="ok"}'
-            ) + 1
+            assert (
+                metric(after.text, 'turns_total{outcome="ok"}')
+                >= metric(before, 'turns_total{outcome="ok"}') + 1
+            )
             assert metric(after.text, "matrix_requests_total") > metric(
                 before, "matrix_requests_total"
             )
