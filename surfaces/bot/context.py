@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from matrix_client import notice_content
+from surfaces.bot.events import CHAT_EVENT, chat_content
 from surfaces.i18n import t
 from surfaces.state import PendingSend
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from surfaces.config import Config
     from surfaces.ops.metrics import Metrics
     from surfaces.registry import AgentRegistry
-    from surfaces.state import Store
+    from surfaces.state import ChatRecord, Store
 
 
 @attrs.define
@@ -46,6 +47,21 @@ class Bot:
         """A durable ``m.notice`` (exactly once per ``txn_id``, also across restarts)."""
         content = notice_content(self.t(key, **fields))
         return await self.outbox.send(PendingSend(room_id, txn_id, "m.room.message", content))
+
+    async def write_chat_state(self, chat: ChatRecord) -> None:
+        """Mirror a chat binding into its room (what reconciliation restores from)."""
+        await self.matrix.put_state_event(
+            chat.room_id,
+            CHAT_EVENT,
+            chat_content(
+                owner=chat.owner,
+                local_id=chat.local_id,
+                agent_id=chat.agent_id,
+                platform_chat_id=chat.platform_chat_id,
+                name=chat.name,
+                status=chat.status,
+            ),
+        )
 
     async def notice_text(self, room_id: str, text: str, *, txn_id: str) -> str | None:
         return await self.outbox.send(

@@ -310,18 +310,7 @@ class Workspaces:
         await self.bot.matrix.put_state_event(space_id, "m.space.child", content, state_key=room_id)
 
     async def write_chat_state(self, chat: ChatRecord) -> None:
-        await self.bot.matrix.put_state_event(
-            chat.room_id,
-            CHAT_EVENT,
-            chat_content(
-                owner=chat.owner,
-                local_id=chat.local_id,
-                agent_id=chat.agent_id,
-                platform_chat_id=chat.platform_chat_id,
-                name=chat.name,
-                status=chat.status,
-            ),
-        )
+        await self.bot.write_chat_state(chat)
 
     # ---- helpers ---------------------------------------------------------
 

@@ -35,7 +35,6 @@ from agent_client import (
 )
 from matrix_client import media_content
 from surfaces.bot.context import Bot
-from surfaces.bot.events import chat_content
 from surfaces.bot.intake import clean_text
 from surfaces.files import (
     MissingFileError,
@@ -255,18 +254,7 @@ class TurnRunner:
             log.info("chat_agent_switched", old=chat.agent_id, new=spec.id)
             chat = attrs.evolve(chat, agent_id=spec.id)
             await bot.store.update_chat(chat.room_id, agent_id=spec.id)
-            await bot.matrix.put_state_event(
-                chat.room_id,
-                "org.lambda.surfaces.chat",
-                chat_content(
-                    owner=chat.owner,
-                    local_id=chat.local_id,
-                    agent_id=chat.agent_id,
-                    platform_chat_id=chat.platform_chat_id,
-                    name=chat.name,
-                    status=chat.status,
-                ),
-            )
+            await bot.write_chat_state(chat)
             current = spec
         single = len(bot.registry.agents) == 1 and not bot.registry.user_agents
         if (
