@@ -172,6 +172,7 @@ class BotApp:
                 idle_s=a.idle_timeout_s,
                 total_s=a.total_timeout_s,
                 retries=a.retries,
+                retry_base_s=a.retry_base_s,
                 max_frame_bytes=a.max_frame_bytes,
             ),
             connector=self.agent_connector,
