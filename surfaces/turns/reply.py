@@ -54,6 +54,12 @@ def edit_of(event_id: str, body: str) -> dict:
     return content
 
 
+def _set_event() -> trio.Event:
+    event = trio.Event()
+    event.set()
+    return event
+
+
 @attrs.define
 class ReplyStream:
     """Accumulates the agent's text and keeps the room's messages in step with it."""
@@ -74,6 +80,7 @@ class ReplyStream:
     _queued_body: dict[int, str] = attrs.field(factory=dict)  # first text queued per part
     _attempted: set[int] = attrs.field(factory=set)  # part messages sent or tried
     _wake: trio.Event = attrs.field(factory=trio.Event)
+    _no_send: trio.Event = attrs.field(factory=_set_event)  # set: no send in flight
     _edit_seq: int = 0
 
     # ---- feeding (called by the turn loop; never blocks) ------------------
@@ -115,19 +122,32 @@ class ReplyStream:
                 if not display or not self._stale(display):
                     break
                 if any(self.parts.get(i) is None for i in range(len(display))):
-                    await self._sync_parts(display)  # a new message is never throttled
+                    await self._send_now(display)  # a new message is never throttled
                     self.throttle.message_sent(trio.current_time())
                     break
                 due = self.throttle.due_at(1)
                 if due is None:
                     break  # edit cap reached: only the final edit remains
                 if trio.current_time() >= due:
-                    await self._sync_parts(display)
+                    await self._send_now(display)
                     self.throttle.record_edit(trio.current_time())
                     break
                 with trio.move_on_at(due):
                     await self._wake.wait()
                     self._wake = trio.Event()
+
+    async def _send_now(self, display: list[str]) -> None:
+        self._no_send = trio.Event()
+        try:
+            await self._sync_parts(display)
+        finally:
+            self._no_send.set()
+
+    async def settle(self) -> None:
+        """Wait for a send in flight to finish, so the turn can stop the flusher
+        without cutting a request in half (which would cost a second send of the
+        same message and a round trip before the final text)."""
+        await self._no_send.wait()
 
     def _stale(self, display: list[str]) -> bool:
         return any(self._shown.get(i) != part for i, part in enumerate(display))

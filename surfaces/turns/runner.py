@@ -52,6 +52,8 @@ from surfaces.turns.typing import clear_typing, keep_typing
 
 log = structlog.get_logger(__name__)
 
+SETTLE_DEADLINE_S = 10.0  # a reply send in flight may finish before the flusher stops
+
 _FAILURE_KEYS = {
     "AGENT_TIMEOUT": "agent_timeout",
     "AGENT_UNAVAILABLE": "agent_unavailable",
@@ -185,6 +187,8 @@ class TurnRunner:
                                     break
                     except AgentFailure as exc:
                         failure = exc
+                with trio.move_on_after(SETTLE_DEADLINE_S):
+                    await reply.settle()
                 nursery.cancel_scope.cancel()
             await reply.resolve_parts()
         except BaseException as exc:
