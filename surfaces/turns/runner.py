@@ -48,7 +48,7 @@ from surfaces.i18n import human_size
 from surfaces.render import PART_BUDGET_BYTES, EditThrottle, progress_line
 from surfaces.state import ChatRecord, InboxItem, PendingSend
 from surfaces.turns.reply import ReplyStream
-from surfaces.turns.typing import clear_typing, keep_typing
+from surfaces.turns.typing import TypingLease
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +132,7 @@ class TurnRunner:
             budget=self.budget,
             on_edit=bot.metrics.stream_edit_sent if bot.metrics else None,
         )
+        typing = TypingLease(bot.matrix, chat.room_id, cfg.typing_lease_s)
         active = ActiveTurn(chat.room_id, item.event_id)
         self.active[chat.room_id] = active
         metrics = bot.metrics
@@ -150,7 +151,7 @@ class TurnRunner:
             metrics.turn_started()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(keep_typing, bot.matrix, chat.room_id, cfg.typing_lease_s)
+                nursery.start_soon(typing.keep)
                 await nursery.start(reply.run)
                 with active.scope:
                     try:
@@ -206,7 +207,7 @@ class TurnRunner:
                     if metrics:
                         metrics.turn_finished("cancelled")
             # Cleared on every abnormal path (cancel, a bug): shielded, time-boxed.
-            await clear_typing(bot.matrix, chat.room_id, cfg.typing_lease_s)
+            await typing.clear()
             raise
         finally:
             self.active.pop(chat.room_id, None)
@@ -231,7 +232,7 @@ class TurnRunner:
             await bot.outbox.flush(sends)
         finally:
             # After the final text: the user sees the answer one round trip sooner.
-            await clear_typing(bot.matrix, chat.room_id, cfg.typing_lease_s)
+            await typing.clear()
         total = time.monotonic() - started
         if metrics:
             metrics.turn_finished(

@@ -106,11 +106,19 @@ async def test_typing_set_and_cleared_on_success(chat, autojump_clock):
 
 
 async def test_typing_cleared_on_error(chat, autojump_clock):
+    await chat.say("/slow 1 3")
     await chat.say("/error BOOM")
     log = chat.typing_log()
     assert True in log
     assert log[-1] is False
     assert chat.replies()[-1] == chat.t("agent_error", code="BOOM")
+
+
+async def test_instant_reply_shows_no_typing(chat, autojump_clock):
+    """A reply that is there before ``DELAY_S`` needs no "typing…": no requests."""
+    await chat.say("/instant")
+    assert chat.typing_log() == []
+    assert chat.replies()[-1] == "ok"
 
 
 async def test_final_text_delivered_under_rate_limits(chat, autojump_clock):
