@@ -109,7 +109,7 @@ async def test_typing_cleared_on_error(chat, autojump_clock):
     await chat.say("/slow 1 3")
     await chat.say("/error BOOM")
     log = chat.typing_log()
-    assert True in log
+    assert log.count(True) >= 1  # typing was shown
     assert log[-1] is False
     assert chat.replies()[-1] == chat.t("agent_error", code="BOOM")
 
