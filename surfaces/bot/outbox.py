@@ -112,7 +112,8 @@ class Outbox:
         if ref is not None:
             target = await self.store.sent_event_id(ref)
             if target is None:
-                if any(r.txn_id == ref for r in await self.store.pending_outbox()):
+                target_row = await self.store.outbox_row(ref)
+                if target_row is not None and target_row.status == "pending":
                     self._block(row, RuntimeError(f"edit target {ref} not sent yet"))
                     return None, "deferred"
                 log.error("outbox_edit_target_failed", room_id=row.room_id, txn_id=row.txn_id)

@@ -157,6 +157,12 @@ def _user(row: sqlite3.Row) -> UserRecord:
     )
 
 
+def _staged(r: sqlite3.Row) -> StagedFile:
+    return StagedFile(
+        r["id"], r["room_id"], r["user_id"], r["rel_path"], r["name"], r["size"], r["mime"]
+    )
+
+
 def _chat(row: sqlite3.Row) -> ChatRecord:
     return ChatRecord(
         room_id=row["room_id"],
@@ -457,6 +463,11 @@ class Store:
             "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'"
         ).fetchone()
         return int(row["n"])
+
+    @_threaded
+    def outbox_row(self, txn_id: str) -> OutboxItem | None:
+        row = self._conn.execute("SELECT * FROM outbox WHERE txn_id = ?", (txn_id,)).fetchone()
+        return None if row is None else _outbox(row)
 
     @_threaded
     def sent_event_id(self, txn_id: str) -> str | None:
@@ -762,23 +773,14 @@ class Store:
         rows = self._conn.execute(
             "SELECT * FROM stage WHERE room_id = ? AND user_id = ? ORDER BY id", (room_id, user_id)
         ).fetchall()
-        return [
-            StagedFile(
-                r["id"], r["room_id"], r["user_id"], r["rel_path"], r["name"], r["size"], r["mime"]
-            )
-            for r in rows
-        ]
+        return [_staged(r) for r in rows]
 
     @_threaded
     def staged_from(self, source_event: str) -> StagedFile | None:
         r = self._conn.execute(
             "SELECT * FROM stage WHERE source_event = ?", (source_event,)
         ).fetchone()
-        if r is None:
-            return None
-        return StagedFile(
-            r["id"], r["room_id"], r["user_id"], r["rel_path"], r["name"], r["size"], r["mime"]
-        )
+        return None if r is None else _staged(r)
 
     @_threaded
     def unstage(self, ids: Sequence[int]) -> int:

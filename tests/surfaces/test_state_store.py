@@ -110,6 +110,10 @@ async def test_outbox_enqueue_reuses_the_txn(store):
     await store.mark_sent("t1", "$sent")
     assert await store.sent_event_id("t1") == "$sent"
     assert await store.outbox_count() == 0
+    row = await store.outbox_row("t1")
+    assert row is not None
+    assert (row.status, row.event_id) == ("sent", "$sent")
+    assert await store.outbox_row("nope") is None
 
 
 async def test_chat_and_platform_counters(store):
