@@ -25,7 +25,8 @@ class EventHandler:
     runner: TurnRunner
     files: IncomingFiles
 
-    async def __call__(self, item: InboxItem) -> None:
+    async def __call__(self, item: InboxItem) -> bool:
+        """Act on one item; True if the item was already marked finished (a turn)."""
         if item.kind == "invite":
             await self._invite(item)
         elif item.kind == "busy":
@@ -33,7 +34,8 @@ class EventHandler:
                 item.room_id, "busy", txn_id=item.event_id, n=item.payload.get("n", 0)
             )
         else:
-            await self._room_event(item)
+            return await self._room_event(item)
+        return False
 
     async def _invite(self, item: InboxItem) -> None:
         try:
@@ -50,25 +52,25 @@ class EventHandler:
             encrypted=bool(item.payload.get("encrypted")),
         )
 
-    async def _room_event(self, item: InboxItem) -> None:
+    async def _room_event(self, item: InboxItem) -> bool:
         bot = self.bot
         chat = await bot.store.get_chat(item.room_id)
         if chat is None:
             await self._dm_event(item)
-            return
+            return False
         if item.sender != chat.owner:
             if await bot.store.set_chat_flag(chat.room_id, f"not_owner:{item.sender}"):
                 await bot.notice(
                     chat.room_id, "not_owner", txn_id=f"{item.event_id}.r", owner=chat.owner
                 )
-            return
+            return False
         if item.kind == "encrypted":
-            return  # our rooms are unencrypted; never loop on what we cannot read
+            return False  # our rooms are unencrypted; never loop on what we cannot read
         body = item.payload.get("body", "")
         cmd = parse_command(body) if item.kind == "command" else None
         if chat.status == "archived" and (cmd is None or cmd.name not in ("new", "chats", "help")):
             await bot.notice(chat.room_id, "archived_room", txn_id=f"{item.event_id}.r")
-            return
+            return False
         if item.kind == "file":
             await self.files.stage(item, chat)
         elif cmd is not None:
@@ -82,6 +84,8 @@ class EventHandler:
                     limit=MAX_BODY_CHARS,
                 )
             await self.runner.run(item, chat, body)
+            return True
+        return False
 
     async def _dm_event(self, item: InboxItem) -> None:
         """A message in a room that is not a working chat: the user's DM (or a

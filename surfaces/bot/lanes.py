@@ -21,11 +21,13 @@ import attrs
 import structlog
 import trio
 
-from surfaces.state import InboxItem, Store
+from surfaces.state import Claim, InboxItem, Store
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[InboxItem], Awaitable[None]]
+#: Handles one item; returns True if it already marked the item finished in the
+#: inbox (a turn does so atomically with its final sends), saving a round trip.
+Handler = Callable[[InboxItem], Awaitable[bool | None]]
 
 
 class FatalError(Exception):
@@ -136,8 +138,8 @@ class LaneSupervisor:
         try:
             with worker.cancel_scope:
                 while not self._closing:
-                    item = await self.store.next_pending(lane)
-                    if item is None:
+                    claim = await self.store.claim_next(lane)
+                    if claim is None:
                         self._pending[lane] = 0
                         with trio.move_on_after(self.idle_s) as idle:
                             await worker.nudge_recv.receive()
@@ -146,7 +148,7 @@ class LaneSupervisor:
                         continue
                     worker.busy = True
                     try:
-                        await self._process(item)
+                        await self._process(claim)
                     finally:
                         worker.busy = False
                         self._pending[lane] = max(0, self._pending.get(lane, 1) - 1)
@@ -157,17 +159,18 @@ class LaneSupervisor:
             if not self._workers:
                 self._idle.set()
 
-    async def _process(self, item: InboxItem) -> None:
+    async def _process(self, claim: Claim) -> None:
+        item = claim.item
         structlog.contextvars.bind_contextvars(
             event_id=item.event_id, room_id=item.room_id, lane=item.lane
         )
         try:
             # Two bounds: attempts that *raised* (a poison event: max_attempts), and
-            # starts, which also count restarts that interrupted the work. Restarts
-            # are not the event's fault (a SIGKILL mid-turn must not cost it its
-            # answer), so they only guard against a crash loop, with a higher cap.
-            starts = await self.store.start_attempt(item.event_id)
-            failures = await self.store.failures(item.event_id)
+            # starts (counted durably by ``claim_next`` before the work starts), which
+            # also count restarts that interrupted the work. Restarts are not the
+            # event's fault (a SIGKILL mid-turn must not cost it its answer), so they
+            # only guard against a crash loop, with a higher cap.
+            starts, failures = claim.starts, claim.failures
             if failures >= self.max_attempts or starts > self.max_starts:
                 log.error(
                     "inbox_event_poisoned", failures=failures, starts=starts - 1, kind=item.kind
@@ -178,7 +181,7 @@ class LaneSupervisor:
                         await self.on_poison(item)
                 return
             try:
-                await self.handler(item)
+                finished = await self.handler(item)
             except Exception as exc:
                 if _contains(exc, self.fatal):
                     raise
@@ -188,7 +191,8 @@ class LaneSupervisor:
                 log.exception("inbox_event_failed", failures=failures, kind=item.kind)
                 await trio.sleep(min(30.0, self.retry_base_s * math.pow(2, failures - 1)))
                 return
-            await self.store.finish_event(item.event_id, "done")
+            if not finished:
+                await self.store.finish_event(item.event_id, "done")
         finally:
             structlog.contextvars.unbind_contextvars("event_id", "room_id", "lane")
 

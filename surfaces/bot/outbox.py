@@ -60,29 +60,48 @@ class Outbox:
     _nudge: trio.Event = attrs.field(factory=trio.Event)
     _inflight: dict[str, int] = attrs.field(factory=dict)  # room -> inline sends running
 
-    async def send(self, send: PendingSend) -> str | None:
+    async def send(self, send: PendingSend, *, part: tuple[str, int] | None = None) -> str | None:
         """Persist then send. Returns the event id, or None if it is left for the
-        replayer (homeserver unavailable) or failed permanently (logged)."""
+        replayer (homeserver unavailable) or failed permanently (logged).
+
+        ``part`` (turn event id, part index): remember the message as that part of
+        the turn's reply, in the same transaction that records the send."""
         row = await self.store.enqueue(send)
         if row.status == "sent":
-            return row.event_id  # an earlier attempt (before a crash) already sent it
+            # An earlier attempt (before a crash) already sent it.
+            if part is not None and row.event_id is not None:
+                await self.store.record_part(part[0], part[1], row.event_id)
+            return row.event_id
+        return await self._deliver_row(row, part)
+
+    async def deliver(self, rows: Iterable[OutboxItem]) -> list[str | None]:
+        """Send rows that are already persisted (``Store.finish_event`` returns them)."""
+        out: list[str | None] = []
+        for row in rows:
+            if row.status == "pending":
+                out.append(await self._deliver_row(row, None))
+            else:
+                out.append(row.event_id if row.status == "sent" else None)
+        return out
+
+    async def flush(self, sends: Iterable[PendingSend]) -> list[str | None]:
+        """Persist (if not yet) and send, in order."""
+        out: list[str | None] = []
+        for s in sends:
+            out.append(await self.send(s))
+        return out
+
+    async def _deliver_row(self, row: OutboxItem, part: tuple[str, int] | None) -> str | None:
         if row.status == "failed":
             return None
         self._inflight[row.room_id] = self._inflight.get(row.room_id, 0) + 1
         try:
-            event_id, _ = await self._attempt(row, inline=True)
+            event_id, _ = await self._attempt(row, inline=True, part=part)
         finally:
             self._inflight[row.room_id] -= 1
             if not self._inflight[row.room_id]:
                 del self._inflight[row.room_id]
         return event_id
-
-    async def flush(self, sends: Iterable[PendingSend]) -> list[str | None]:
-        """Send rows that were already persisted (e.g. by ``finish_event``)."""
-        out: list[str | None] = []
-        for s in sends:
-            out.append(await self.send(s))
-        return out
 
     async def send_ephemeral(self, room_id: str, event_type: str, content: dict) -> str | None:
         """A best-effort send (stream edits, typing-time notices): not persisted."""
@@ -102,7 +121,9 @@ class Outbox:
             log.warning("matrix_send_ephemeral_failed", room_id=room_id, error=repr(exc))
             return None
 
-    async def _attempt(self, row: OutboxItem, *, inline: bool) -> tuple[str | None, str]:
+    async def _attempt(
+        self, row: OutboxItem, *, inline: bool, part: tuple[str, int] | None = None
+    ) -> tuple[str | None, str]:
         """One delivery attempt: returns (event id, "sent" | "failed" | "deferred")."""
         if inline and row.room_id in self._blocked_rooms:
             self._nudge.set()
@@ -151,7 +172,7 @@ class Outbox:
         except Exception as exc:  # network, retry budget exhausted
             self._block(row, exc)
             return None, "deferred"
-        await self.store.mark_sent(row.txn_id, event_id)
+        await self.store.mark_sent(row.txn_id, event_id, part=part)
         return event_id, "sent"
 
     def _block(self, row: OutboxItem, exc: BaseException) -> None:

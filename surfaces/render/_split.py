@@ -248,6 +248,11 @@ def split_reply(
     """
     if budget_bytes < _MAX_CHAR_COST:
         raise ValueError(f"budget_bytes must be >= {_MAX_CHAR_COST}, got {budget_bytes}")
+    if len(text) * _MAX_CHAR_COST <= budget_bytes:
+        # Fits whatever its characters cost: the common case, called on every
+        # streamed flush, so skip the per-character accounting.
+        start, end = _skip_blank_lines(text, 0), _rstrip_end(text, 0, len(text))
+        return [text[start:end]] if start < end else []
     cum = [0, *itertools.accumulate(map(_char_cost, text))]
     fences = _Fences(text) if balance_fences else None
     parts: list[str] = []

@@ -2,22 +2,26 @@
 
 from surfaces.state._store import (
     ChatRecord,
+    Claim,
     InboxItem,
     Intent,
     OutboxItem,
     PendingSend,
     StagedFile,
     Store,
+    TurnStart,
     UserRecord,
 )
 
 __all__ = [
     "ChatRecord",
+    "Claim",
     "InboxItem",
     "Intent",
     "OutboxItem",
     "PendingSend",
     "StagedFile",
     "Store",
+    "TurnStart",
     "UserRecord",
 ]

@@ -65,7 +65,6 @@ class ReplyStream:
     """Accumulates the agent's text and keeps the room's messages in step with it."""
 
     outbox: object  # surfaces.bot.outbox.Outbox (duck-typed for tests)
-    store: object  # surfaces.state.Store
     room_id: str
     turn_key: str
     attempt: int
@@ -170,12 +169,12 @@ class ReplyStream:
                         f"{self.turn_key}.p{i}",
                         "m.room.message",
                         message_content(body),
-                    )
+                    ),
+                    part=(self.turn_key, i),
                 )
                 if event_id is None:
                     return  # homeserver unavailable: the final sends will carry it
                 self.parts[i] = event_id
-                await self.store.record_part(self.turn_key, i, event_id)
                 shown = self._queued_body.get(i)
                 if shown != body:
                     # The message went out with older text (queued before a deferral
@@ -209,11 +208,12 @@ class ReplyStream:
         flusher was cancelled mid-send, or the send was deferred). Call after the
         flusher stopped and before :meth:`final_sends`."""
         for i in sorted(self._attempted - self.parts.keys()):
-            event_id = await self.outbox.send(self._part_send(i, self.text))  # row exists
+            event_id = await self.outbox.send(  # the row exists
+                self._part_send(i, self.text), part=(self.turn_key, i)
+            )
             if event_id is None:
                 continue
             self.parts[i] = event_id
-            await self.store.record_part(self.turn_key, i, event_id)
 
     def final_sends(self, suffix: str | None = None) -> list[PendingSend]:
         """The sends that make the room show the complete reply (plus ``suffix``,

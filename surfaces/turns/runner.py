@@ -111,17 +111,16 @@ class TurnRunner:
     async def run(self, item: InboxItem, chat: ChatRecord, text: str) -> None:
         bot = self.bot
         spec = await self._agent_for(chat)
-        staged = await bot.store.staged(chat.room_id, chat.owner)
+        start = await bot.store.begin_turn(item.event_id, chat.room_id, chat.owner)
+        attempt, staged = start.attempt, start.staged
         attachments = [f.rel_path for f in staged]
-        attempt, parts = await bot.store.begin_turn(item.event_id)
         cfg = bot.config.streaming
         reply = ReplyStream(
             outbox=bot.outbox,
-            store=bot.store,
             room_id=chat.room_id,
             turn_key=item.event_id,
             attempt=attempt,
-            parts=dict(parts),
+            parts=dict(start.parts),
             throttle=EditThrottle(
                 first_edit_after_s=cfg.first_edit_after_s,
                 min_interval_s=cfg.min_edit_interval_s,
@@ -140,7 +139,7 @@ class TurnRunner:
         first_text_at: float | None = None
         failure: AgentFailure | None = None
         files_sent = 0
-        log.info(
+        log.debug(
             "turn_started",
             platform_chat_id=chat.platform_chat_id,
             agent_id=spec.id,
@@ -225,11 +224,14 @@ class TurnRunner:
         else:
             outcome = "ok"
             sends = reply.final_sends()
-            if staged:
-                await bot.store.unstage([f.id for f in staged])
         try:
-            await bot.store.finish_event(item.event_id, "done", sends)
-            await bot.outbox.flush(sends)
+            rows = await bot.store.finish_event(
+                item.event_id,
+                "done",
+                sends,
+                unstage=[f.id for f in staged] if outcome == "ok" else (),
+            )
+            await bot.outbox.deliver(rows)
         finally:
             # After the final text: the user sees the answer one round trip sooner.
             await typing.clear()
@@ -265,6 +267,7 @@ class TurnRunner:
         if (
             not configured
             and not single
+            and not chat.flags.get("default_agent_notice")
             and await bot.store.set_chat_flag(chat.room_id, "default_agent_notice")
         ):
             await bot.notice(

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from surfaces.state import ChatRecord, InboxItem, PendingSend, Store
+from surfaces.state import ChatRecord, InboxItem, PendingSend, Store, TurnStart
 from surfaces.state._schema import MIGRATIONS
 
 
@@ -57,6 +57,66 @@ async def test_threaded_mode_works_too(tmp_path):
         await s.set_value("a", "1")
         assert await s.get_value("a") == "1"
         assert await s.probe_writable()
+        big = [item(f"$e{i}") for i in range(100)]  # above the inline admit size
+        assert len(await s.admit("s1", big)) == 100
+        assert s.quick_fallbacks == 0
+    finally:
+        s.close()
+
+
+async def test_quick_calls_run_on_the_loop_unless_they_could_wait(tmp_path, monkeypatch):
+    import trio
+
+    s = await Store.open(tmp_path / "q.db")
+    hops: list[str] = []
+    real = trio.to_thread.run_sync
+
+    async def counting(fn, *args, **kwargs):
+        hops.append(getattr(fn, "__name__", "?"))
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counting)
+    try:
+        await s.set_value("a", "1")
+        await s.admit("s1", [item("$a")])
+        assert (await s.claim_next("room:!r")).item.event_id == "$a"
+        assert hops == []  # no worker-thread round trip
+
+        # The limiter is held (a threaded call is running): the quick call queues
+        # behind it in the worker thread instead of sharing the connection.
+        await s._limiter.acquire()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(s.set_value, "b", "2")
+            await trio.testing.wait_all_tasks_blocked()
+            assert s.quick_fallbacks == 1
+            s._limiter.release()
+        assert await s.get_value("b") == "2"
+
+        # Another process holds the write lock: the inline attempt fails fast and
+        # the call waits for the lock in the worker thread, never on the loop.
+        other = sqlite3.connect(str(tmp_path / "q.db"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(s.set_value, "c", "3")
+            await trio.testing.wait_all_tasks_blocked()
+            assert s.quick_fallbacks == 2
+            other.execute("COMMIT")
+        other.close()
+        assert await s.get_value("c") == "3"
+        assert len(hops) == 2
+    finally:
+        s.close()
+
+
+async def test_checkpoint_moves_the_wal_into_the_database(tmp_path):
+    s = await Store.open(tmp_path / "c.db")
+    try:
+        for i in range(20):
+            await s.set_value(f"k{i}", "v")
+        wal_pages, copied = await s.checkpoint()
+        assert wal_pages > 0
+        assert copied == wal_pages
+        assert await s.checkpoint() == (wal_pages, wal_pages)  # nothing new since
     finally:
         s.close()
 
@@ -89,17 +149,35 @@ async def test_admit_is_atomic_with_the_token(store):
 
 async def test_inbox_lanes_attempts_and_finish(store):
     await store.admit("s1", [item("$a", "room:!r"), item("$b", "ctl:!r"), item("$c", "room:!r")])
-    assert (await store.next_pending("room:!r")).event_id == "$a"
     assert await store.count_pending("room:!r") == 2
-    assert await store.start_attempt("$a") == 1
-    assert await store.start_attempt("$a") == 2
+    claim = await store.claim_next("room:!r")
+    assert (claim.item.event_id, claim.starts, claim.failures) == ("$a", 1, 0)
+    assert await store.record_failure("$a") == 1
+    claim = await store.claim_next("room:!r")  # not finished: the same event again
+    assert (claim.item.event_id, claim.starts, claim.failures) == ("$a", 2, 1)
     send = PendingSend("!r", "txn-a", "m.room.message", {"body": "hi"})
-    await store.finish_event("$a", "done", [send])
+    rows = await store.finish_event("$a", "done", [send])
+    assert [(r.txn_id, r.status) for r in rows] == [("txn-a", "pending")]
     assert await store.inbox_status("$a") == "done"
     assert [o.txn_id for o in await store.pending_outbox()] == ["txn-a"]
-    assert (await store.next_pending("room:!r")).event_id == "$c"
+    assert (await store.claim_next("room:!r")).item.event_id == "$c"
+    assert (await store.claim_next("ctl:!r")).item.event_id == "$b"
     await store.finish_event("$a", "failed")  # only pending rows change
     assert await store.inbox_status("$a") == "done"
+    await store.finish_event("$c")
+    assert await store.claim_next("room:!r") is None
+
+
+async def test_finish_event_unstages_and_returns_existing_rows(store):
+    await store.admit("s1", [item("$a")])
+    f = await store.stage_file("!r", "@a:x", "in/a.txt", "a.txt", 1, "text/plain")
+    sent = PendingSend("!r", "t-sent", "m.room.message", {"body": "earlier"})
+    await store.enqueue(sent)
+    await store.mark_sent("t-sent", "$ev", part=("$a", 0))
+    rows = await store.finish_event("$a", "done", [sent], unstage=[f.id])
+    assert [(r.status, r.event_id) for r in rows] == [("sent", "$ev")]
+    assert await store.staged("!r", "@a:x") == []
+    assert (await store.begin_turn("$a", "!r", "@a:x")).parts == {0: "$ev"}
 
 
 async def test_outbox_enqueue_reuses_the_txn(store):
@@ -170,6 +248,12 @@ async def test_users_chats_and_flags(store):
     assert (c1.platform_chat_id, c1.flags) == ("9", {"seen": True})
     updated = await store.update_chat("!c1", name="New", status="archived")
     assert (updated.name, updated.status) == ("New", "archived")
+    assert await store.get_chat("!c1") == updated  # the cached row was dropped
+    await store.set_chat_flag("!c1", "other")
+    assert (await store.get_chat("!c1")).flags == {"seen": True, "other": True}
+    await store.put_chat(chat("!c1", "@a:x", "C1", "10"))
+    assert (await store.get_chat("!c1")).platform_chat_id == "10"
+    assert await store.get_chat("!missing") is None
     assert await store.update_chat("!missing", name="x") is None
     with pytest.raises(ValueError, match="owner"):
         await store.update_chat("!c1", owner="@evil:x")
@@ -189,9 +273,10 @@ async def test_staged_files(store):
 
 
 async def test_turns_and_counts(store):
-    assert await store.begin_turn("$t") == (1, {})
+    assert await store.begin_turn("$t", "!r", "@a:x") == TurnStart(1, {}, [])
     await store.record_part("$t", 0, "$reply0")
-    assert await store.begin_turn("$t") == (2, {0: "$reply0"})
+    f = await store.stage_file("!r", "@a:x", "in/a.txt", "a.txt", 1, "text/plain")
+    assert await store.begin_turn("$t", "!r", "@a:x") == TurnStart(2, {0: "$reply0"}, [f])
     counts = await store.counts()
     assert set(counts) == {"users", "chats", "inbox", "outbox", "stage", "intents"}
     assert await store.integrity_check() == "ok"
