@@ -122,22 +122,14 @@ class TracingTransport(httpx.AsyncBaseTransport):
     """httpx's default transport, recording each request's timing."""
 
     def __init__(self) -> None:
-        # Experiment knob (BENCH_HTTP_LIMIT=N): at most N requests other than /sync
-        # in flight, waiting in trio rather than in httpcore's pool, and a pool
-        # that keeps every connection alive (no churn). Off by default.
-        limit = int(os.environ.get("BENCH_HTTP_LIMIT", "0"))
-        self._limiter = trio.CapacityLimiter(limit) if limit else None
-        limits = httpx.Limits(max_connections=limit + 4, max_keepalive_connections=limit + 4)
-        self._inner = httpx.AsyncHTTPTransport(**({"limits": limits} if limit else {}))
+        from matrix_client._client import DEFAULT_LIMITS
+
+        # The product's own pool limits: a client given a transport ignores them.
+        self._inner = httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
         self.last_sync_at = 0.0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._limiter is None or request.url.path.endswith("/sync"):
-            return await self._handle(request)
-        async with self._limiter:
-            response = await self._handle(request)
-            await response.aread()  # hold the slot until the body is in
-            return response
+        return await self._handle(request)
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:
         began = time.monotonic()
@@ -173,20 +165,7 @@ def _bot_main() -> int:
         return batch
 
     _sync.Syncer.next = traced_next  # type: ignore[method-assign]
-    if os.environ.get("BENCH_NO_TYPING") == "1":
-        # Experiment only: what the typing lease costs (requests, latency, CPU).
-        import surfaces.turns.runner as runner
-
-        async def no_typing(*args: object) -> None:
-            await trio.sleep_forever()
-
-        async def no_clear(*args: object) -> None:
-            return None
-
-        runner.keep_typing = no_typing  # type: ignore[assignment]
-        runner.clear_typing = no_clear  # type: ignore[assignment]
-    inline = os.environ.get("BENCH_STORE_INLINE") == "1"  # experiment: SQLite on the loop
-    app = BotApp(config, registry, transport=transport, store_inline=inline)
+    app = BotApp(config, registry, transport=transport)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
@@ -194,9 +173,19 @@ def _bot_main() -> int:
             await app.run()
             nursery.cancel_scope.cancel()
 
+    profile_path = os.environ.get("BENCH_CPROFILE")  # experiment: call counts per turn
+    profiler = None
+    if profile_path:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         trio.run(run)
     finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
         TRACE.dump()
     return 0
 

@@ -270,9 +270,13 @@ async def floor_responder(hs: LocalSynapse, reg: RegisteredUser, joined: set[str
     async with MatrixClient(
         hs.base_url, access_token=reg.access_token, user_id=reg.user_id, device_id=reg.device_id
     ) as client:
-        filter_id = await client.upload_filter(
-            {**USER_FILTER, "room": {**USER_FILTER["room"], "ephemeral": {"not_types": ["*"]}}}
-        )
+        # Like the bot: its own sends must not wake its long-poll.
+        room_filter = {
+            **USER_FILTER["room"],
+            "ephemeral": {"not_types": ["*"]},
+            "timeline": {**USER_FILTER["room"].get("timeline", {}), "not_senders": [reg.user_id]},
+        }
+        filter_id = await client.upload_filter({**USER_FILTER, "room": room_filter})
         async with trio.open_nursery() as nursery:
 
             async def join(room_id: str) -> None:
@@ -880,7 +884,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra bot environment (experiments: BENCH_STORE_INLINE=1, BENCH_NO_TYPING=1)",
+        help="extra bot environment (e.g. BENCH_CPROFILE=/tmp/bot.pstats: profile the bot)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "turns.json")
     args = parser.parse_args()

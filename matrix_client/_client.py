@@ -48,7 +48,7 @@ from ._models import (
     WhoAmI,
 )
 from ._retry import RetryPolicy, call_with_retry
-from ._sync import Syncer
+from ._sync import Syncer, SyncTimeoutError
 
 log = structlog.get_logger(__name__)
 
@@ -400,12 +400,15 @@ class MatrixClient:
         timeout_ms: int,
         filter_id: str | None,
         full_state: bool,
+        margin_s: float | None = None,
     ) -> SyncResponse:
-        """One ``/sync`` attempt, bounded by ``timeout_ms`` + ``sync_http_margin_s``.
+        """One ``/sync`` attempt, bounded by ``timeout_ms`` + ``margin_s``.
 
-        The httpx read timeout alone is not enough: it restarts on every chunk
-        read, so a server trickling bytes could hold us forever. The trio
-        deadline bounds the whole request; expiry is a :class:`TransportError`.
+        ``margin_s`` defaults to ``sync_http_margin_s``; the :class:`Syncer` passes
+        a larger one after consecutive timeouts. The httpx read timeout alone is
+        not enough: it restarts on every chunk read, so a server trickling bytes
+        could hold us forever. The trio deadline bounds the whole request; expiry
+        (or the httpx read timeout) is a :class:`SyncTimeoutError`.
         """
         params: dict[str, str] = {"timeout": str(max(0, timeout_ms))}
         if since is not None:
@@ -414,16 +417,22 @@ class MatrixClient:
             params["filter"] = filter_id
         if full_state:
             params["full_state"] = "true"
-        limit_s = max(0, timeout_ms) / 1000.0 + self.sync_http_margin_s
+        if margin_s is None:
+            margin_s = self.sync_http_margin_s
+        limit_s = max(0, timeout_ms) / 1000.0 + margin_s
         http_timeout = httpx.Timeout(connect=10.0, read=limit_s, write=30.0, pool=10.0)
-        label = "GET /sync"
+        label = SYNC_LABEL
         try:
             with trio.fail_after(limit_s):
                 response = await self._attempt(
                     "GET", f"{CLIENT_V3}/sync", label, params=params, http_timeout=http_timeout
                 )
         except trio.TooSlowError as exc:
-            raise TransportError(f"{label}: no complete response in {limit_s:g} s") from exc
+            raise SyncTimeoutError(f"{label}: no complete response in {limit_s:g} s") from exc
+        except TransportError as exc:
+            if isinstance(exc.__cause__, httpx.ReadTimeout):
+                raise SyncTimeoutError(str(exc)) from exc.__cause__
+            raise
         return structure(_json_body(response, label), SyncResponse, what="sync")
 
     async def sync(
@@ -458,6 +467,7 @@ class MatrixClient:
         min_interval_s: float = 0.5,
         dedup_size: int = 10_000,
         max_failures: int | None = None,
+        max_margin_factor: float = 8.0,
     ) -> Syncer:
         """A :class:`Syncer` starting at ``since`` (the caller's persisted token)."""
         return Syncer(
@@ -468,6 +478,7 @@ class MatrixClient:
             min_interval_s=min_interval_s,
             dedup_size=dedup_size,
             max_failures=max_failures,
+            max_margin_factor=max_margin_factor,
         )
 
     # -- rooms -------------------------------------------------------------------

@@ -25,6 +25,26 @@ class Versions:
         """Whether the server advertises spec ``version`` (e.g. ``"v1.11"``)."""
         return version in self.versions
 
+    def at_least(self, version: str) -> bool:
+        """Whether the server advertises spec ``version`` or a later ``vX.Y``.
+
+        ``"r0.x"`` and malformed entries never count; ``version`` must be ``vX.Y``.
+        """
+        wanted = _spec_version(version)
+        if wanted is None:
+            raise ValueError(f"not a spec version: {version!r}")
+        return any((v := _spec_version(s)) is not None and v >= wanted for s in self.versions)
+
+
+def _spec_version(text: object) -> tuple[int, int] | None:
+    """``"v1.11"`` → ``(1, 11)``; anything else → ``None``."""
+    if not isinstance(text, str) or not text.startswith("v"):
+        return None
+    major, dot, minor = text[1:].partition(".")
+    if not dot or not (major + minor).isascii() or not major.isdigit() or not minor.isdigit():
+        return None
+    return int(major), int(minor)
+
 
 @attrs.frozen
 class LoginResponse:

@@ -11,8 +11,14 @@ Why each decision:
   whatever is pending *now* (a backlog after a restart, or the state we missed
   while failing) instead of waiting for the next new event.
 * Later requests long-poll for ``long_poll_ms``; the client bounds each request
-  with ``long_poll + sync_http_margin_s`` (httpx read timeout *and* a trio
-  deadline, because httpx timeouts restart on every read).
+  with ``long_poll + margin`` (httpx read timeout *and* a trio deadline, because
+  httpx timeouts restart on every read). The margin is the client's
+  ``sync_http_margin_s``, doubled after each consecutive *timeout* up to
+  ``max_margin_factor`` times that (8 × 15 s = 120 s by default) and back to the
+  base after a success. A catch-up sync on a busy server (thousands of rooms) can
+  take longer than the base margin; retrying with the same bound would restart
+  the same work and never finish (bench/RESULTS.md, finding 5). Other failures
+  neither grow nor reset it.
 * A server that answers a long-poll instantly with an unchanged token would
   spin us in a hot loop; such a request is followed by a pause so that two
   requests start at least ``min_interval_s`` apart.
@@ -41,6 +47,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+class SyncTimeoutError(TransportError):
+    """A ``/sync`` attempt got no complete answer within its time bound."""
+
+
 @attrs.define(eq=False)
 class Syncer:
     """Successive ``/sync`` batches for one client; create with ``client.syncer()``.
@@ -58,10 +68,13 @@ class Syncer:
     dedup_size: int = attrs.field(default=10_000, kw_only=True)
     #: Consecutive transient failures before ``next()`` raises; ``None``: keep trying.
     max_failures: int | None = attrs.field(default=None, kw_only=True)
+    #: Cap of the grown HTTP margin, as a multiple of ``client.sync_http_margin_s``.
+    max_margin_factor: float = attrs.field(default=8.0, kw_only=True)
     _catch_up: bool = attrs.field(default=True, init=False)
     _throttle: bool = attrs.field(default=False, init=False)
     _last_start: float = attrs.field(default=0.0, init=False)
     _failures: int = attrs.field(default=0, init=False)
+    _timeouts: int = attrs.field(default=0, init=False)
     _seen: OrderedDict[str, None] = attrs.field(factory=OrderedDict, init=False, repr=False)
 
     async def next(self) -> SyncBatch:
@@ -82,9 +95,15 @@ class Syncer:
             self._last_start = started = trio.current_time()
             try:
                 response = await client._sync_once(
-                    since=since, timeout_ms=timeout_ms, filter_id=self.filter_id, full_state=False
+                    since=since,
+                    timeout_ms=timeout_ms,
+                    filter_id=self.filter_id,
+                    full_state=False,
+                    margin_s=self.margin_s,
                 )
             except (MatrixError, TransportError) as exc:
+                if isinstance(exc, SyncTimeoutError):
+                    self._timeouts += 1
                 kind = classify(exc)
                 if kind in (FailureKind.FATAL, FailureKind.PERMANENT):
                     log.error("matrix_sync_failed", kind=kind.value, error=str(exc))
@@ -103,6 +122,7 @@ class Syncer:
                     kind=kind.value,
                     attempt=self._failures,
                     wait_s=round(wait, 3),
+                    next_margin_s=self.margin_s,
                     error=str(exc),
                 )
                 # Whatever happened, catch up at once when the server is back.
@@ -112,6 +132,7 @@ class Syncer:
                 continue
             elapsed = trio.current_time() - started
             self._failures = 0
+            self._timeouts = 0
             self._catch_up = False
             self._throttle = (
                 timeout_ms > 0 and response.next_batch == since and elapsed < self.min_interval_s
@@ -119,6 +140,13 @@ class Syncer:
             batch = self._make_batch(since, response)
             self.since = response.next_batch
             return batch
+
+    @property
+    def margin_s(self) -> float:
+        """The HTTP margin of the next request: the client's, doubled per
+        consecutive timeout, capped at ``max_margin_factor`` times it."""
+        base = self.client.sync_http_margin_s
+        return min(base * 2.0 ** min(self._timeouts, 30), base * max(1.0, self.max_margin_factor))
 
     def _remember(self, event_id: str) -> bool:
         """True the first time ``event_id`` is seen (within the LRU window)."""

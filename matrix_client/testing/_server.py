@@ -2,7 +2,10 @@
 
 The model is deliberately small but honest about the behaviours a bot depends
 on: one global stream position (sync tokens are ``s<position>``), per-user
-membership deciding what ``/sync`` returns, idempotent sends per
+membership deciding what ``/sync`` returns (a newly joined room with its
+latest events, each with the user's ``unsigned.membership`` at it, as in spec
+v1.11), the ``room.timeline`` part of filters (``limit``, ``senders``,
+``not_senders``; uploaded or inline JSON), idempotent sends per
 ``(user, device, txn_id)``, a long-poll that waits on trio time (so
 ``autojump_clock`` runs it instantly), and scripted faults.
 
@@ -41,6 +44,9 @@ INVITE_STATE_TYPES = (
     "m.room.canonical_alias",
     "m.room.encryption",
 )
+
+#: From this spec version on, timeline events carry ``unsigned.membership`` (MSC4115).
+MEMBERSHIP_ON_EVENTS_VERSION = "v1.11"
 
 DEFAULT_VERSIONS = (
     "v1.1",
@@ -112,6 +118,25 @@ class _Room:
         ]
 
 
+@attrs.frozen
+class _TimelineFilter:
+    """The part of a sync filter the fake honours: ``room.timeline`` limit and senders."""
+
+    limit: int = 10
+    senders: frozenset[str] | None = None
+    not_senders: frozenset[str] = frozenset()
+
+    def admits(self, event: Any) -> bool:
+        sender = event.get("sender") if isinstance(event, dict) else None
+        if sender in self.not_senders:
+            return False
+        return self.senders is None or sender in self.senders
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 @attrs.define
 class _Session:
     user_id: str
@@ -159,7 +184,8 @@ class FakeHomeserver:
     Attributes:
         server_name: the domain of user and room ids.
         versions: what ``/versions`` advertises; without ``"v1.11"`` authenticated
-            media answers 404 ``M_UNRECOGNIZED`` (clients must use legacy media).
+            media answers 404 ``M_UNRECOGNIZED`` (clients must use legacy media)
+            and timeline events carry no ``unsigned.membership``.
         sync_long_poll: ``False`` makes ``/sync`` ignore ``timeout`` and answer at
             once (a misbehaving server, for hot-loop tests).
         upload_size: ``m.upload.size`` (also enforced on upload).
@@ -826,9 +852,10 @@ class FakeHomeserver:
             raise _HttpError(404, "M_NOT_FOUND", "No such filter")
         return self._filters[filterId]
 
-    def _timeline_limit(self, filter_param: str | None) -> int:
+    def _timeline_filter(self, filter_param: str | None) -> _TimelineFilter:
+        """The room timeline part of a filter id or inline JSON filter."""
         if filter_param is None:
-            return 10
+            return _TimelineFilter()
         if filter_param.startswith("{"):
             try:
                 spec = json.loads(filter_param)
@@ -838,8 +865,18 @@ class FakeHomeserver:
             spec = self._filters[filter_param]
         else:
             raise _HttpError(400, "M_INVALID_PARAM", "No such filter")
-        limit = (spec.get("room") or {}).get("timeline", {}).get("limit", 10)
-        return limit if isinstance(limit, int) and limit > 0 else 10
+        room = spec.get("room") if isinstance(spec, dict) else None
+        timeline = room.get("timeline") if isinstance(room, dict) else None
+        if not isinstance(timeline, dict):
+            return _TimelineFilter()
+        limit = timeline.get("limit", 10)
+        senders = timeline.get("senders")
+        not_senders = timeline.get("not_senders")
+        return _TimelineFilter(
+            limit=limit if isinstance(limit, int) and limit > 0 else 10,
+            senders=None if senders is None else frozenset(_strings(senders)),
+            not_senders=frozenset(_strings(not_senders)),
+        )
 
     @staticmethod
     def _parse_token(token: str | None, name: str) -> int | None:
@@ -851,7 +888,7 @@ class FakeHomeserver:
 
     async def _h_sync(self, *, session: _Session, query: dict[str, str], **_: Any) -> JsonDict:
         since = self._parse_token(query.get("since"), "since")
-        limit = self._timeline_limit(query.get("filter"))
+        timeline_filter = self._timeline_filter(query.get("filter"))
         try:
             timeout_s = max(0, int(query.get("timeout", "0"))) / 1000.0
         except ValueError:
@@ -860,7 +897,7 @@ class FakeHomeserver:
             timeout_s = 0.0
         deadline = trio.current_time() + timeout_s
         while True:
-            rooms = self._sync_rooms(session, since, limit)
+            rooms = self._sync_rooms(session, since, timeline_filter)
             if any(rooms.values()) or trio.current_time() >= deadline:
                 break
             changed = self._changed
@@ -868,19 +905,49 @@ class FakeHomeserver:
                 await changed.wait()
         return {"next_batch": f"s{self._pos}", "rooms": rooms, "account_data": {"events": []}}
 
-    def _render(self, entry: _Entry, session: _Session) -> Any:
-        """The event as ``session`` sees it (its own sends carry ``transaction_id``)."""
+    def _render(
+        self, entry: _Entry, session: _Session, membership: dict[int, str] | None = None
+    ) -> Any:
+        """The event as ``session`` sees it: its own sends carry ``transaction_id``,
+        and with ``membership`` (see :meth:`_memberships`) ``unsigned.membership``
+        is the user's membership at the event (MSC4115, spec v1.11)."""
         event = copy.deepcopy(entry.event)
         if isinstance(event, dict):
             event.pop("room_id", None)
-            if entry.txn and entry.txn[:2] == (session.user_id, session.device_id):
-                unsigned = event.setdefault("unsigned", {})
-                if isinstance(unsigned, dict):
+            unsigned = event.setdefault("unsigned", {})
+            if isinstance(unsigned, dict):
+                if entry.txn and entry.txn[:2] == (session.user_id, session.device_id):
                     unsigned["transaction_id"] = entry.txn[2]
+                if membership is not None:
+                    unsigned["membership"] = membership.get(entry.pos, "leave")
         return event
 
-    def _sync_rooms(self, session: _Session, since: int | None, limit: int) -> JsonDict:
+    def _memberships(self, room: _Room, user_id: str) -> dict[int, str] | None:
+        """Stream position → ``user_id``'s membership just after that event of the
+        room (``leave`` before any membership of theirs, as on Synapse); ``None``
+        (no ``unsigned.membership``) unless ``versions`` has ``"v1.11"``."""
+        if MEMBERSHIP_ON_EVENTS_VERSION not in self.versions:
+            return None
+        current = "leave"
+        at: dict[int, str] = {}
+        for entry in room.entries:
+            event = entry.event
+            if (
+                isinstance(event, dict)
+                and event.get("type") == "m.room.member"
+                and event.get("state_key") == user_id
+            ):
+                content = event.get("content")
+                value = content.get("membership") if isinstance(content, dict) else None
+                current = value if isinstance(value, str) else "leave"
+            at[entry.pos] = current
+        return at
+
+    def _sync_rooms(
+        self, session: _Session, since: int | None, timeline_filter: _TimelineFilter
+    ) -> JsonDict:
         user_id = session.user_id
+        limit = timeline_filter.limit
         join: JsonDict = {}
         invite: JsonDict = {}
         leave: JsonDict = {}
@@ -889,10 +956,18 @@ class FakeHomeserver:
             member_pos = room.member_pos.get(user_id, 0)
             newly = since is None or member_pos > since
             if membership == "join":
-                new = [e for e in room.entries if since is None or e.pos > since]
+                # A room newly joined gets its latest events whatever the token, and is
+                # listed even if the filter hides them all (as on Synapse): history from
+                # before the join shows up in its timeline.
+                new = [
+                    e
+                    for e in room.entries
+                    if (newly or e.pos > since) and timeline_filter.admits(e.event)
+                ]
                 if not new and not newly:
                     continue
                 shown = new[-limit:]
+                at = self._memberships(room, user_id)
                 timeline_ids = {id(e.event) for e in shown}
                 state = []
                 if newly:  # full state for a room that is new to this user
@@ -904,7 +979,7 @@ class FakeHomeserver:
                 first_pos = shown[0].pos if shown else self._pos + 1
                 join[room.room_id] = {
                     "timeline": {
-                        "events": [self._render(e, session) for e in shown],
+                        "events": [self._render(e, session, at) for e in shown],
                         "limited": len(new) > len(shown),
                         "prev_batch": f"s{first_pos - 1}",
                     },
@@ -920,10 +995,15 @@ class FakeHomeserver:
                 and newly
                 and user_id not in room.forgotten_by
             ):
-                gone = [e for e in room.entries if since < e.pos <= member_pos]
+                gone = [
+                    e
+                    for e in room.entries
+                    if since < e.pos <= member_pos and timeline_filter.admits(e.event)
+                ]
+                at = self._memberships(room, user_id)
                 leave[room.room_id] = {
                     "timeline": {
-                        "events": [self._render(e, session) for e in gone[-limit:]],
+                        "events": [self._render(e, session, at) for e in gone[-limit:]],
                         "limited": len(gone) > limit,
                     },
                     "state": {"events": []},
@@ -1119,9 +1199,10 @@ class FakeHomeserver:
             newer = [e for e in room.entries if e.pos > origin]
             page = newer[:limit]
             end = f"s{page[-1].pos}" if page and len(newer) > len(page) else None
+        at = self._memberships(room, session.user_id)
         answer: JsonDict = {
             "start": f"s{origin}",
-            "chunk": [self._render(e, session) for e in page],
+            "chunk": [self._render(e, session, at) for e in page],
         }
         if end is not None:
             answer["end"] = end

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sqlite3
 import sys
 import uuid
 from pathlib import Path
@@ -26,12 +27,12 @@ import structlog
 import trio
 
 from agent_client import AgentClient, TurnLimits
-from matrix_client import MatrixClient, MatrixError, UnknownTokenError
+from matrix_client import MatrixClient, MatrixError, TransportError, UnknownTokenError
 from surfaces import __version__
 from surfaces.bot.commands import Commands
 from surfaces.bot.context import Bot
 from surfaces.bot.handler import EventHandler
-from surfaces.bot.intake import IntakePolicy, classify
+from surfaces.bot.intake import IntakePolicy, classify, gapped_rooms
 from surfaces.bot.lanes import FatalError, LaneSupervisor
 from surfaces.bot.media import IncomingFiles
 from surfaces.bot.outbox import Outbox
@@ -59,6 +60,44 @@ SYNC_FILTER = {
     },
 }
 PRUNE_AFTER_S = 7 * 24 * 3600.0
+PRUNE_EVERY_S = 6 * 3600.0
+CHECKPOINT_EVERY_S = 2.0
+#: The spec version with ``unsigned.membership`` (MSC4115), which intake needs to
+#: recognise pre-join history once the filter hides our own join event.
+MEMBERSHIP_ON_EVENTS_VERSION = "v1.11"
+
+
+def build_sync_filter(own_user_id: str, *, hide_own: bool) -> dict:
+    """The bot's sync filter, unique to this process.
+
+    Unique: Synapse caches /sync responses for a while keyed by (since, filter
+    id, device…), so a restart with a lost database would otherwise be served the
+    old history as if it were new. ``hide_own``: the timeline leaves out the bot's
+    own events (``not_senders``), so its replies do not wake its own long-poll (one
+    /sync less per turn, for the bot and the homeserver; bench/RESULTS.md).
+    """
+    room = {**SYNC_FILTER["room"], "not_rooms": [f"!surfaces-{uuid.uuid4().hex}:invalid"]}
+    if hide_own:
+        room["timeline"] = {**room["timeline"], "not_senders": [own_user_id]}
+    return {**SYNC_FILTER, "room": room}
+
+
+async def _hides_own_events(matrix: MatrixClient) -> bool:
+    """Whether the homeserver sends ``unsigned.membership`` (spec v1.11+), without
+    which hiding our own join would let pre-join history through as prompts."""
+    try:
+        versions = await matrix.versions()
+    except (MatrixError, TransportError) as exc:
+        log.warning("matrix_versions_failed", error=str(exc), own_events_filtered=False)
+        return False
+    hide = versions.at_least(MEMBERSHIP_ON_EVENTS_VERSION)
+    if not hide:
+        log.info(
+            "own_events_not_filtered",
+            reason=f"homeserver older than {MEMBERSHIP_ON_EVENTS_VERSION}",
+            versions=versions.versions,
+        )
+    return hide
 
 
 @attrs.define
@@ -76,6 +115,7 @@ class BotApp:
     lanes: LaneSupervisor | None = None
     runner: TurnRunner | None = None
     ops_port: int | None = None
+    sync_filter: dict | None = None  # the filter this process uploaded (tests look)
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _force: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
@@ -209,14 +249,9 @@ class BotApp:
             stale_after_s=3 * cfg.matrix.sync_long_poll_s + 30, db_probe=probe_db
         )
 
-        # A filter unique to this process: Synapse caches /sync responses for a
-        # while keyed by (since, filter id, device…), so a restart with a lost
-        # database would otherwise be served the old history as if it were new.
-        sync_filter = {
-            **SYNC_FILTER,
-            "room": {**SYNC_FILTER["room"], "not_rooms": [f"!surfaces-{uuid.uuid4().hex}:invalid"]},
-        }
+        sync_filter = build_sync_filter(bot.user_id, hide_own=await _hides_own_events(matrix))
         filter_id = await matrix.upload_filter(sync_filter)
+        self.sync_filter = sync_filter
         await reconcile(matrix, store)
         remaining = await outbox.replay()
         if remaining:
@@ -247,6 +282,7 @@ class BotApp:
 
                 nursery.start_soon(sync_task)
                 nursery.start_soon(self._gauges, store, lanes)
+                nursery.start_soon(self._maintain, store)
                 self._ready.set()
                 task_status.started()
                 log.info("bot_started", user_id=bot.user_id, agents=len(self.registry.agents))
@@ -286,6 +322,22 @@ class BotApp:
         if item.kind in ("text", "command", "file"):
             await bot.notice(item.room_id, "turn_failed", txn_id=f"{item.event_id}.poison")
 
+    async def _maintain(self, store: Store) -> None:
+        """Checkpoint the WAL every few seconds (commits on the event loop never
+        fsync; see surfaces/state/_store.py) and prune finished inbox rows every
+        few hours, so a bot that runs for months keeps a small database."""
+        last_prune = trio.current_time()
+        while True:
+            await trio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await store.checkpoint()
+                if trio.current_time() - last_prune >= PRUNE_EVERY_S:
+                    last_prune = trio.current_time()
+                    pruned = await store.prune_inbox(PRUNE_AFTER_S)
+                    log.info("state_pruned", inbox_rows=pruned)
+            except sqlite3.Error as exc:  # e.g. disk full: the next round retries
+                log.warning("state_maintenance_failed", error=repr(exc))
+
     async def _gauges(self, store: Store, lanes: LaneSupervisor) -> None:
         while True:
             self.metrics.room_queues_changed(
@@ -323,7 +375,7 @@ class BotApp:
             failures = 0
             # A limited timeline (more new events than the filter's limit) means
             # the homeserver skipped messages: like a full queue, the user is told.
-            limited = set(batch.limited_rooms) if batch.since is not None else set()
+            limited = gapped_rooms(batch)
             items = self._apply_backpressure(classify(batch, policy), lanes, limited)
             admitted = await store.admit(batch.next_batch, items)
             now = trio.current_time()

@@ -10,6 +10,12 @@ and a crash after it loses nothing (the events wait in the inbox).
 ``m.notice`` (bots must not answer bots), edits and other relations that are not
 new prompts, users outside the allow-list, and history from before the bot
 joined a room (on a fresh start without a token, all of it).
+
+History is recognised by ``unsigned.membership`` (MSC4115, spec v1.11): the
+bot's membership at the event, anything but ``join`` means "before we joined".
+That is what lets the sync filter hide the bot's own events (``not_senders``),
+its join included. Servers that do not send it are handled by the older rule:
+within a room's part of a batch, what precedes the bot's own join event.
 """
 
 from __future__ import annotations
@@ -66,8 +72,9 @@ def classify(batch: SyncBatch, policy: IntakePolicy) -> list[InboxItem]:
         # is history from before this state existed. Invites still count.
         return items
 
-    # History from before the bot joined a room is not a prompt: within a room's
-    # part of this batch, drop what precedes our own join.
+    # History from before the bot joined a room is not a prompt. Without
+    # ``unsigned.membership`` (older servers): within a room's part of this
+    # batch, drop what precedes our own join.
     joined_at: dict[str, int] = {}
     for index, entry in enumerate(batch.events):
         ev = entry.event
@@ -80,7 +87,11 @@ def classify(batch: SyncBatch, policy: IntakePolicy) -> list[InboxItem]:
 
     for index, entry in enumerate(batch.events):
         ev = entry.event
-        if index < joined_at.get(entry.room_id, -1):
+        membership = _membership_at(ev)
+        if membership is not None:
+            if membership != "join":
+                continue  # sent before we joined (invited, or not in the room yet)
+        elif index < joined_at.get(entry.room_id, -1):
             continue
         if ev.sender == policy.own_user_id:
             continue
@@ -94,6 +105,32 @@ def classify(batch: SyncBatch, policy: IntakePolicy) -> list[InboxItem]:
         if item is not None:
             items.append(item)
     return items
+
+
+def gapped_rooms(batch: SyncBatch) -> set[str]:
+    """Rooms whose timeline in this batch is ``limited`` in a way that may have
+    dropped prompts: never on a token-less first sync (all history anyway), and
+    not when the first event shown is already from before our join (the skipped
+    ones are older still, e.g. a long-lived room the bot was just invited to)."""
+    if batch.since is None:
+        return set()
+    gapped: set[str] = set()
+    for room_id in batch.limited_rooms:
+        room = batch.response.rooms.join.get(room_id)
+        events = room.timeline.events if room is not None else []
+        membership = _membership_at(events[0]) if events else None
+        if membership is not None and membership != "join":
+            log.info("history_gap_ignored", room_id=room_id)
+            continue
+        gapped.add(room_id)
+    return gapped
+
+
+def _membership_at(ev: Any) -> str | None:
+    """Our membership at the event (``unsigned.membership``), if the server said."""
+    unsigned = ev.unsigned
+    value = unsigned.get("membership") if isinstance(unsigned, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _classify_event(room_id: str, ev: Any, policy: IntakePolicy) -> InboxItem | None:

@@ -527,3 +527,68 @@ async def test_health_and_metrics_endpoints_on_a_running_bot(
             assert metric(after.text, "events_admitted_total") >= 1
             assert metric(after.text, "agent_first_text_seconds_count") >= 1
             assert (await ops.get("/nope")).status_code == 404
+
+
+def sync_responses(rig: BotRig) -> float:
+    """``GET /sync`` requests of the bot answered 200 so far (its metrics)."""
+    assert rig.app is not None
+    total = 0.0
+    for line in rig.app.metrics.render().decode().splitlines():
+        if (
+            line.startswith("matrix_requests_total{")
+            and 'endpoint="GET /sync"' in line
+            and 'status="200"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_own_events_filtered_and_pre_join_history_ignored(
+    synapse: LocalSynapse, make_user, tmp_path: Path
+) -> None:
+    """Synapse (v1.11+) honours the filter's ``not_senders``: the bot's replies do
+    not end its own long-poll. With its join hidden as well, ``unsigned.membership``
+    still marks DM messages from before the join as history, not prompts."""
+    # A long-poll that cannot time out during the test, so every sync counted
+    # below was ended by an event.
+    async with bot_rig(
+        synapse, make_user, tmp_path, SURFACES_MATRIX__SYNC_LONG_POLL_S="300"
+    ) as rig:
+        bot = rig.bot_id
+        assert rig.app is not None
+        assert rig.app.sync_filter is not None
+        assert rig.app.sync_filter["room"]["timeline"]["not_senders"] == [bot]
+        async with SimUser.open(synapse, await make_user("gina", displayname="Gina")) as gina:
+            ws = await onboard(gina, bot)
+            await say(gina, ws.chat_id, bot, "warm up", echo_done("warm up", first=True))
+            await trio.sleep(1)  # the bot's last sends settle (they wake nothing)
+            before = sync_responses(rig)
+            with within(STEP_S, gina, ws.chat_id, "a reply with edits"):
+                sent = await gina.send_text(ws.chat_id, "/slow 0.5 5")
+                reply = await gina.wait_reply(
+                    ws.chat_id, sent, bot, lambda b: b.endswith("slow 5/5")
+                )
+            assert reply.edits >= 1  # a message and its edits: several own events
+            await trio.sleep(1)
+            # One sync brought gina's message; none came back for the reply.
+            assert sync_responses(rig) == before + 1
+
+            # Messages in a DM before the bot joined it (before the invite, and
+            # while invited: the bot is stopped so it cannot join in between).
+            await rig.stop()
+            with trio.fail_after(STEP_S):
+                dm = await gina.client.create_room(preset="trusted_private_chat", is_direct=True)
+                await gina.send_text(dm, "before the invite")
+                await gina.client.invite(dm, bot)
+                await gina.send_text(dm, "while invited")
+            await rig.start()
+            with trio.fail_after(STEP_S):
+                await gina.wait_notice(dm, None, bot, "отправлены повторно")  # the invite
+            with within(STEP_S, gina, dm, "the reply to a message after the join"):
+                sent = await gina.send_text(dm, "after the join")
+                await gina.wait_notice(dm, sent, bot, "отправлены повторно")
+            with trio.fail_after(STEP_S):
+                shown = await gina.shown(dm)
+            from_bot = [m for m in shown if m.sender == bot]
+            # The invite and "after the join" answered; the two old messages not.
+            assert len(from_bot) == 2, describe(shown)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import trio
 
@@ -101,3 +103,96 @@ async def test_long_poll_wakes_up_for_an_invite(
         response = await client.sync(since=first.next_batch, timeout_ms=30_000)
         assert trio.current_time() - start == pytest.approx(4.0)
     assert len(response.rooms.invite) == 1
+
+
+async def test_timeline_filter_senders_and_not_senders(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, room: str, autojump_clock: trio.abc.Clock
+) -> None:
+    carol = hs.register("carol")
+    hs.invite_as(alice, room, carol)
+    hs.join_as(carol, room)
+    async with hs.user_client(bot) as client:
+        start = (await client.sync(since=None, timeout_ms=0)).next_batch
+        await client.send_event(room, "m.room.message", text_content("mine"), txn_id="t")
+        hs.text_as(alice, room, "alice's")
+        hs.text_as(carol, room, "carol's")
+        not_me = await client.upload_filter({"room": {"timeline": {"not_senders": [bot.user_id]}}})
+        only_carol = json.dumps({"room": {"timeline": {"senders": [carol.user_id]}}})
+
+        async def senders(filter_id: str | None) -> list[str]:
+            response = await client.sync(since=start, timeout_ms=0, filter_id=filter_id)
+            return [e.sender for e in response.rooms.join[room].timeline.events]
+
+        assert await senders(None) == [bot.user_id, alice.user_id, carol.user_id]
+        assert await senders(not_me) == [alice.user_id, carol.user_id]
+        assert await senders(only_carol) == [carol.user_id]
+        inline_not_me = json.dumps({"room": {"timeline": {"not_senders": [bot.user_id]}}})
+        assert await senders(inline_not_me) == [alice.user_id, carol.user_id]
+
+
+async def test_own_events_hidden_by_the_filter_do_not_end_a_long_poll(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, room: str, autojump_clock: trio.abc.Clock
+) -> None:
+    async with hs.user_client(bot) as client, trio.open_nursery() as nursery:
+        not_me = await client.upload_filter({"room": {"timeline": {"not_senders": [bot.user_id]}}})
+        first = await client.sync(since=None, timeout_ms=0, filter_id=not_me)
+
+        async def later() -> None:
+            await trio.sleep(2)
+            await client.send_event(room, "m.room.message", text_content("own reply"), txn_id="r")
+            await trio.sleep(5)
+            hs.text_as(alice, room, "next prompt")
+
+        nursery.start_soon(later)
+        start = trio.current_time()
+        response = await client.sync(since=first.next_batch, timeout_ms=30_000, filter_id=not_me)
+        # Woken by alice's message at 7 s, not by our own send at 2 s.
+        assert trio.current_time() - start == pytest.approx(7.0)
+    bodies = [e.content["body"] for e in response.rooms.join[room].timeline.events]
+    assert bodies == ["next prompt"]
+
+
+async def test_unsigned_membership_is_ours_at_each_event(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, autojump_clock: trio.abc.Clock
+) -> None:
+    """MSC4115 (spec v1.11): the syncing user's membership after each event. A
+    newly joined room lists its latest events, so history from before the join."""
+    room = hs.create_room(alice, name="Old room")
+    hs.text_as(alice, room, "before the invite")
+    async with hs.user_client(bot) as client:
+        syncer = client.syncer(since=None, filter_id=None)
+        await syncer.next()
+        hs.invite_as(alice, room, bot)
+        hs.text_as(alice, room, "while invited")
+        await syncer.next()
+        await client.join(room)
+        hs.text_as(alice, room, "after the join")
+        batch = await syncer.next()
+        page = await client.room_messages(room, from_token=None, direction="b", limit=3)
+    seen = [
+        (e.event.type, e.event.content.get("body"), e.event.unsigned.get("membership"))
+        for e in batch.events
+        if e.event.type == "m.room.message" or e.event.state_key == bot.user_id
+    ]
+    assert seen == [
+        ("m.room.message", "before the invite", "leave"),
+        ("m.room.member", None, "invite"),
+        ("m.room.message", "while invited", "invite"),
+        ("m.room.member", None, "join"),
+        ("m.room.message", "after the join", "join"),
+    ]
+    assert [e.unsigned["membership"] for e in page.chunk] == ["join", "join", "invite"]
+    assert "v1.11" in hs.versions
+
+
+async def test_no_unsigned_membership_before_v1_11(autojump_clock: trio.abc.Clock) -> None:
+    hs = FakeHomeserver(versions=["v1.1", "v1.10"])
+    bot = hs.register("bot")
+    alice = hs.register("alice")
+    room = hs.invite_bot(bot, inviter=alice)
+    hs.join_as(bot, room)
+    hs.text_as(alice, room, "hello")
+    async with hs.user_client(bot) as client:
+        batch = await client.syncer(since=None, filter_id=None).next()
+    assert batch.events
+    assert all("membership" not in item.event.unsigned for item in batch.events)

@@ -17,6 +17,7 @@ from matrix_client import (
     ResponseFormatError,
     SyncResponse,
     UnknownTokenError,
+    Versions,
 )
 from matrix_client._client import error_from_response
 from matrix_client._converter import structure
@@ -91,3 +92,14 @@ async def test_sync_request_carries_long_poll_read_timeout(autojump_clock: trio.
         await client.sync(since="s0", timeout_ms=30_000)
     assert seen[0]["read"] == pytest.approx(37.0)
     assert "secret" not in repr(client)
+
+
+def test_versions_at_least_compares_spec_versions() -> None:
+    versions = Versions(versions=["r0.6.1", "v1.1", "v1.9", "v1.12", "vx.y", "v2"])
+    assert versions.at_least("v1.11")
+    assert versions.at_least("v1.12")
+    assert not versions.at_least("v1.13")
+    assert not Versions(versions=["r0.6.1", "v1.10", "v1.9"]).at_least("v1.11")
+    assert not Versions().at_least("v1.11")
+    with pytest.raises(ValueError, match="not a spec version"):
+        versions.at_least("1.11")

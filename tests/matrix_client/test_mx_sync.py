@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 from structlog.testing import capture_logs
 
-from matrix_client import RetryPolicy, SyncBatch, UnknownTokenError
+from matrix_client import MatrixClient, RetryPolicy, SyncBatch, UnknownTokenError
 from matrix_client.testing import FakeHomeserver, FakeUser, Fault
 
 EXACT = RetryPolicy(max_attempts=4, base_s=1.0, max_s=8.0, jitter=0.0)
@@ -317,3 +318,82 @@ async def test_plain_sync_call_and_own_echo_has_transaction_id(
     (event,) = response.rooms.join[room].timeline.events
     assert event.sender == bot.user_id
     assert event.unsigned["transaction_id"] == "tx1"
+
+
+async def test_a_slow_catch_up_sync_gets_a_larger_margin_after_a_timeout(
+    hs: FakeHomeserver, bot: FakeUser, room: str, autojump_clock: trio.abc.Clock
+) -> None:
+    """A catch-up sync the server needs 20 s for: the first attempt gives up at
+    15 s (timeout 0 + margin), the next one, with the margin doubled, gets it."""
+    hs.inject("GET", "/sync", Fault.delay(20), Fault.delay(20))
+    async with hs.user_client(bot, retry=EXACT, sync_http_margin_s=15.0) as client:
+        syncer = client.syncer(since=None, filter_id=None, long_poll_ms=30_000)
+        start = trio.current_time()
+        with capture_logs() as logs:
+            batch = await syncer.next()
+        # 15 s cut, 1 s backoff, then 20 s for the answer within the 30 s bound.
+        assert trio.current_time() - start == pytest.approx(36.0)
+        assert batch.next_batch
+        assert [e.get("next_margin_s") for e in logs if e["event"] == "matrix_sync_failed"] == [
+            30.0
+        ]
+        # After a success the margin is the base again: a hung long-poll is cut
+        # at 30 s + 15 s.
+        assert syncer.margin_s == 15.0
+        hs.inject("GET", "/sync", Fault.hang())
+        start = trio.current_time()
+        await syncer.next()
+        assert trio.current_time() - start == pytest.approx(45.0 + 1.0)
+    assert sync_timeouts(hs) == ["0", "0", "30000", "0"]
+
+
+async def test_the_sync_margin_doubles_per_timeout_up_to_a_cap(
+    hs: FakeHomeserver, bot: FakeUser, room: str, autojump_clock: trio.abc.Clock
+) -> None:
+    """Consecutive timeouts double the margin up to 8× the base; other failures
+    (here a 502 between them) neither grow nor reset it."""
+    hs.inject(
+        "GET",
+        "/sync",
+        Fault.hang(),
+        Fault.hang(),
+        Fault.http_status(502),
+        Fault.hang(),
+        Fault.hang(),
+        Fault.hang(),
+    )
+    async with hs.user_client(bot, retry=EXACT, sync_http_margin_s=10.0) as client:
+        syncer = client.syncer(since=None, filter_id=None)
+        start = trio.current_time()
+        with capture_logs() as logs:
+            await syncer.next()
+        elapsed = trio.current_time() - start
+    failures = [e for e in logs if e["event"] == "matrix_sync_failed"]
+    assert [e["next_margin_s"] for e in failures] == [20.0, 40.0, 40.0, 80.0, 80.0, 80.0]
+    # Cut at 10 + 20 + 40 + 80 + 80 s, backoff 1 + 2 + 4 + 8 + 8 + 8 s.
+    assert elapsed == pytest.approx(230.0 + 31.0)
+    assert len(hs.requests_to("GET", "/sync")) == 7
+
+
+async def test_an_httpx_read_timeout_on_sync_also_grows_the_margin(
+    hs: FakeHomeserver, bot: FakeUser, autojump_clock: trio.abc.Clock
+) -> None:
+    reads: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/sync"):
+            reads.append(request.extensions["timeout"]["read"])
+            if len(reads) == 1:
+                raise httpx.ReadTimeout("slow server", request=request)
+        return await hs.handle(request)
+
+    async with MatrixClient(
+        hs.base_url,
+        access_token=bot.access_token,
+        user_id=bot.user_id,
+        transport=httpx.MockTransport(handler),
+        retry=EXACT,
+        sync_http_margin_s=15.0,
+    ) as client:
+        await client.syncer(since=None, filter_id=None).next()
+    assert reads == [15.0, 30.0]

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from matrix_client import InviteItem, RoomEvent, SyncBatch, TimelineItem
-from surfaces.bot.intake import MAX_BODY_CHARS, IntakePolicy, classify
+from matrix_client import (
+    InviteItem,
+    JoinedRoom,
+    RoomEvent,
+    Rooms,
+    SyncBatch,
+    SyncResponse,
+    Timeline,
+    TimelineItem,
+)
+from surfaces.bot.intake import MAX_BODY_CHARS, IntakePolicy, classify, gapped_rooms
 
 BOT = "@bot:test.local"
 ALICE = "@alice:test.local"
@@ -21,8 +30,11 @@ def ev(
     sender: str = ALICE,
     type: str = "m.room.message",
     state_key: str | None = None,
+    membership: str | None = None,
 ) -> RoomEvent:
-    return RoomEvent(f"$e{next(_ids)}", type, sender, 0, content or {}, state_key)
+    """``membership``: the bot's ``unsigned.membership`` at the event (MSC4115)."""
+    unsigned = {} if membership is None else {"membership": membership}
+    return RoomEvent(f"$e{next(_ids)}", type, sender, 0, content or {}, state_key, unsigned)
 
 
 def text(body: str, **kw: Any) -> RoomEvent:
@@ -109,6 +121,80 @@ def test_history_before_the_bot_joined_is_ignored():
         ],
     )
     assert [i.payload["body"] for i in classify(other, policy())] == ["elsewhere"]
+
+
+def test_unsigned_membership_marks_history_from_before_the_join():
+    """With the sync filter hiding our own events, our join is not in the timeline:
+    the bot's membership at each event (spec v1.11) tells history from prompts."""
+    items = classify(
+        batch(
+            text("before the invite", membership="leave"),
+            text("while invited", membership="invite"),
+            text("after the join", membership="join"),
+            text("from outside, after the join", sender=EVE, membership="join"),
+        ),
+        policy(),
+    )
+    assert kinds(items) == [("text", f"room:{ROOM}", "after the join")]
+
+
+def test_unsigned_membership_wins_over_the_join_marker():
+    """A profile change of the bot is an ``m.room.member`` join too: with the
+    membership given, what precedes it in the batch still counts."""
+    profile = ev(
+        {"membership": "join", "displayname": "New name"},
+        sender=BOT,
+        type="m.room.member",
+        state_key=BOT,
+        membership="join",
+    )
+    items = classify(
+        batch(text("before the rename", membership="join"), profile, text("after")), policy()
+    )
+    assert [i.payload["body"] for i in items] == ["before the rename", "after"]
+
+
+def test_without_unsigned_membership_the_own_join_marker_still_applies():
+    """Servers older than v1.11: the event without ``unsigned.membership`` falls
+    back to the position of our join; one that has it is judged by it."""
+    join = ev({"membership": "join"}, sender=BOT, type="m.room.member", state_key=BOT)
+    items = classify(
+        batch(
+            text("old, no membership"),
+            text("old, but the server says joined", membership="join"),
+            join,
+            text("new, no membership"),
+            text("new, but the server says invited", membership="invite"),
+        ),
+        policy(),
+    )
+    assert [i.payload["body"] for i in items] == [
+        "old, but the server says joined",
+        "new, no membership",
+    ]
+
+
+def limited_batch(first: RoomEvent | None, *, since: str | None = "s1") -> SyncBatch:
+    events = [] if first is None else [first]
+    room = JoinedRoom(timeline=Timeline(events=events, limited=True, prev_batch="s0"))
+    response = SyncResponse(next_batch="s2", rooms=Rooms(join={ROOM: room}))
+    return SyncBatch(
+        response,
+        since,
+        "s2",
+        events=[TimelineItem(ROOM, e) for e in events],
+        limited_rooms=[ROOM],
+    )
+
+
+def test_a_gap_before_our_join_is_not_a_lost_message():
+    """A room with a long history is ``limited`` when the bot joins it: what was
+    left out is older than the first event shown, so history as well."""
+    assert gapped_rooms(limited_batch(text("history", membership="invite"))) == set()
+    assert gapped_rooms(limited_batch(text("after the join", membership="join"))) == {ROOM}
+    assert gapped_rooms(limited_batch(text("server did not say"))) == {ROOM}
+    assert gapped_rooms(limited_batch(None)) == {ROOM}
+    assert gapped_rooms(limited_batch(text("x", membership="join"), since=None)) == set()
 
 
 def test_tokenless_first_sync_is_all_history_but_invites_count():
