@@ -19,9 +19,9 @@ Design notes
   task*, becomes ``AGENT_UNAVAILABLE`` instead of an exception group, and how a
   retried turn can throw one attempt's tasks away before starting the next.
 * The byte stream comes from a ``connector`` (TCP/TLS by default; tests pass one
-  returning one end of ``trio.testing.memory_stream_pair``). We always close that
-  stream ourselves when an attempt ends: after a "message too big" close,
-  trio-websocket marks the socket closed but leaves the TCP stream open.
+  returning one end of ``trio.testing.memory_stream_pair``). We close that stream
+  ourselves when an attempt ends unless trio-websocket already did: after a
+  "message too big" close, it marks the socket closed but leaves the TCP stream open.
 * Deadlines are computed per wait with ``trio.move_on_at`` so the phase that fired
   is known: ``connect`` (stream + handshake, per attempt), ``status`` (first frame,
   per attempt), ``first_text`` (USER_MESSAGE sent → the agent's first output
@@ -43,6 +43,8 @@ Design notes
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -127,7 +129,12 @@ class ProbeResult:
 
 
 async def connect_tcp(target: WsTarget) -> trio.abc.Stream:
-    """Default connector: TCP, or TLS for ``wss://``."""
+    """Default connector: TCP, or TLS for ``wss://``.
+
+    A plain ``ws://`` agent at an IP literal (the usual sidecar / loopback setup) is
+    connected directly: one address, so trio's happy-eyeballs machinery (resolver
+    call, a nursery and a task per attempt) would only add scheduling steps.
+    """
     if target.secure:
         return await trio.open_ssl_over_tcp_stream(
             target.host,
@@ -135,7 +142,28 @@ async def connect_tcp(target: WsTarget) -> trio.abc.Stream:
             ssl_context=ssl.create_default_context(),
             https_compatible=True,
         )
-    return await trio.open_tcp_stream(target.host, target.port)
+    family = _ip_literal_family(target.host)
+    if family is None:
+        return await trio.open_tcp_stream(target.host, target.port)
+    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
+    try:
+        await sock.connect((target.host, target.port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
+@functools.lru_cache(maxsize=256)
+def _ip_literal_family(host: str) -> int | None:
+    """``AF_INET``/``AF_INET6`` if ``host`` is an IP address literal, else None."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.version == 6:
+        return trio.socket.AF_INET6
+    return trio.socket.AF_INET
 
 
 def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -188,6 +216,7 @@ class _Attempt:
     ws: WebSocketConnection | None = None
     scopes: list[trio.CancelScope] = attrs.Factory(list)
     handshake_scope: trio.CancelScope | None = None
+    handshake_aborted: bool = False
     task_error: BaseException | None = None
     connected_at: float | None = None
     status_at: float | None = None
@@ -198,6 +227,7 @@ class _Attempt:
         # A reader that ends before the handshake completed (rejected, broken
         # stream) would leave wrap_client_stream waiting forever: wake it.
         if self.ws is None and self.handshake_scope is not None:
+            self.handshake_aborted = True
             self.handshake_scope.cancel()
 
 
@@ -229,6 +259,15 @@ class _AttemptNursery:
             attempt.task_done(error)
 
         self._nursery.start_soon(guarded, name=name or getattr(fn, "__qualname__", None))
+
+
+def _socket_closed(stream: trio.abc.Stream) -> bool:
+    """True if ``stream`` is a (TLS over a) ``trio.SocketStream`` whose socket is
+    already closed — as after trio-websocket's own close — so closing it again
+    would only cost a checkpoint. Unknown stream types count as open."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    return isinstance(stream, trio.SocketStream) and stream.socket.fileno() == -1
 
 
 def _kind_retryable(failure: AgentFailure) -> bool:
@@ -378,24 +417,25 @@ class Turn:
         attempt = _Attempt(number=self._attempts, started_at=now)
         self._attempt = attempt
         deadline, phase = self._deadline("connect", now + self._limits.connect_s)
-        with trio.move_on_at(deadline) as timeout:
-            attempt.handshake_scope = trio.CancelScope()
-            with attempt.handshake_scope:
-                try:
-                    attempt.stream = await self._connector(self._target)
-                except OSError as exc:
-                    raise AgentFailure(
-                        AGENT_UNAVAILABLE, f"connect failed: {exc}", retryable=True
-                    ) from exc
-                attempt.ws = await wrap_client_stream(
-                    _AttemptNursery(self._nursery, attempt),  # type: ignore[arg-type]
-                    attempt.stream,  # type: ignore[arg-type]
-                    self._target.host_header,
-                    self._target.resource,
-                    message_queue_size=self._limits.message_queue_size,
-                    max_message_size=self._limits.max_frame_bytes,
-                )
-        if timeout.cancelled_caught:
+        # One scope for both ends of the connect phase: its deadline, and the reader
+        # task's early death (``task_done`` cancels it and sets ``handshake_aborted``).
+        attempt.handshake_scope = scope = trio.CancelScope(deadline=deadline)
+        with scope:
+            try:
+                attempt.stream = await self._connector(self._target)
+            except OSError as exc:
+                raise AgentFailure(
+                    AGENT_UNAVAILABLE, f"connect failed: {exc}", retryable=True
+                ) from exc
+            attempt.ws = await wrap_client_stream(
+                _AttemptNursery(self._nursery, attempt),  # type: ignore[arg-type]
+                attempt.stream,  # type: ignore[arg-type]
+                self._target.host_header,
+                self._target.resource,
+                message_queue_size=self._limits.message_queue_size,
+                max_message_size=self._limits.max_frame_bytes,
+            )
+        if scope.cancelled_caught and not attempt.handshake_aborted:
             raise AgentFailure(
                 AGENT_TIMEOUT, f"no handshake within {self._limits.connect_s}s", phase=phase
             )
@@ -517,7 +557,7 @@ class Turn:
                     await attempt.ws.aclose()
                 except Exception as exc:  # a dying socket must not mask the real outcome
                     log.debug("agent_close_failed", error=repr(exc), url=self._target.url)
-            if attempt.stream is not None:
+            if attempt.stream is not None and not _socket_closed(attempt.stream):
                 try:
                     await attempt.stream.aclose()
                 except Exception as exc:
@@ -620,6 +660,13 @@ class AgentClient:
 
 def _target(base_url: str, chat_id: str) -> WsTarget:
     try:
-        return WsTarget.from_url(endpoint_url(base_url, chat_id))
+        return _cached_target(base_url, chat_id)
     except ValueError as exc:
         raise AgentFailure(AGENT_UNAVAILABLE, f"invalid agent url: {exc}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_target(base_url: str, chat_id: str) -> WsTarget:
+    # A chat talks to the same agent turn after turn: parse its url once. Bounded;
+    # WsTarget is immutable, and invalid urls raise (exceptions are not cached).
+    return WsTarget.from_url(endpoint_url(base_url, chat_id))

@@ -6,7 +6,9 @@ Without ``--url`` the reference agent runs in the same process and event loop on
 127.0.0.1 (port 0), so the numbers include both ends of the socket. Measures:
 
 * per-turn overhead: sequential ``/instant`` turns (connect, STATUS, USER_MESSAGE,
-  one chunk, END, close) — mean / p50 / p95 / max milliseconds;
+  one chunk, END, close) — mean / p50 / p95 / max milliseconds, and per turn the
+  process's CPU time and the trio scheduler's task steps and I/O waits (steadier
+  than wall time on a busy machine; both ends unless ``--url``);
 * streaming: one ``/chunks N`` turn — frames per second through the client;
 * concurrency: ``--parallel`` turns of ``/instant`` at once, in distinct chats.
 """
@@ -26,6 +28,22 @@ from agent_client import AgentClient, TurnLimits
 from agent_client.reference import serve_reference_agent
 
 
+class _StepCounter(trio.abc.Instrument):
+    """Scheduler work per turn: task steps and I/O waits (each is an epoll call)."""
+
+    both_ends = True
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.io_waits = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += 1
+
+    def before_io_wait(self, timeout: float) -> None:
+        self.io_waits += 1
+
+
 async def one_turn(client: AgentClient, base: str, chat: str, text: str) -> int:
     frames = 0
     async with client.turn(base, chat, text) as turn:
@@ -39,16 +57,26 @@ async def bench(base: str, turns: int, frames: int, parallel: int) -> None:
     await one_turn(client, base, "1", "/instant")  # warm-up
 
     latencies = []
+    steps = _StepCounter()
+    trio.lowlevel.add_instrument(steps)
+    cpu_start = time.process_time()
     for i in range(turns):
         start = time.perf_counter()
         await one_turn(client, base, str(100 + i % 10), "/instant")
         latencies.append((time.perf_counter() - start) * 1000)
+    cpu = time.process_time() - cpu_start
+    trio.lowlevel.remove_instrument(steps)
     latencies.sort()
     print(f"per-turn overhead over {turns} sequential /instant turns (ms):")
     print(
         f"  mean {statistics.fmean(latencies):.2f}  p50 {latencies[len(latencies) // 2]:.2f}"
         f"  p95 {latencies[int(len(latencies) * 0.95)]:.2f}  max {latencies[-1]:.2f}"
         f"  -> {1000 / statistics.fmean(latencies):.0f} turns/s"
+    )
+    print(
+        f"  per turn: {cpu / turns * 1e6:.0f} µs CPU of this process,"
+        f" {steps.steps / turns:.1f} trio task steps, {steps.io_waits / turns:.1f} I/O waits"
+        + (" (both ends)" if steps.both_ends else " (client only)")
     )
 
     start = time.perf_counter()
@@ -69,6 +97,7 @@ async def bench(base: str, turns: int, frames: int, parallel: int) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     if args.url:
+        _StepCounter.both_ends = False
         await bench(args.url, args.turns, args.frames, args.parallel)
         return
     with tempfile.TemporaryDirectory() as workspace:

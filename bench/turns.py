@@ -42,6 +42,7 @@ import logging
 import math
 import os
 import platform
+import random
 import signal
 import subprocess
 import sys
@@ -385,11 +386,29 @@ def pick(world: World, n_rooms: int, *, floor: bool) -> list[Room]:
 # ---- one measured phase -------------------------------------------------------------
 
 
-async def drive(rooms: list[Room], turns: int, command: str, expect: str, tag: str) -> list[Turn]:
+async def drive(
+    rooms: list[Room],
+    turns: int,
+    command: str,
+    expect: str,
+    tag: str,
+    interval_s: float | None = None,
+) -> list[Turn]:
+    """Closed loop: each room sends its next message when the previous reply is
+    visible. With ``interval_s`` also paced: room ``i`` sends no sooner than
+    ``start + phase_i + k × interval_s`` (random phase), i.e. an aggregate rate of
+    ``len(rooms) / interval_s`` messages/s when the system keeps up."""
     done: list[Turn] = []
+    start = time.monotonic()
+    rng = random.Random(1)
+    phases = [rng.uniform(0, interval_s or 0) for _ in rooms]
 
     async def room_loop(index: int, room: Room) -> None:
         for i in range(turns):
+            if interval_s is not None:
+                await trio.sleep_until(
+                    trio.current_time() + start + phases[index] + i * interval_s - time.monotonic()
+                )
             turn = Turn(f"{tag}.{index}.{i}", room.room_id, f"{expect} {tag}.{index}.{i}")
             room.current = turn
             turn.t0 = time.monotonic()
@@ -433,8 +452,10 @@ async def measure(
     command: str = "",
     expect: str = "ok",
     tag: str,
+    interval_s: float | None = None,
 ) -> dict[str, Any]:
-    """Run ``turns`` closed-loop turns in each room; everything we know about them."""
+    """Run ``turns`` closed-loop (optionally paced) turns in each room; everything
+    we know about them."""
     if bot is not None:
         await bot.collect()  # start a fresh trace window
     if agent is not None:
@@ -444,7 +465,7 @@ async def measure(
     hs0 = cpu_seconds(hs_pid) if hs_pid else 0.0
     load0 = time.process_time()
     began = time.monotonic()
-    results = await drive(rooms, turns, command, expect, tag)
+    results = await drive(rooms, turns, command, expect, tag, interval_s)
     wall = time.monotonic() - began
     load_cpu = time.process_time() - load0
     cpu = cpu_seconds(bot.pid) - cpu0 if bot else None
@@ -645,6 +666,21 @@ async def phases(args, world: World, bot: Traced, agent: Traced, floor_joined, r
                 )
                 say(brief("  floor", entry["floor"]))
             sweep[str(n)] = entry
+    if "paced" in wanted:
+        paced: dict[str, Any] = {}
+        report["paced"] = paced
+        for n in args.paced_rooms:
+            interval = n / args.paced_rate
+            say(f"paced: {n} rooms, {args.paced_rate} messages/s, {args.paced_turns} turns each")
+            info = await ensure_bot_rooms(world, n, args.setup_budget)
+            setup.append({"what": "bot rooms", **info})
+            rooms = pick(world, n, floor=False)
+            entry = await measure(
+                world, bot, agent, rooms, args.paced_turns, tag=f"p{n}", interval_s=interval
+            )
+            entry["rate_per_s"] = args.paced_rate
+            say(brief("  bot", entry))
+            paced[str(n)] = entry
     if "cost" in wanted:
         await cost(args, world, bot, agent, report)
     if "soak" in wanted:
@@ -814,6 +850,8 @@ def markdown(report: dict[str, Any]) -> str:
         if "floor" in entry:
             add(f"floor {n} rooms", entry["floor"], None)
         add(f"bot {n} rooms", entry["bot"], entry.get("floor"))
+    for n, entry in report.get("paced", {}).items():
+        add(f"bot {n} rooms paced at {entry['rate_per_s']}/s", entry, None)
     lines.append("")
     if report.get("cost"):
         lines += [
@@ -852,7 +890,7 @@ def main() -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("benchmarks", nargs="*", help="profile sweep cost soak")
+    parser.add_argument("benchmarks", nargs="*", help="profile sweep paced cost soak")
     parser.add_argument("--quick", action="store_true", help="small sizes for a fast check")
     parser.add_argument("--users", type=int, default=5, help="profile: users (one room each)")
     parser.add_argument("--turns", type=int, default=20, help="profile: turns per room")
@@ -878,6 +916,16 @@ def main() -> int:
         help="seconds allowed for provisioning each size",
     )
     parser.add_argument("--soak-turns", type=int, default=10_000)
+    parser.add_argument(
+        "--paced-rooms",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[100],
+        help="paced: active room counts",
+    )
+    parser.add_argument(
+        "--paced-rate", type=float, default=8.0, help="paced: messages/s over all rooms"
+    )
+    parser.add_argument("--paced-turns", type=int, default=4, help="paced: turns per room")
     parser.add_argument("--bot-log-level", default="info")
     parser.add_argument(
         "--bot-env",
@@ -889,8 +937,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS / "turns.json")
     args = parser.parse_args()
     if not args.benchmarks:
-        args.benchmarks = ["profile", "sweep", "cost"]
-    unknown = set(args.benchmarks) - {"profile", "sweep", "cost", "soak"}
+        args.benchmarks = ["profile", "sweep", "paced", "cost"]
+    unknown = set(args.benchmarks) - {"profile", "sweep", "paced", "cost", "soak"}
     if unknown:
         parser.error(f"unknown sub-benchmark(s): {', '.join(sorted(unknown))}")
     if args.quick:

@@ -12,6 +12,7 @@ Example::
     log.info("matrix_login", user_id=user_id, access_token=token)   # -> "***"
 """
 
+import functools
 import logging
 import re
 import sys
@@ -54,15 +55,52 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_KEY_WORD_SEPARATORS = re.compile(r"[_\-\s.]+")
+
+
+@functools.lru_cache(maxsize=2048)
 def _is_secret_key(key: str) -> bool:
+    # Memoised: log keys come from a small set (code, header and JSON field names);
+    # the bound keeps arbitrary nested keys from growing it.
     lowered = key.lower()
     if lowered in _SECRET_KEYS:
         return True
-    return any(word in _SECRET_WORDS for word in re.split(r"[_\-\s.]+", lowered))
+    return any(word in _SECRET_WORDS for word in _KEY_WORD_SEPARATORS.split(lowered))
+
+
+# No pattern above can match fewer characters ("token=x", "Basic x", "a://:x@").
+_MIN_SECRET_LEN = 7
+
+
+def _may_hold_secret(text: str) -> bool:
+    """Cheap pre-check: False only if none of ``_TEXT_PATTERNS`` can match ``text``.
+
+    Each pattern needs a literal: "Bearer"/"BEARER"/"bearer"/"Basic"; one of the
+    secret words (case-insensitive); "syt_"/"syr_"; or "://" and "@". For ASCII text
+    a lowercase substring test is exact for the case-insensitive ones; non-ASCII text
+    (where ``re.IGNORECASE`` also matches e.g. the long s, U+017F, as "s") always takes
+    the full path.
+    """
+    if len(text) < _MIN_SECRET_LEN:
+        return False
+    if not text.isascii():
+        return True
+    if "syt_" in text or "syr_" in text or ("://" in text and "@" in text):
+        return True
+    lowered = text.lower()
+    return (
+        "token" in lowered
+        or "passw" in lowered
+        or "secret" in lowered
+        or "bearer" in lowered
+        or "basic" in lowered
+    )
 
 
 def mask_text(text: str) -> str:
     """Mask secret-looking parts of free text (``Bearer xyz``, ``access_token=xyz`` …)."""
+    if not _may_hold_secret(text):
+        return text
     for pattern, replacement in _TEXT_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -75,16 +113,32 @@ def _mask_item(key: Any, value: Any, depth: int) -> Any:
 
 
 def _mask(value: Any, depth: int = 0) -> Any:
+    """``value`` with secrets masked; the same object when nothing needed masking
+    (plain dicts, lists and tuples are only copied if an item changed)."""
     if depth > 5:
+        return value
+    cls = type(value)
+    if cls is str:
+        return mask_text(value)
+    if cls is int or cls is float or cls is bool or value is None:
         return value
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, Mapping):
+        if cls is dict:
+            for k, v in value.items():
+                if _mask_item(k, v, depth + 1) is not v:
+                    break
+            else:
+                return value
         return {k: _mask_item(k, v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, depth + 1) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_mask(v, depth + 1) for v in value)
+    if isinstance(value, list | tuple):
+        masked = [_mask(v, depth + 1) for v in value]
+        if (cls is list or cls is tuple) and all(
+            m is v for m, v in zip(masked, value, strict=True)
+        ):
+            return value
+        return masked if isinstance(value, list) else tuple(masked)
     return value
 
 
@@ -92,9 +146,26 @@ def mask_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
     """structlog processor: secret-named keys become ``***``; secret patterns in strings
     (the event text, formatted exceptions, nested dicts and lists) are masked.
     """
-    for key, value in list(event_dict.items()):
-        if isinstance(value, str | Mapping | list | tuple) or _is_secret_key(key):
-            event_dict[key] = _mask_item(key, value, 0)
+    changed: list[tuple[str, Any]] = []
+    for key, value in event_dict.items():
+        if value is None:
+            continue
+        if isinstance(key, str) and _is_secret_key(key):
+            changed.append((key, MASK))
+            continue
+        cls = type(value)
+        if cls is str:
+            masked = mask_text(value)
+        elif cls is int or cls is float or cls is bool:
+            continue
+        elif isinstance(value, str | Mapping | list | tuple):
+            masked = _mask(value)
+        else:
+            continue
+        if masked is not value:
+            changed.append((key, masked))
+    for key, masked in changed:
+        event_dict[key] = masked
     return event_dict
 
 
@@ -106,6 +177,10 @@ class _Stderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+def _shared_logger(logger: structlog.PrintLogger, *_args: Any) -> structlog.PrintLogger:
+    return logger
 
 
 _handler: logging.Handler | None = None
@@ -147,7 +222,9 @@ def configure_logging(format: str, level: str, *, stream: TextIO | None = None) 
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # One shared PrintLogger: the default factory builds a new one (and looks up
+        # its file lock) for every call through a lazy module-level logger.
+        logger_factory=functools.partial(_shared_logger, structlog.PrintLogger(out)),
         context_class=dict,
         cache_logger_on_first_use=False,
     )

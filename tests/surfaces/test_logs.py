@@ -4,12 +4,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import pytest
 import structlog
 
 from surfaces.config import Secret
-from surfaces.logs import configure_logging, mask_secrets, mask_text
+from surfaces.logs import _TEXT_PATTERNS, _is_secret_key, configure_logging, mask_secrets, mask_text
 
 SECRETS = ["syt_c2VjcmV0_abcdefghij_123", "hunter2pass", "s3cr3t-shared", "qwerty-token"]
 
@@ -170,3 +171,118 @@ def test_mask_secrets_processor_keys() -> None:
         "state_key": "",
         "tokens_used": 3,
     }
+
+
+# --- fast paths (pre-check before the regexes, memoised key test, no needless copies) ---
+
+
+def _mask_text_slow(text: str) -> str:
+    for pattern, replacement in _TEXT_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+_FRAGMENTS = [
+    "",
+    "ok",
+    "x",
+    " ",
+    "=",
+    '"',
+    ":",
+    "@",
+    "/",
+    "://",
+    "https://",
+    "u:pw@",
+    "Bearer",
+    "bearer ",
+    "BEARER abc",
+    "Basic ",
+    "basic",
+    "token",
+    "TOKEN",
+    "Access_Token",
+    "tokens_used",
+    "passwd",
+    "PassWord",
+    "secret",
+    "client-secret",
+    "syt_",
+    "syr_abcdefgh12",
+    "syt_Ym90_abcdefghij_0aBc1",
+    "abc",
+    "\u017f",  # long s: re.IGNORECASE matches it as "s"
+    "pa\u017f\u017fword",
+    "to\u212aen",  # Kelvin sign: re.IGNORECASE matches it as "k"
+    "é",
+]
+
+
+def test_mask_text_pre_check_never_skips_a_match() -> None:
+    # Every ordered pair and many triples of fragments: the fast path must give exactly
+    # what running all five patterns gives.
+    for a in _FRAGMENTS:
+        for b in _FRAGMENTS:
+            for text in (a + b, a + "=" + b, f'"{a}": "{b}"', a + " " + b, a + b + "=v"):
+                assert mask_text(text) == _mask_text_slow(text), text
+            for c in ("x", "=secret1", "@h/x", '": "v"', " abc.def"):
+                text = a + b + c
+                assert mask_text(text) == _mask_text_slow(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Bearer x", "paſſword=hunter2", "to\u212aen=abc", "Basic x", "a://:x@", '"token":"v'],
+)
+def test_mask_text_short_and_unicode_secrets_still_masked(text: str) -> None:
+    assert mask_text(text) != text
+    assert mask_text(text) == _mask_text_slow(text)
+
+
+def test_mask_text_returns_clean_text_itself() -> None:
+    text = "2025-01-01T12:00:00.000000Z room:!abc:example.org turn_finished"
+    assert mask_text(text) is text
+
+
+def test_mask_secrets_nested_and_no_needless_copies() -> None:
+    clean = {"a": [1, "two", ("three", {"four": 4.0})], "tokens_used": 7, "b": None}
+    dirty = {"headers": {"Authorization": "Basic abc", "accept": "json"}, "ok": "fine"}
+    items = ["Bearer x", {"refresh_token": "r"}, "plain"]
+    event = {
+        "event": "e",
+        "clean": clean,
+        "dirty": dirty,
+        "items": items,
+        "note": "sent with Bearer x",
+        "tokens_used": 3,
+        "password": 1234,
+        "api_key": None,
+    }
+    out = mask_secrets(None, "info", event)
+    assert out["clean"] is clean  # nothing to mask: not copied
+    assert out["dirty"] == {"headers": {"Authorization": "***", "accept": "json"}, "ok": "fine"}
+    assert dirty["headers"]["Authorization"] == "Basic abc"  # the caller's dict untouched
+    assert out["items"] == ["Bearer ***", {"refresh_token": "***"}, "plain"]
+    assert items[0] == "Bearer x"
+    assert out["note"] == "sent with Bearer ***"
+    assert out["tokens_used"] == 3
+    assert out["password"] == "***"
+    assert out["api_key"] is None
+
+
+def test_mask_secrets_keeps_container_types() -> None:
+    class Pair(NamedTuple):
+        name: str
+        value: str
+
+    out = mask_secrets(None, "info", {"pair": Pair("t", "Bearer x"), "tup": ("a", "b")})
+    assert out["pair"] == ("t", "Bearer ***")
+    assert type(out["pair"]) is tuple
+    assert out["tup"] == ("a", "b")
+
+
+def test_secret_key_memo_is_bounded() -> None:
+    assert _is_secret_key("X-Api-Token") is True
+    assert _is_secret_key("tokens_used") is False
+    assert _is_secret_key.cache_info().maxsize is not None
