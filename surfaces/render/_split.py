@@ -57,7 +57,7 @@ _ENVELOPE_RESERVE_BYTES = 4_096
 PART_BUDGET_BYTES = (MATRIX_EVENT_LIMIT_BYTES - _ENVELOPE_RESERVE_BYTES) // 2 // 2
 
 #: The largest cost of one code point (a control character as ``\\u00XX``).
-_MAX_CHAR_COST = 6
+MAX_CHAR_COST = 6
 
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
 _BLANK_LINES = re.compile(r"(?:[^\S\n]*\n)*")
@@ -187,7 +187,7 @@ def _rstrip_end(text: str, start: int, end: int) -> int:
 def _choose_cut(text: str, cum: list[int], start: int, avail: int) -> tuple[int, int]:
     """Return ``(end, next_start)`` for a part starting at ``start`` with ``avail`` bytes.
 
-    Precondition: the rest of the text does not fit and ``avail >= _MAX_CHAR_COST``.
+    Precondition: the rest of the text does not fit and ``avail >= MAX_CHAR_COST``.
     Returns ``(start, start)`` when not even the first visible character fits after
     the line's indentation.
     """
@@ -246,9 +246,9 @@ def split_reply(
     >>> split_reply("one two three", 8)
     ['one two', 'three']
     """
-    if budget_bytes < _MAX_CHAR_COST:
-        raise ValueError(f"budget_bytes must be >= {_MAX_CHAR_COST}, got {budget_bytes}")
-    if len(text) * _MAX_CHAR_COST <= budget_bytes:
+    if budget_bytes < MAX_CHAR_COST:
+        raise ValueError(f"budget_bytes must be >= {MAX_CHAR_COST}, got {budget_bytes}")
+    if len(text) * MAX_CHAR_COST <= budget_bytes:
         # Fits whatever its characters cost: the common case, called on every
         # streamed flush, so skip the per-character accounting.
         start, end = _skip_blank_lines(text, 0), _rstrip_end(text, 0, len(text))
@@ -263,7 +263,7 @@ def split_reply(
     while pos < end_all:
         prefix_cost = json_size(prefix)
         avail = budget_bytes - prefix_cost
-        if avail < _MAX_CHAR_COST:  # a reopened fence that leaves no room: drop it
+        if avail < MAX_CHAR_COST:  # a reopened fence that leaves no room: drop it
             prefix, avail = "", budget_bytes
         if cum[end_all] - cum[pos] <= avail:
             # The last part is never decorated: an unclosed fence renders to the end.
@@ -281,7 +281,7 @@ def split_reply(
             opener = _closing(fences, end)
             suffix = "\n" + _closer(opener) if opener else ""
             suffix_cost = json_size(suffix)
-            if suffix_cost <= reserve or avail - suffix_cost < _MAX_CHAR_COST:
+            if suffix_cost <= reserve or avail - suffix_cost < MAX_CHAR_COST:
                 if suffix_cost > reserve:  # no room to close the fence: leave it open
                     suffix, opener = "", None
                 break

@@ -33,7 +33,7 @@ import trio
 
 from matrix_client import MAX_EVENT_BYTES, edit_content, event_size, text_content
 from surfaces.bot.outbox import TXN_REF
-from surfaces.render import EditThrottle, render_markdown, split_reply
+from surfaces.render import MAX_CHAR_COST, EditThrottle, render_markdown, split_reply
 from surfaces.state import PendingSend
 
 log = structlog.get_logger(__name__)
@@ -81,6 +81,7 @@ class ReplyStream:
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _no_send: trio.Event = attrs.field(factory=_set_event)  # set: no send in flight
     _edit_seq: int = 0
+    _throttled: bool = False  # the flusher waits for the edit throttle
 
     # ---- feeding (called by the turn loop; never blocks) ------------------
 
@@ -90,6 +91,11 @@ class ReplyStream:
         self.text += chunk
         self.progress = None
         self.throttle.frame_received(trio.current_time())
+        if self._throttled and len(self.text) * MAX_CHAR_COST <= self.budget:
+            # The flusher waits for the throttle, and a frame only ever moves that
+            # time later; with text this short no new message can be needed (a new
+            # message is never throttled), so waking it per chunk would be wasted.
+            return
         self._wake.set()
 
     def set_progress(self, line: str) -> None:
@@ -131,9 +137,13 @@ class ReplyStream:
                     await self._send_now(display)
                     self.throttle.record_edit(trio.current_time())
                     break
-                with trio.move_on_at(due):
-                    await self._wake.wait()
-                    self._wake = trio.Event()
+                self._throttled = True
+                try:
+                    with trio.move_on_at(due):
+                        await self._wake.wait()
+                        self._wake = trio.Event()
+                finally:
+                    self._throttled = False
 
     async def _send_now(self, display: list[str]) -> None:
         self._no_send = trio.Event()
