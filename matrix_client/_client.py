@@ -468,6 +468,7 @@ class MatrixClient:
         dedup_size: int = 10_000,
         max_failures: int | None = None,
         max_margin_factor: float = 8.0,
+        on_failure: Callable[[str], None] | None = None,
     ) -> Syncer:
         """A :class:`Syncer` starting at ``since`` (the caller's persisted token)."""
         return Syncer(
@@ -479,6 +480,7 @@ class MatrixClient:
             dedup_size=dedup_size,
             max_failures=max_failures,
             max_margin_factor=max_margin_factor,
+            on_failure=on_failure,
         )
 
     # -- rooms -------------------------------------------------------------------

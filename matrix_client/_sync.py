@@ -31,6 +31,7 @@ Why each decision:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -70,6 +71,9 @@ class Syncer:
     max_failures: int | None = attrs.field(default=None, kw_only=True)
     #: Cap of the grown HTTP margin, as a multiple of ``client.sync_http_margin_s``.
     max_margin_factor: float = attrs.field(default=8.0, kw_only=True)
+    #: Called with a short kind for every failed attempt ("timeout", "network",
+    #: "http_5xx", "ratelimited", "other"), retried or not: for metrics.
+    on_failure: Callable[[str], None] | None = attrs.field(default=None, kw_only=True)
     _catch_up: bool = attrs.field(default=True, init=False)
     _throttle: bool = attrs.field(default=False, init=False)
     _last_start: float = attrs.field(default=0.0, init=False)
@@ -105,6 +109,8 @@ class Syncer:
                 if isinstance(exc, SyncTimeoutError):
                     self._timeouts += 1
                 kind = classify(exc)
+                if self.on_failure is not None:
+                    self.on_failure(failure_label(exc, kind))
                 if kind in (FailureKind.FATAL, FailureKind.PERMANENT):
                     log.error("matrix_sync_failed", kind=kind.value, error=str(exc))
                     raise
@@ -183,6 +189,19 @@ class Syncer:
             left=list(response.rooms.leave),
             limited_rooms=limited,
         )
+
+
+def failure_label(exc: BaseException, kind: FailureKind) -> str:
+    """A bounded label for a failed sync attempt (metrics)."""
+    if isinstance(exc, SyncTimeoutError):
+        return "timeout"
+    if kind is FailureKind.RATE_LIMITED:
+        return "ratelimited"
+    if isinstance(exc, MatrixError) and exc.status is not None and exc.status >= 500:
+        return "http_5xx"
+    if isinstance(exc, TransportError):
+        return "network"
+    return "other"
 
 
 def invite_item(room_id: str, room: InvitedRoom, own_user_id: str | None) -> InviteItem:

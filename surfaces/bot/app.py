@@ -355,6 +355,7 @@ class BotApp:
             since=await store.get_value(Store.SINCE_KEY),
             filter_id=filter_id,
             long_poll_ms=int(cfg.matrix.sync_long_poll_s * 1000),
+            on_failure=self.metrics.sync_failed,  # every attempt, retried ones too
         )
         self.health.sync_loop_started()
         failures = 0
@@ -367,8 +368,7 @@ class BotApp:
                     "log in again or set a new MATRIX_ACCESS_TOKEN"
                 ) from exc
             except MatrixError as exc:
-                failures += 1
-                self.metrics.sync_failed("other")
+                failures += 1  # counted in the metrics by the syncer's on_failure
                 log.error("matrix_sync_failed", status=exc.status, errcode=exc.errcode)
                 await trio.sleep(min(60.0, 2.0**failures))
                 continue

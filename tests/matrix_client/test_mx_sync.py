@@ -7,7 +7,7 @@ import pytest
 import trio
 from structlog.testing import capture_logs
 
-from matrix_client import MatrixClient, RetryPolicy, SyncBatch, UnknownTokenError
+from matrix_client import MatrixClient, MatrixError, RetryPolicy, SyncBatch, UnknownTokenError
 from matrix_client.testing import FakeHomeserver, FakeUser, Fault
 
 EXACT = RetryPolicy(max_attempts=4, base_s=1.0, max_s=8.0, jitter=0.0)
@@ -271,6 +271,26 @@ async def test_hanging_sync_is_cut_by_the_deadline(
         # 20 s long-poll + 5 s margin, 1 s backoff, then the timeout=0 retry.
         assert trio.current_time() - start == pytest.approx(26.0)
     assert sync_timeouts(hs) == ["0", "20000", "0"]
+
+
+async def test_every_failed_attempt_is_reported_with_its_kind(
+    hs: FakeHomeserver, bot: FakeUser, room: str, autojump_clock: trio.abc.Clock
+) -> None:
+    kinds: list[str] = []
+    async with hs.user_client(bot, retry=EXACT, sync_http_margin_s=5.0) as client:
+        syncer = client.syncer(since=None, filter_id=None, on_failure=kinds.append)
+        hs.inject(
+            "GET",
+            "/sync",
+            Fault.http_status(502),
+            Fault.connect_error(),
+            Fault.rate_limited(retry_after_s=1),
+            Fault.hang(),
+            Fault.error(400, "M_BAD_JSON", "nope"),
+        )
+        with pytest.raises(MatrixError):
+            await syncer.next()
+    assert kinds == ["http_5xx", "network", "ratelimited", "timeout", "other"]
 
 
 async def test_token_death_during_sync_is_fatal(
