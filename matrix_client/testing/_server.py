@@ -9,8 +9,17 @@ v1.11), the ``room.timeline`` part of filters (``limit``, ``senders``,
 ``(user, device, txn_id)``, a long-poll that waits on trio time (so
 ``autojump_clock`` runs it instantly), and scripted faults.
 
-Not modelled: federation, power-level enforcement, room versions, push rules,
-presence, to-device, encryption, aliases, ephemeral events in ``/sync``.
+Room versions (``FakeHomeserver.room_version``, default ``"12"`` as on Synapse
+1.163; a ``createRoom`` body may ask for another): from v11 the create event has
+no ``creator`` (MSC2175); from v12 creators have unlimited power (MSC4289): the
+default ``m.room.power_levels`` does not list the creator, ``trusted_private_chat``
+invitees become ``additional_creators`` of the create event, and power levels
+listing a creator in ``users`` are refused with 400 ``M_UNKNOWN`` (a ``createRoom``
+so refused leaves the room with just the create event and the creator's join, as
+on Synapse).
+
+Not modelled: federation, other power-level enforcement, hash room ids (v12),
+push rules, presence, to-device, encryption, aliases, ephemeral events in ``/sync``.
 """
 
 from __future__ import annotations
@@ -61,6 +70,11 @@ DEFAULT_VERSIONS = (
     "v1.10",
     "v1.11",
 )
+
+
+def _version_at_least(room_version: Any, minimum: int) -> bool:
+    """Whether ``room_version`` (a string; unstable ones never qualify) is ≥ ``minimum``."""
+    return isinstance(room_version, str) and room_version.isdigit() and int(room_version) >= minimum
 
 
 class FakeHomeserverError(Exception):
@@ -190,6 +204,8 @@ class FakeHomeserver:
             once (a misbehaving server, for hot-loop tests).
         upload_size: ``m.upload.size`` (also enforced on upload).
         legacy_media: ``False`` makes the legacy ``/_matrix/media/v3/download`` 404.
+        room_version: the version of rooms created without ``room_version`` in the
+            request (see the module docstring for what ``"12"`` changes).
         requests: every request received, in order (see :class:`LoggedRequest`).
         typing: ``(room_id, user_id) -> typing flag`` from the last typing request.
         typing_log: every typing request, ``(room_id, user_id, typing)``.
@@ -201,6 +217,7 @@ class FakeHomeserver:
     sync_long_poll: bool = True
     upload_size: int = 50 * 1024 * 1024
     legacy_media: bool = True
+    room_version: str = "12"
     requests: list[LoggedRequest] = attrs.field(factory=list, init=False)
     typing: dict[tuple[str, str], bool] = attrs.field(factory=dict, init=False)
     typing_log: list[tuple[str, str, bool]] = attrs.field(factory=list, init=False)
@@ -313,9 +330,12 @@ class FakeHomeserver:
         power_level_content_override: JsonDict | None = None,
         creation_content: JsonDict | None = None,
         encrypted: bool = False,
+        room_version: str | None = None,
     ) -> str:
         """Create a room as ``creator`` (same event sequence as ``POST /createRoom``)."""
         body: JsonDict = {"preset": preset, "invite": list(invite), "is_direct": is_direct}
+        if room_version is not None:
+            body["room_version"] = room_version
         if name is not None:
             body["name"] = name
         if topic is not None:
@@ -384,6 +404,7 @@ class FakeHomeserver:
         room = self._room(room_id)
         if room.membership(user_id) != "join":
             raise FakeHomeserverError(f"{user_id} is not joined to {room_id}")
+        self._check_state(room, event_type, state_key, content)
         return self._append(room, user_id, event_type, content, state_key=state_key)["event_id"]
 
     def invite_as(
@@ -530,32 +551,50 @@ class FakeHomeserver:
         return content
 
     def _create_room(self, creator: str, body: JsonDict) -> str:
+        requested = body.get("room_version")
+        version = requested if isinstance(requested, str) else self.room_version
+        creators_power = _version_at_least(version, 12)  # MSC4289
+        preset = body.get("preset") or "private_chat"
+        invitees = [u for u in body.get("invite") or [] if isinstance(u, str)]
         room_id = f"!room{next(self._ids)}:{self.server_name}"
         room = _Room(room_id)
         self._rooms[room_id] = room
-        creation = {"room_version": "10", "creator": creator}
-        creation.update(body.get("creation_content") or {})
+        creation = dict(body.get("creation_content") or {})
+        creation["room_version"] = version  # as Synapse: creation_content cannot override it
+        if not _version_at_least(version, 11):
+            creation["creator"] = creator  # MSC2175: implicit from v11
+        if creators_power and preset == "trusted_private_chat" and invitees:
+            extra = creation.get("additional_creators")
+            extra = list(extra) if isinstance(extra, list) else []
+            creation["additional_creators"] = extra + [u for u in invitees if u not in extra]
         self._append(room, creator, "m.room.create", creation, state_key="")
         self._append(
             room, creator, "m.room.member", self._member_content(creator, "join"), state_key=creator
         )
-        preset = body.get("preset") or "private_chat"
-        invitees = [u for u in body.get("invite") or [] if isinstance(u, str)]
-        users = {creator: 100}
-        if preset == "trusted_private_chat":
-            users.update({u: 100 for u in invitees})
-        power = {
-            "users": users,
-            "users_default": 0,
-            "events": {},
-            "events_default": 0,
-            "state_default": 50,
-            "ban": 50,
-            "kick": 50,
-            "redact": 50,
-            "invite": 50 if preset == "public_chat" else 0,
-        }
-        power.update(body.get("power_level_content_override") or {})
+        initial_state = [e for e in body.get("initial_state") or [] if isinstance(e, dict)]
+        initial_power = next((e for e in initial_state if self._is_power_levels(e)), None)
+        if initial_power is not None:
+            # As Synapse: power levels in initial_state replace the preset's and the override.
+            power = initial_power.get("content") or {}
+        else:
+            users = {} if creators_power else {creator: 100}
+            if preset == "trusted_private_chat" and not creators_power:
+                users.update({u: 100 for u in invitees})
+            power = {
+                "users": users,
+                "users_default": 0,
+                "events": {},
+                "events_default": 0,
+                "state_default": 50,
+                "ban": 50,
+                "kick": 50,
+                "redact": 50,
+                "invite": 50 if preset == "public_chat" else 0,
+            }
+            power.update(body.get("power_level_content_override") or {})
+        # Synapse has already stored the create event and the creator's join when it
+        # refuses the power levels: the 400 leaves that half-made room behind.
+        self._check_state(room, "m.room.power_levels", "", power)
         self._append(room, creator, "m.room.power_levels", power, state_key="")
         join_rule = "public" if preset == "public_chat" else "invite"
         self._append(room, creator, "m.room.join_rules", {"join_rule": join_rule}, state_key="")
@@ -566,7 +605,9 @@ class FakeHomeserver:
             {"history_visibility": "shared"},
             state_key="",
         )
-        for event in body.get("initial_state") or []:
+        for event in initial_state:
+            if event is initial_power:
+                continue
             self._append(
                 room,
                 creator,
@@ -581,6 +622,29 @@ class FakeHomeserver:
         for invitee in invitees:
             self._do_invite(room, creator, invitee, bool(body.get("is_direct")))
         return room_id
+
+    @staticmethod
+    def _is_power_levels(event: JsonDict) -> bool:
+        return event.get("type") == "m.room.power_levels" and event.get("state_key", "") == ""
+
+    @staticmethod
+    def _check_state(room: _Room, event_type: str, state_key: str, content: Any) -> None:
+        """Refuse what Synapse's auth rules would (only MSC4289's creator rule so far)."""
+        if event_type != "m.room.power_levels" or state_key != "":
+            return
+        create = room.state.get(("m.room.create", ""))
+        if create is None or not _version_at_least(create["content"].get("room_version"), 12):
+            return
+        users = content.get("users") if isinstance(content, dict) else None
+        if not isinstance(users, dict):
+            return
+        if create["sender"] in users:
+            message = f"Creator user {create['sender']} must not appear in content.users"
+            raise _HttpError(400, "M_UNKNOWN", message)
+        additional = create["content"].get("additional_creators")
+        if isinstance(additional, list) and set(additional) & set(users):
+            message = "Additional creators users must not appear in content.users"
+            raise _HttpError(400, "M_UNKNOWN", message)
 
     def _do_invite(self, room: _Room, inviter: str, target: str, is_direct: bool) -> None:
         if room.membership(inviter) != "join":
@@ -1094,6 +1158,7 @@ class FakeHomeserver:
         ):
             return {"event_id": current["event_id"]}  # Synapse deduplicates identical state
         self._check_size(eventType, content)
+        self._check_state(room, eventType, stateKey, content)
         event = self._append(room, session.user_id, eventType, content, state_key=stateKey)
         return {"event_id": event["event_id"]}
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import trio
 
-from matrix_client import edit_content, text_content
+from matrix_client import MatrixError, edit_content, text_content
 from matrix_client.testing import FakeHomeserver, FakeHomeserverError, FakeUser, Fault
 
 
@@ -196,3 +196,112 @@ async def test_no_unsigned_membership_before_v1_11(autojump_clock: trio.abc.Cloc
         batch = await client.syncer(since=None, filter_id=None).next()
     assert batch.events
     assert all("membership" not in item.event.unsigned for item in batch.events)
+
+
+# -- room versions: MSC4289 creators (v12, Synapse's default) -------------------------
+
+
+async def test_v12_default_power_levels_do_not_list_creators(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, autojump_clock: trio.abc.Clock
+) -> None:
+    async with hs.user_client(bot) as client:
+        room = await client.create_room(name="Work", invite=[alice.user_id])
+        assert await client.get_state_event(room, "m.room.create") == {"room_version": "12"}
+        power = await client.get_state_event(room, "m.room.power_levels")
+    assert power is not None
+    assert power["users"] == {}
+    # trusted_private_chat: the invitee becomes an additional creator, still unlisted
+    dm = hs.invite_bot(bot, inviter=alice)
+    assert hs.state_content(dm, "m.room.create") == {
+        "room_version": "12",
+        "additional_creators": [bot.user_id],
+    }
+    assert hs.state_content(dm, "m.room.power_levels")["users"] == {}
+
+
+async def test_v12_create_room_listing_a_creator_in_power_levels_is_refused(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, autojump_clock: trio.abc.Clock
+) -> None:
+    async with hs.user_client(bot) as client:
+        with pytest.raises(MatrixError) as refused:
+            await client.create_room(
+                name="Work", power_level_content_override={"users": {bot.user_id: 100}}
+            )
+        assert (refused.value.status, refused.value.errcode) == (400, "M_UNKNOWN")
+        assert (
+            refused.value.message == f"Creator user {bot.user_id} must not appear in content.users"
+        )
+        # as on Synapse, the half-made room stays: create event and the creator's join
+        [orphan] = await client.joined_rooms()
+        assert [e["type"] for e in hs.timeline(orphan)] == ["m.room.create", "m.room.member"]
+        with pytest.raises(MatrixError) as refused:
+            await client.create_room(
+                initial_state=[{"type": "m.room.power_levels", "state_key": "",
+                                "content": {"users": {bot.user_id: 100}}}]
+            )  # fmt: skip
+        assert refused.value.status == 400
+    with pytest.raises(FakeHomeserverError) as direct:  # an additional creator, directly
+        hs.create_room(
+            alice,
+            preset="trusted_private_chat",
+            invite=[bot.user_id],
+            power_level_content_override={"users": {bot.user_id: 50}},
+        )
+    assert direct.value.args == (
+        400,
+        "M_UNKNOWN",
+        "Additional creators users must not appear in content.users",
+    )
+
+
+async def test_v12_power_levels_state_listing_a_creator_is_refused(
+    hs: FakeHomeserver, bot: FakeUser, alice: FakeUser, autojump_clock: trio.abc.Clock
+) -> None:
+    async with hs.user_client(bot) as client:
+        room = await client.create_room(invite=[alice.user_id])
+        power = await client.get_state_event(room, "m.room.power_levels")
+        assert power is not None
+        with pytest.raises(MatrixError) as refused:
+            await client.put_state_event(
+                room, "m.room.power_levels", {**power, "users": {bot.user_id: 100}}
+            )
+        assert (refused.value.status, refused.value.errcode) == (400, "M_UNKNOWN")
+        assert "must not appear in content.users" in refused.value.message
+        # listing anyone else is fine
+        await client.put_state_event(
+            room, "m.room.power_levels", {**power, "users": {alice.user_id: 50}}
+        )
+    assert hs.state_content(room, "m.room.power_levels")["users"] == {alice.user_id: 50}
+    dm = hs.invite_bot(bot, inviter=alice)
+    hs.join_as(bot, dm)
+    with pytest.raises(FakeHomeserverError):  # the additional creator, by the helper
+        hs.set_state_as(alice, dm, "m.room.power_levels", {"users": {bot.user_id: 100}})
+
+
+async def test_v10_rooms_keep_the_creator_at_100(autojump_clock: trio.abc.Clock) -> None:
+    hs = FakeHomeserver(room_version="10")
+    bot = hs.register("bot")
+    alice = hs.register("alice")
+    async with hs.user_client(bot) as client:
+        room = await client.create_room(
+            power_level_content_override={"users": {bot.user_id: 100, alice.user_id: 50}}
+        )
+        create = await client.get_state_event(room, "m.room.create")
+        assert create == {"room_version": "10", "creator": bot.user_id}
+        power = await client.get_state_event(room, "m.room.power_levels")
+        assert power is not None
+        assert power["users"] == {bot.user_id: 100, alice.user_id: 50}
+        raised = {**power, "users": {bot.user_id: 100, alice.user_id: 75}}
+        await client.put_state_event(room, "m.room.power_levels", raised)
+    assert hs.state_content(room, "m.room.power_levels")["users"][alice.user_id] == 75
+    dm = hs.invite_bot(bot, inviter=alice)
+    assert hs.state_content(dm, "m.room.create") == {"room_version": "10", "creator": alice.user_id}
+    assert hs.state_content(dm, "m.room.power_levels")["users"] == {
+        alice.user_id: 100,
+        bot.user_id: 100,
+    }
+    # a v12 server still creates v10 rooms on request
+    v12 = FakeHomeserver()
+    carol = v12.register("carol")
+    old = v12.create_room(carol, room_version="10")
+    assert v12.state_content(old, "m.room.power_levels")["users"] == {carol.user_id: 100}

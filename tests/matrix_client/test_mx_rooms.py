@@ -20,12 +20,11 @@ async def test_create_space_with_state_invite_and_power_levels(
             invite=[alice.user_id],
             initial_state=[{"type": "org.example.owner", "state_key": "",
                             "content": {"user": alice.user_id}}],
-            power_level_content_override={"users": {bot.user_id: 100, alice.user_id: 50}},
+            power_level_content_override={"users": {alice.user_id: 50}},
         )  # fmt: skip
         assert await client.joined_rooms() == [space]
         assert await client.get_state_event(space, "m.room.create") == {
-            "room_version": "10",
-            "creator": bot.user_id,
+            "room_version": "12",
             "type": "m.space",
         }
         assert (await client.get_state_event(space, "m.room.name")) == {"name": "Lambda"}
@@ -33,7 +32,7 @@ async def test_create_space_with_state_invite_and_power_levels(
         assert owner == {"user": alice.user_id}
         power = await client.get_state_event(space, "m.room.power_levels")
         assert power is not None
-        assert power["users"] == {bot.user_id: 100, alice.user_id: 50}
+        assert power["users"] == {alice.user_id: 50}  # v12: the creator is implicit
     body = hs.requests_to("POST", "/createRoom")[0].body
     assert body["creation_content"] == {"type": "m.space"}
     assert hs.membership(space, alice) == "invite"
