@@ -19,7 +19,10 @@ Design notes
   task*, becomes ``AGENT_UNAVAILABLE`` instead of an exception group, and how a
   retried turn can throw one attempt's tasks away before starting the next.
 * The byte stream comes from a ``connector`` (TCP/TLS by default; tests pass one
-  returning one end of ``trio.testing.memory_stream_pair``). We close that stream
+  returning one end of ``trio.testing.memory_stream_pair``). The default connects
+  to an IP literal directly; a host name's addresses are cached for 30 s with the
+  one that connected last tried first, and a failed connect to a cached address
+  re-resolves within the same attempt (``_addrs``). We close that stream
   ourselves when an attempt ends unless trio-websocket already did: after a
   "message too big" close, it marks the socket closed but leaves the TCP stream open.
 * Deadlines are computed per wait with ``trio.move_on_at`` so the phase that fired
@@ -61,6 +64,7 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
+from ._addrs import _connect_one, connect_host
 from ._errors import (
     AGENT_DISCONNECTED,
     AGENT_ERROR,
@@ -129,29 +133,30 @@ class ProbeResult:
 
 
 async def connect_tcp(target: WsTarget) -> trio.abc.Stream:
-    """Default connector: TCP, or TLS for ``wss://``.
+    """Default connector: TCP, or TLS over it for ``wss://``.
 
-    A plain ``ws://`` agent at an IP literal (the usual sidecar / loopback setup) is
-    connected directly: one address, so trio's happy-eyeballs machinery (resolver
-    call, a nursery and a task per attempt) would only add scheduling steps.
+    An agent at an IP literal (the usual sidecar / loopback setup) is connected
+    directly: one address, so trio's happy-eyeballs machinery (resolver call, a
+    nursery and a task per attempt) would only add scheduling steps. A host name goes
+    through the resolved-address cache (``_addrs``: answers kept ``ADDRESS_TTL_S`` =
+    30 s, the address that connected last tried first, a failed connect re-resolves
+    at once).
     """
-    if target.secure:
-        return await trio.open_ssl_over_tcp_stream(
-            target.host,
-            target.port,
-            ssl_context=ssl.create_default_context(),
-            https_compatible=True,
-        )
     family = _ip_literal_family(target.host)
     if family is None:
-        return await trio.open_tcp_stream(target.host, target.port)
-    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
-    try:
-        await sock.connect((target.host, target.port))
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketStream(sock)
+        sock = await connect_host(target.host, target.port)
+    else:
+        sock = await _connect_one((family, trio.socket.SOCK_STREAM, 0, (target.host, target.port)))
+    stream = trio.SocketStream(sock)
+    if not target.secure:
+        return stream
+    # what trio.open_ssl_over_tcp_stream does after its own open_tcp_stream
+    return trio.SSLStream(
+        stream,
+        ssl.create_default_context(),
+        server_hostname=target.host,
+        https_compatible=True,
+    )
 
 
 @functools.lru_cache(maxsize=256)
