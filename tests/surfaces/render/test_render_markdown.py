@@ -152,3 +152,36 @@ def test_output_only_contains_allowed_markup(source):
         for name in re.findall(r"([a-zA-Z-]+)=", attrs):
             assert name in {"href", "start", "class"}
     assert "javascript:" not in html.lower().replace("&", "") or "href" not in html
+
+
+# -- the plain-text fast path ---------------------------------------------------------
+
+_MARKDOWNISH = st.text(
+    alphabet=st.sampled_from(
+        [
+            *"ab1 9.)\n\t\r#>+=-*_`[]()<>&~|\\!:/",
+            *("\u00a0", "\u2028", "\x85", "\x00", "\x0b", "\x0c", "\x1c", "\u3000", "я"),
+        ]
+    ),
+    max_size=40,
+)
+
+
+@given(_MARKDOWNISH | st.text(max_size=40))
+def test_fast_path_only_skips_what_the_parser_calls_plain(text: str) -> None:
+    from surfaces.render._markdown import _MD, _is_plain, _surely_plain
+
+    if _surely_plain(text):
+        assert _is_plain(_MD.parse(text), text), text
+
+
+def test_fast_path_takes_ordinary_replies_and_leaves_markup_to_the_parser() -> None:
+    from surfaces.render._markdown import _surely_plain
+
+    reply = "\n".join(f"chunk {i}/100 - ok, pi-1-2: done!" for i in range(100))
+    assert _surely_plain(reply)
+    assert _surely_plain("  Привет! Как дела?  ")
+    for markup in ("a *b*", "x\n- item", "1. one", "t\n===", "a\n\nb", "a  \nb", "> q", "a &x;"):
+        assert not _surely_plain(markup), markup
+    # and the parser still renders what the fast path declined
+    assert render_markdown("x\n- item") == "<p>x</p>\n<ul>\n<li>item</li>\n</ul>\n"
