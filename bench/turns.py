@@ -58,7 +58,7 @@ import attrs
 import structlog
 import trio
 
-from bench._common import cpu_seconds, memory_mb, summary_ms
+from bench._common import cpu_seconds, cpu_split, memory_mb, summary_ms
 from matrix_client import MatrixClient, new_txn_id, text_content
 from surfaces.local_synapse import LocalSynapse, RegisteredUser, free_loopback_port
 
@@ -77,6 +77,8 @@ USER_FILTER = {
     },
 }
 TURN_DEADLINE_S = 120.0
+#: ``--spy DIR``: py-spy samples the bot during each measured phase into DIR/<tag>.txt.
+SPY_DIR: Path | None = None
 
 
 def say(*parts: object) -> None:
@@ -460,15 +462,18 @@ async def measure(
         await bot.collect()  # start a fresh trace window
     if agent is not None:
         await agent.collect()
-    cpu0 = cpu_seconds(bot.pid) if bot else 0.0
+    split0 = cpu_split(bot.pid) if bot else (0.0, 0.0)
+    cpu0 = sum(split0)
     hs_pid = world.hs.pid
     hs0 = cpu_seconds(hs_pid) if hs_pid else 0.0
     load0 = time.process_time()
     began = time.monotonic()
-    results = await drive(rooms, turns, command, expect, tag, interval_s)
+    async with spying(bot, tag):
+        results = await drive(rooms, turns, command, expect, tag, interval_s)
     wall = time.monotonic() - began
     load_cpu = time.process_time() - load0
-    cpu = cpu_seconds(bot.pid) - cpu0 if bot else None
+    split1 = cpu_split(bot.pid) if bot else (0.0, 0.0)
+    cpu = sum(split1) - cpu0 if bot else None
     hs_cpu = cpu_seconds(hs_pid) - hs0 if hs_pid else 0.0
     ok = [t for t in results if t.t_final is not None]
     e2e_first = [t.t_first - t.t0 for t in ok if t.t_first is not None]
@@ -526,6 +531,8 @@ async def measure(
             "bot_out_until_sent": summary_ms(out_done),
             "unmatched": dict(unmatched),
             "bot_cpu_ms_per_turn": round((cpu or 0.0) * 1000 / n, 2),
+            "bot_cpu_user_ms_per_turn": round((split1[0] - split0[0]) * 1000 / n, 2),
+            "bot_cpu_sys_ms_per_turn": round((split1[1] - split0[1]) * 1000 / n, 2),
             "bot_cpu_share": round((cpu or 0.0) / wall, 2) if wall else None,
             "matrix_requests_per_turn": round(turn_requests / n, 2),
             "matrix_syncs_per_turn": round(labels.get("sync", 0) / n, 2),
@@ -534,6 +541,32 @@ async def measure(
     )
     out.update(memory_mb(bot.pid))
     return out
+
+
+@contextlib.asynccontextmanager
+async def spying(bot: Traced | None, tag: str):  # type: ignore[no-untyped-def]
+    """With ``--spy DIR``: py-spy samples the bot while the block runs (flamegraph
+    input, ``--format raw``). The sampler costs the bot nothing while attached but a
+    few percent of one CPU, so don't compare CPU figures of spied runs."""
+    if SPY_DIR is None or bot is None:
+        yield
+        return
+    out = SPY_DIR / f"{tag}.txt"
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    spy = await trio.lowlevel.open_process(
+        [py_spy, "record", "-p", str(bot.pid), "-r", "250", "-f", "raw", "--nonblocking",
+         "-o", str(out)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        with trio.move_on_after(30):
+            await spy.wait()
+        if spy.poll() is None:
+            spy.kill()
+        say(f"  py-spy samples: {out}")
 
 
 def brief(name: str, r: dict[str, Any]) -> str:
@@ -545,7 +578,8 @@ def brief(name: str, r: dict[str, Any]) -> str:
         line += (
             f", bot in p50/p99 {r['bot_in']['p50_ms']}/{r['bot_in']['p99_ms']} ms"
             f", out {r['bot_out']['p50_ms']}/{r['bot_out']['p99_ms']} ms"
-            f", cpu {r['bot_cpu_ms_per_turn']} ms/turn, {r['matrix_requests_per_turn']} req/turn"
+            f", cpu {r['bot_cpu_ms_per_turn']} ms/turn (user {r['bot_cpu_user_ms_per_turn']}"
+            f" sys {r['bot_cpu_sys_ms_per_turn']}), {r['matrix_requests_per_turn']} req/turn"
         )
     return line
 
@@ -557,7 +591,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "benchmark": "turns",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "args": {k: v for k, v in vars(args).items() if k != "output"},
+        "args": {k: v for k, v in vars(args).items() if k not in ("output", "spy")},
         "environment": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -934,8 +968,19 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="extra bot environment (e.g. BENCH_CPROFILE=/tmp/bot.pstats: profile the bot)",
     )
+    parser.add_argument(
+        "--spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample the bot with py-spy during each measured phase (DIR/<tag>.txt)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "turns.json")
     args = parser.parse_args()
+    global SPY_DIR
+    SPY_DIR = args.spy
+    if SPY_DIR is not None:
+        SPY_DIR.mkdir(parents=True, exist_ok=True)
     if not args.benchmarks:
         args.benchmarks = ["profile", "sweep", "paced", "cost"]
     unknown = set(args.benchmarks) - {"profile", "sweep", "paced", "cost", "soak"}
