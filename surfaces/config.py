@@ -130,6 +130,7 @@ class BotConfig:
 
 @attrs.frozen
 class StreamingConfig:
+    first_message_after_s: float = 0.1
     first_edit_after_s: float = 0.8
     min_edit_interval_s: float = 1.0
     max_edit_interval_s: float = 5.0
@@ -558,6 +559,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("bot", "max_file_bytes"): _at_least(1),
     ("bot", "shutdown_grace_s"): _non_negative,
     ("bot", "max_event_attempts"): _at_least(1),
+    ("streaming", "first_message_after_s"): _non_negative,
     ("streaming", "first_edit_after_s"): _non_negative,
     ("streaming", "min_edit_interval_s"): _positive,
     ("streaming", "max_edit_interval_s"): _positive,

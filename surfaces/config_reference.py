@@ -58,6 +58,10 @@ HELP: dict[str, str] = {
     "bot.max_file_bytes": "Largest file accepted from a user.",
     "bot.shutdown_grace_s": "How long running turns may finish after SIGTERM/SIGINT.",
     "bot.max_event_attempts": "Processing attempts of one event before it is marked failed.",
+    "streaming.first_message_after_s": (
+        "Text arriving this soon after the reply's first text joins its first message "
+        "(an agent that answers at once in many chunks gets one message, no edit)."
+    ),
     "streaming.first_edit_after_s": "Delay of the first edit after the reply's first message.",
     "streaming.min_edit_interval_s": "Gap after the first edit; grows ×1.5 per edit.",
     "streaming.max_edit_interval_s": "Largest gap between edits.",

@@ -1,6 +1,9 @@
 """The reply streamer: one agent reply rendered into Matrix messages and edits.
 
-The first text becomes a message at once; later text is applied as ``m.replace``
+The first text becomes a message once ``first_message_after_s`` (0.1 s) has
+passed or the turn ended, whichever is first, so text that follows at once joins
+it (an instant agent that streams its answer in 100 chunks costs one message, not
+a message and an edit a round trip later); later text is applied as ``m.replace``
 edits on the schedule of :class:`surfaces.render.EditThrottle`; the final edit
 (always sent, never throttled) carries the full text. A reply larger than one
 event continues in further messages (``split_reply`` decides the parts, and
@@ -71,6 +74,9 @@ class ReplyStream:
     parts: dict[int, str]  # part index -> message event id (also from earlier attempts)
     throttle: EditThrottle
     budget: int
+    #: The reply's first message waits this long after the first text (or for the
+    #: end of the turn, whichever is first) so text that follows at once joins it.
+    first_message_after_s: float = 0.0
     on_edit: Callable[[], None] | None = None
     text: str = ""
     progress: str | None = None
@@ -127,6 +133,14 @@ class ReplyStream:
                 if not display or not self._stale(display):
                     break
                 if any(self.parts.get(i) is None for i in range(len(display))):
+                    if not self.parts and not self._attempted and self.first_message_after_s:
+                        # The reply's first message: gather what follows at once. An
+                        # agent that answers in many chunks within the window (or
+                        # ends the turn in it: the runner then cancels us and the
+                        # final sends carry the text) costs one message, no edit.
+                        await trio.sleep(self.first_message_after_s)
+                        self.first_message_after_s = 0.0
+                        continue
                     await self._send_now(display)  # a new message is never throttled
                     self.throttle.message_sent(trio.current_time())
                     break

@@ -129,6 +129,7 @@ class TurnRunner:
                 idle_flush_s=cfg.idle_flush_s,
             ),
             budget=self.budget,
+            first_message_after_s=cfg.first_message_after_s,
             on_edit=bot.metrics.stream_edit_sent if bot.metrics else None,
         )
         typing = TypingLease(bot.matrix, chat.room_id, cfg.typing_lease_s)

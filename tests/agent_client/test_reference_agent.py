@@ -126,7 +126,7 @@ async def test_unknown_path_rejected(agent: tuple[ReferenceAgent, str]) -> None:
 
 async def test_scripted_behaviours(agent: tuple[ReferenceAgent, str]) -> None:
     _, base = agent
-    tools = await ask(base, "/tools")
+    tools = await ask(base, "/tools 0")
     assert [e.kind for e in tools if isinstance(e, ToolProgress)] == [
         "AGENT_EVENT_TOOL_CALL_CHUNK",
         "AGENT_EVENT_TOOL_RESULT",

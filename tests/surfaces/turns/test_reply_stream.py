@@ -76,3 +76,42 @@ async def test_text_that_may_need_a_new_message_still_wakes_it_at_once(autojump_
         assert len(outbox.messages) == 2  # sent now, not when the edit is due
         assert trio.current_time() < 1.0
         nursery.cancel_scope.cancel()
+
+
+async def test_first_message_gathers_the_text_of_its_window(autojump_clock):
+    outbox = FakeOutbox()
+    reply = stream(outbox, budget=6_000)
+    reply.first_message_after_s = 0.1
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reply.run)
+        reply.append("chunk 1")
+        for i in range(2, 101):  # an instant agent: everything within the window
+            await trio.sleep(0.0005)
+            reply.append(f"\nchunk {i}")
+        await trio.testing.wait_all_tasks_blocked()
+        assert outbox.messages == []  # still inside the window
+        await trio.sleep(0.1)
+        assert outbox.messages == ["\n".join(f"chunk {i}" for i in range(1, 101))]
+        assert outbox.edits == []
+        # later text: edits on the throttle's schedule, no second wait
+        reply.append(" more")
+        await trio.sleep(1.5)
+        assert outbox.edits[-1].endswith("chunk 100 more")
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_turn_that_ends_inside_the_window_leaves_the_message_to_the_final_sends(
+    autojump_clock,
+):
+    outbox = FakeOutbox()
+    reply = stream(outbox, budget=6_000)
+    reply.first_message_after_s = 0.1
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reply.run)
+        reply.append("ok")
+        await trio.sleep(0.001)  # END arrives: the runner settles and stops the flusher
+        await reply.settle()
+        nursery.cancel_scope.cancel()
+    assert outbox.messages == []
+    [final] = reply.final_sends()
+    assert (final.txn_id, final.content["body"]) == ("$t.p0", "ok")  # the message itself

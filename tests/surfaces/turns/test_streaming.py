@@ -138,3 +138,10 @@ async def _script(ws, chunks, *, end=True):
         await ws.send_message(json.dumps({"type": "AGENT_EVENT_TEXT_CHUNK", "text": c}))
     if end:
         await ws.send_message(json.dumps({"type": "AGENT_EVENT_END"}))
+
+
+async def test_an_instant_streamed_answer_is_one_message_without_edits(chat, autojump_clock):
+    await chat.say("/chunks 100")
+    [message] = chat.events()
+    assert "m.relates_to" not in message["content"]
+    assert message["content"]["body"].endswith("chunk 100/100")
