@@ -20,7 +20,8 @@ other message:
 ``/big N``             one text frame of N characters (frame-size limits)
 ``/file NAME [TEXT]``  writes ``workspace/out/NAME`` then sends
                        ``AGENT_EVENT_SEND_FILE`` with ``/workspace/out/NAME``
-``/tools``             TOOL_CALL_CHUNK, TOOL_RESULT, CUSTOM_UPDATE, then text
+``/tools [S]``         TOOL_CALL_CHUNK, TOOL_RESULT, CUSTOM_UPDATE, S seconds of
+                       "work" (default 0.5), then text
 ``/dup-end``           text, END, END (the upstream duplicate-END bug)
 ``/error [CODE]``      ``ERROR`` (code default ``REFERENCE_ERROR``) instead of a reply
 ``/disconnect``        one chunk, then closes the socket without END
@@ -271,6 +272,7 @@ class ReferenceAgent:
             )
             await self._send(ws, "AGENT_EVENT_TOOL_RESULT", tool="search", result="3 hits")
             await self._send(ws, "AGENT_EVENT_CUSTOM_UPDATE", message="summarising")
+            await trio.sleep(_float_arg(args, 0, 0.5))  # tools take time
             await self._text(ws, "The tools found 3 hits.")
             await self._end(ws, 6)
         elif name == "dup-end":
