@@ -171,6 +171,7 @@ def _bot_main() -> int:
         return batch
 
     _sync.Syncer.next = traced_next  # type: ignore[method-assign]
+    _trace_turn_steps()
     app = BotApp(config, registry, transport=transport)
 
     async def run() -> None:
@@ -194,6 +195,35 @@ def _bot_main() -> int:
             profiler.dump_stats(profile_path)
         TRACE.dump()
     return 0
+
+
+def _trace_turn_steps() -> None:
+    """Stamps that split "bot in" into its steps (wrappers, no product change):
+    ``dispatched`` (admitted, handed to its lane), ``turn_started`` (the lane worker
+    runs the turn) by event id, and ``agent_turn`` (the agent turn is opened) by the
+    turn tag (the text's last word)."""
+    from agent_client import AgentClient
+    from surfaces.bot.lanes import LaneSupervisor
+    from surfaces.turns.runner import TurnRunner
+
+    dispatch, run, turn = LaneSupervisor.dispatch, TurnRunner.run, AgentClient.turn
+
+    def traced_dispatch(self, item):  # type: ignore[no-untyped-def]
+        TRACE.add("dispatched", (item.event_id, time.monotonic()))
+        return dispatch(self, item)
+
+    async def traced_run(self, item, chat, text):  # type: ignore[no-untyped-def]
+        TRACE.add("turn_started", (item.event_id, time.monotonic()))
+        return await run(self, item, chat, text)
+
+    def traced_turn(self, base_url, chat_id, text, attachments=()):  # type: ignore[no-untyped-def]
+        words = text.split()
+        TRACE.add("agent_turn", (words[-1] if words else "", time.monotonic()))
+        return turn(self, base_url, chat_id, text, attachments)
+
+    LaneSupervisor.dispatch = traced_dispatch  # type: ignore[method-assign]
+    TurnRunner.run = traced_run  # type: ignore[method-assign]
+    AgentClient.turn = traced_turn  # type: ignore[method-assign]
 
 
 def _agent_main(port: int, workspace: str, behaviour: str) -> int:

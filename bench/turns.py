@@ -507,6 +507,15 @@ async def measure(
         if label == "send m.room.message":
             room_id = unquote(path.split("/rooms/")[1].split("/")[0])
             sends_by_room.setdefault(room_id, []).append((t0, t1))
+    dispatched = {e: t for e, t in btrace.get("dispatched", [])}
+    turn_started = {e: t for e, t in btrace.get("turn_started", [])}
+    agent_turn = {tag_: t for tag_, t in btrace.get("agent_turn", [])}
+    steps: dict[str, list[float]] = {
+        "parsed_to_dispatched": [],
+        "dispatched_to_turn": [],
+        "turn_to_agent_open": [],
+        "agent_open_to_received": [],
+    }
     bot_in, parse, bot_out, out_done = [], [], [], []
     unmatched: Counter[str] = Counter()
     for t in ok:
@@ -516,6 +525,16 @@ async def measure(
             head, parsed = arrivals[t.event_id]
             bot_in.append(got[t.tag] - head)
             parse.append(parsed - head)
+            marks = [
+                parsed,
+                dispatched.get(t.event_id),
+                turn_started.get(t.event_id),
+                agent_turn.get(t.tag),
+                got[t.tag],
+            ]
+            if None not in marks:
+                for name, a, b in zip(steps, marks, marks[1:], strict=False):
+                    steps[name].append(b - a)
         sends = [s for s in sends_by_room.get(t.room_id, []) if t.t0 <= s[0] <= t.t_final]
         if sends and t.tag in ends:
             last = max(sends)
@@ -527,6 +546,7 @@ async def measure(
         {
             "bot_in": summary_ms(bot_in),
             "bot_in_sync_parse": summary_ms(parse),
+            "bot_in_steps": {name: summary_ms(v) for name, v in steps.items()},
             "bot_out": summary_ms(bot_out),
             "bot_out_until_sent": summary_ms(out_done),
             "unmatched": dict(unmatched),
