@@ -134,6 +134,35 @@ def _interleave_families(addresses: MutableSequence[Address]) -> None:
             break
 
 
+def collapse_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The single meaningful exception inside a nursery's exception group.
+
+    A group of ``Cancelled`` only (a nursery cancelled from outside) collapses to one
+    ``Cancelled``, which the cancel scope that owns it catches like the group it
+    replaces; one real error among cancellations collapses to that error. More than
+    one real error would be a bug: the group is returned as it is.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for sub in exc.exceptions:
+                walk(sub)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1:
+        exc = real[0]
+    elif not real and leaves:
+        exc = leaves[0]
+    else:
+        return group
+    exc.__suppress_context__ = True
+    return exc
+
+
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -168,9 +197,11 @@ async def _connect_first(
                 nursery.start_soon(attempt, index, failed)
                 with trio.move_on_after(_STAGGER_S):
                     await failed.wait()
-    except BaseException:
+    except BaseException as exc:
         if winner is not None:
             winner[1].close()
+        if isinstance(exc, BaseExceptionGroup):  # cancelled from outside: one Cancelled
+            raise collapse_group(exc) from None
         raise
     if winner is None:
         details = "; ".join(str(exc) for exc in errors)

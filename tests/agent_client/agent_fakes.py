@@ -4,7 +4,9 @@
 ``memory_stream_pair``, serves the server end with trio-websocket's
 ``wrap_server_stream`` in the test's nursery, and runs the next script on it.
 Scripts are ``async (request, conn) -> None``; ``conn.accept(request)`` returns a
-``Peer`` with small send/receive helpers. Everything runs on virtual time.
+``Peer`` with small send/receive helpers (``send_fragments`` and ``send_wire`` reach
+into trio-websocket's *server* connection to put fragmented messages and raw bytes on
+the wire). Everything runs on virtual time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from trio_websocket import (
     WebSocketRequest,
     wrap_server_stream,
 )
+from wsproto.events import TextMessage
 
 from agent_client import AgentClient, TurnLimits, WsTarget
 
@@ -38,6 +41,20 @@ class Peer:
 
     async def send_raw(self, data: str | bytes) -> None:
         await self.ws.send_message(data)
+
+    async def send_fragment(self, part: str, *, finished: bool) -> None:
+        """One frame of a text message (the first one, or a continuation)."""
+        await self.ws._send(TextMessage(data=part, message_finished=finished))
+
+    async def send_fragments(self, *parts: str) -> None:
+        """One text message sent as ``len(parts)`` frames."""
+        for i, part in enumerate(parts):
+            await self.send_fragment(part, finished=i == len(parts) - 1)
+
+    async def send_wire(self, data: bytes) -> None:
+        """Raw bytes on the wire (e.g. a frame wsproto would refuse to build)."""
+        async with self.ws._stream_lock:
+            await self.ws._stream.send_all(data)
 
     async def recv(self) -> dict[str, Any]:
         message = json.loads(await self.ws.get_message())
@@ -71,9 +88,18 @@ class Conn:
     close_code: int | None = None
     closed_at: float | None = None
     stream_closed_at: float | None = None  # when the *client* closed its stream
+    ws: WebSocketConnection | None = None  # the server end, once accepted
 
     async def accept(self, request: WebSocketRequest) -> Peer:
-        return Peer(await request.accept(), self)
+        self.ws = await request.accept()
+        return Peer(self.ws, self)
+
+    @property
+    def peer_close_code(self) -> int | None:
+        """Code of the close frame the client sent (or answered with), if any."""
+        if self.ws is None or self.ws.closed is None:
+            return None
+        return self.ws.closed.code
 
 
 Script = Callable[[WebSocketRequest, Conn], Awaitable[None]]

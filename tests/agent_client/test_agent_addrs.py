@@ -177,6 +177,25 @@ async def test_happy_eyeballs_on_a_fresh_answer(autojump_clock: MockClock, net: 
     assert net.connects[2:] == ["10.0.0.1"]
 
 
+async def test_cancelled_happy_eyeballs_raises_one_cancelled(
+    autojump_clock: MockClock, net: FakeNet
+) -> None:
+    """Cancelled while several addresses are being tried (a nursery inside): the caller
+    sees one ``Cancelled``, never an exception group."""
+    net.answers["agent.test"] = ["::1", "10.0.0.1"]
+    net.hanging.update(["::1", "10.0.0.1"])
+    seen: list[BaseException] = []
+    with trio.move_on_after(1) as scope:
+        try:
+            await connect()
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert [type(exc) for exc in seen] == [trio.Cancelled]
+    assert net.connects == ["::1", "10.0.0.1"]
+
+
 async def test_cache_is_bounded(
     mock_clock: MockClock, net: FakeNet, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,5 +1,5 @@
 """The default connector and the per-turn fast paths (cached targets, direct connect to
-IP literals, no second close of a stream trio-websocket already closed)."""
+IP literals); every turn on real sockets closes its socket."""
 
 from __future__ import annotations
 
@@ -21,10 +21,18 @@ from agent_client import (
     connect_tcp,
     endpoint_url,
 )
-from agent_client._client import _ip_literal_family, _socket_closed, _target
+from agent_client._client import _ip_literal_family, _target
 from agent_client.reference import ReferenceAgent, serve_reference_agent
 
 FAST = TurnLimits(connect_s=5, status_s=5, first_text_s=5, idle_s=5, total_s=20, retries=0)
+
+
+def _socket_closed(stream: trio.abc.Stream) -> bool:
+    """True if ``stream`` is a (TLS over a) ``trio.SocketStream`` whose socket is closed."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    assert isinstance(stream, trio.SocketStream)
+    return stream.socket.fileno() == -1
 
 
 def _has_ipv6_loopback() -> bool:
@@ -105,17 +113,6 @@ async def test_connect_tcp_refused_is_an_oserror() -> None:
         await connect_tcp(WsTarget.from_url(f"ws://127.0.0.1:{port}/v1/agent_ws/1/"))
 
 
-async def test_socket_closed_only_for_closed_socket_streams() -> None:
-    a, b = trio.socket.socketpair()
-    stream = trio.SocketStream(a)
-    assert not _socket_closed(stream)
-    await stream.aclose()
-    assert _socket_closed(stream)
-    b.close()
-    memory, _ = trio.testing.memory_stream_pair()
-    assert not _socket_closed(memory)  # unknown kind: treated as open (closed by us)
-
-
 async def _drain(client: AgentClient, base: str, text: str) -> None:
     async with client.turn(base, "7", text) as turn:
         async for _ in turn:
@@ -138,7 +135,7 @@ async def test_turns_on_real_sockets_close_their_streams(
     client = AgentClient(FAST, connector=tracking)
     async with client.turn(base, "7", "/instant") as turn:
         assert [event async for event in turn] == [TextChunk("ok"), TurnEnd(1)]
-    # a "message too big" close leaves the TCP stream open: we close it ourselves
+    # a "message too big" close does not wait for the agent: the socket is closed at once
     small = AgentClient(TurnLimits(max_frame_bytes=1000, retries=0), connector=tracking)
     with pytest.raises(AgentFailure, match="larger than"):
         await _drain(small, base, "/big 5000")
@@ -147,4 +144,46 @@ async def test_turns_on_real_sockets_close_their_streams(
     assert len(streams) == 3
     assert all(_socket_closed(stream) for stream in streams)
     with trio.fail_after(2):
+        await ref.wait_idle()
+
+
+@pytest.mark.parametrize("phase", ["status", "first_text", "idle", "confirm", "after_end"])
+async def test_cancel_on_real_sockets_closes_them(
+    nursery: trio.Nursery, tmp_path: Path, phase: str
+) -> None:
+    ref = ReferenceAgent(tmp_path, chunk_delay_s=0)
+    port = await nursery.start(partial(serve_reference_agent, agent=ref), "127.0.0.1", 0, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    streams: list[trio.abc.Stream] = []
+
+    async def tracking(target: WsTarget) -> trio.abc.Stream:
+        stream = await connect_tcp(target)
+        streams.append(stream)
+        return stream
+
+    client = AgentClient(FAST, connector=tracking)
+    if phase == "status":
+        await _drain(client, base, "/no-status")  # the next connection gets no STATUS
+    text = {
+        "status": "hi",
+        "first_text": "/silent",
+        "idle": "/slow 0.5 3",  # cancelled in the gap after the first chunk
+        "confirm": "/confirm",
+        "after_end": "/instant",
+    }[phase]
+    seen: list[BaseException] = []
+    with trio.move_on_after(0.3) as scope:
+        try:
+            async with client.turn(base, "7", text) as turn:
+                async for event in turn:
+                    if isinstance(event, TurnEnd):
+                        await trio.sleep_forever()  # cancelled inside the block
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert [type(exc) for exc in seen] == [trio.Cancelled]
+    assert streams
+    assert all(_socket_closed(stream) for stream in streams)
+    with trio.fail_after(2):  # the agent saw the close: its handler ended
         await ref.wait_idle()

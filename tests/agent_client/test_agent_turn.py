@@ -455,6 +455,7 @@ async def test_frame_too_big_closes_the_stream(
         await peer.wait_closed()
 
     fake_agent.script(big)
+    start = trio.current_time()
     failure = await failing_turn(fake_agent.client(max_frame_bytes=1000, retries=2))
     assert failure.code == AGENT_PROTOCOL_ERROR
     assert "larger than 1000" in str(failure.details)
@@ -462,8 +463,83 @@ async def test_frame_too_big_closes_the_stream(
     await trio.testing.wait_all_tasks_blocked()
     (conn,) = fake_agent.conns
     assert conn.close_code == 1009
-    # trio-websocket leaves the TCP stream open after 1009; the client closed it.
-    assert conn.stream_closed_at is not None
+    # the connection is failed: close frame, then the stream at once (no wait)
+    assert conn.stream_closed_at == pytest.approx(start)
+
+
+async def test_oversized_fragmented_message_is_refused_early(
+    autojump_clock: MockClock, fake_agent: FakeAgent
+) -> None:
+    """The limit counts the assembled message: five 300-character fragments of one
+    message break a 1000 limit at the fourth, even though each frame is small."""
+
+    async def fragments(request, conn: Conn) -> None:
+        peer = await conn.accept(request)
+        await peer.start()
+        await peer.text("fine")
+        await peer.send_fragment('{"type": "AGENT_EVENT_TEXT_CHUNK", "text": "', finished=False)
+        for _ in range(5):
+            await peer.send_fragment("y" * 300, finished=False)
+            await trio.sleep(1)
+        await peer.wait_closed()
+
+    fake_agent.script(fragments)
+    events: list[object] = []
+    with pytest.raises(AgentFailure) as info:
+        await collect(fake_agent.client(max_frame_bytes=1000).turn(BASE, "41", "hi"), events)
+    assert events == [TextChunk("fine")]
+    assert (info.value.code, info.value.attempts) == (AGENT_PROTOCOL_ERROR, 1)
+    assert "larger than 1000" in str(info.value.details)
+    assert trio.current_time() == pytest.approx(3)  # at the 4th fragment, not the 6th
+    await trio.testing.wait_all_tasks_blocked()
+    (conn,) = fake_agent.conns
+    assert conn.peer_close_code == 1009
+    assert conn.stream_closed_at == pytest.approx(3)
+
+
+async def test_fragmented_messages_are_assembled(
+    autojump_clock: MockClock, fake_agent: FakeAgent
+) -> None:
+    async def fragments(request, conn: Conn) -> None:
+        peer = await conn.accept(request)
+        await peer.send_fragments('{"type": ', '"STATUS"}')
+        await peer.recv()
+        chunk = json.dumps({"type": "AGENT_EVENT_TEXT_CHUNK", "text": "héllo wörld"})
+        await peer.send_fragments(*[chunk[i : i + 7] for i in range(0, len(chunk), 7)])
+        await peer.send_fragments(json.dumps({"type": "AGENT_EVENT_END"}))  # one frame
+        await peer.wait_closed()
+
+    fake_agent.script(fragments)
+    assert await run_turn(fake_agent.client()) == [TextChunk("héllo wörld"), TurnEnd(None)]
+
+
+async def test_pings_are_answered_in_every_phase(
+    autojump_clock: MockClock, fake_agent: FakeAgent
+) -> None:
+    """trio-websocket's ``ping`` waits for the pong: each of these only returns if the
+    client, reading inline, answered."""
+
+    async def pinging(request, conn: Conn) -> None:
+        peer = await conn.accept(request)
+        with trio.fail_after(1):
+            await peer.ws.ping(b"before status")
+        await peer.start()
+        with trio.fail_after(1):
+            await peer.ws.ping(b"before text")
+        await peer.text("a")
+        with trio.fail_after(1):
+            await peer.ws.ping(b"mid-stream")
+        await peer.text("b")
+        await peer.end()
+        await peer.wait_closed()
+
+    fake_agent.script(pinging)
+    assert await run_turn(fake_agent.client(retries=0)) == [
+        TextChunk("a"),
+        TextChunk("b"),
+        TurnEnd(7),
+    ]
+    assert fake_agent.conns[0].close_code == 1000
 
 
 async def test_invalid_base_url_is_unavailable(
@@ -494,19 +570,18 @@ async def test_cancel_closes_socket_promptly(
     fake_agent.script(slow)
     client = fake_agent.client()
     seen: list[object] = []
-    with trio.move_on_after(3.5) as scope:
+    cancel_at = trio.current_time() + 3.5
+    with trio.move_on_at(cancel_at) as scope:
         async with client.turn(BASE, "41", "hi") as turn:
             async for event in turn:
                 seen.append(event)
     assert scope.cancelled_caught
-    cancelled_at = trio.current_time()
     assert len(seen) == 4
-    await trio.testing.wait_all_tasks_blocked()
     (conn,) = fake_agent.conns
-    assert conn.close_code == 1000  # a proper close frame, not a dropped connection
-    assert conn.closed_at is not None
-    assert conn.closed_at - cancelled_at < 0.01
-    assert conn.stream_closed_at is not None
+    # a proper close frame, answered at once: no wait for close_s (2 s)
+    assert conn.peer_close_code == 1000
+    assert conn.stream_closed_at == pytest.approx(cancel_at)
+    assert trio.current_time() == pytest.approx(cancel_at)
 
 
 async def test_cancel_during_connect_and_backoff(
@@ -519,16 +594,116 @@ async def test_cancel_during_connect_and_backoff(
     assert scope.cancelled_caught
 
 
-async def test_no_task_outlives_the_block(autojump_clock: MockClock, fake_agent: FakeAgent) -> None:
-    fake_agent.script(simple)
-    client = fake_agent.client()
-    before = len(trio.lowlevel.current_task().parent_nursery.child_tasks)
-    async with client.turn(BASE, "41", "hi") as turn:
-        nursery_tasks = turn._nursery.child_tasks
-        assert nursery_tasks  # the websocket reader runs in the turn's nursery
-        await turn.__anext__()
-    assert not turn._nursery.child_tasks
-    assert len(trio.lowlevel.current_task().parent_nursery.child_tasks) == before
+async def _never_accepts(request, conn: Conn) -> None:
+    await trio.sleep_forever()
+
+
+async def _no_status(request, conn: Conn) -> None:
+    peer = await conn.accept(request)
+    await peer.wait_closed()
+
+
+async def _silent(request, conn: Conn) -> None:
+    peer = await conn.accept(request)
+    await peer.start()
+    await peer.wait_closed()
+
+
+async def _stalls(request, conn: Conn) -> None:
+    peer = await conn.accept(request)
+    await peer.start()
+    await peer.text("partial")
+    await peer.wait_closed()
+
+
+async def _asks(request, conn: Conn) -> None:
+    peer = await conn.accept(request)
+    await peer.start()
+    await peer.send("AGENT_EVENT_CONFIRM_REQUEST", id="c-1", text="?")
+    await peer.wait_closed()
+
+
+async def _rejects(request, conn: Conn) -> None:
+    await request.reject(502)
+
+
+@pytest.mark.parametrize(
+    ("script", "polite"),
+    [
+        (None, False),  # connector hangs: no stream yet
+        (_never_accepts, False),  # handshake: no close frame before the upgrade
+        (_no_status, True),
+        (_silent, True),  # waiting for the first text
+        (_stalls, True),  # mid-stream
+        (_asks, True),  # waiting for the human
+        (_rejects, False),  # backoff between attempts (the 502's stream already closed)
+    ],
+    ids=["connect", "handshake", "status", "first_text", "idle", "confirm", "backoff"],
+)
+async def test_cancel_in_any_phase_leaks_no_stream(
+    autojump_clock: MockClock, fake_agent: FakeAgent, script, polite: bool
+) -> None:
+    if script is None:
+        fake_agent.hang = True
+    else:
+        fake_agent.script(script)
+    client = fake_agent.client(retries=3, retry_base_s=5)
+    seen: list[BaseException] = []
+    cancel_at = trio.current_time() + 1
+    with trio.move_on_at(cancel_at) as scope:
+        try:
+            async with client.turn(BASE, "41", "hi") as turn:
+                async for _event in turn:
+                    pass
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert [type(exc) for exc in seen] == [trio.Cancelled]  # never an exception group
+    assert trio.current_time() == pytest.approx(cancel_at)  # promptly
+    assert len(fake_agent.conns) == (0 if script is None else 1)
+    for conn in fake_agent.conns:
+        assert conn.stream_closed_at is not None
+        assert conn.stream_closed_at <= cancel_at
+        assert conn.peer_close_code == (1000 if polite else None)
+
+
+class _SpawnRecorder(trio.abc.Instrument):
+    def __init__(self) -> None:
+        self.spawned: list[trio.lowlevel.Task] = []
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.spawned.append(task)
+
+
+def _descends_from(task: trio.lowlevel.Task, ancestor: trio.lowlevel.Task) -> bool:
+    nursery = task.parent_nursery
+    while nursery is not None:
+        if nursery.parent_task is ancestor:
+            return True
+        nursery = nursery.parent_task.parent_nursery
+    return False
+
+
+async def test_turn_starts_no_task(autojump_clock: MockClock, fake_agent: FakeAgent) -> None:
+    """The turn reads inline: no reader task, no nursery (the fake agent's server tasks
+    run in the fixture's nursery, not under the test's task)."""
+    fake_agent.script(confirm_script)
+    recorder = _SpawnRecorder()
+    me = trio.lowlevel.current_task()
+    nurseries = list(me.child_nurseries)
+    trio.lowlevel.add_instrument(recorder)
+    try:
+        async with fake_agent.client().turn(BASE, "41", "hi") as turn:
+            assert me.child_nurseries == nurseries
+            async for event in turn:
+                assert me.child_nurseries == nurseries
+                if isinstance(event, ConfirmRequest):
+                    await turn.confirm(event.id, True)
+    finally:
+        trio.lowlevel.remove_instrument(recorder)
+    assert recorder.spawned  # the fake agent's tasks were seen...
+    assert not [task for task in recorder.spawned if _descends_from(task, me)]  # ...no others
 
 
 async def test_caller_exception_propagates_unwrapped(
@@ -627,6 +802,42 @@ async def test_confirm_from_another_task_while_iterating(
 
                 nursery.start_soon(answer)
     assert events[-2:] == [TextChunk("approved"), TurnEnd(7)]
+
+
+async def test_confirm_while_the_reader_answers_pings(
+    autojump_clock: MockClock, fake_agent: FakeAgent
+) -> None:
+    """The agent keeps pinging (and waiting for each pong) while the human answers from
+    another task: the reader's pongs and the confirmation share the connection."""
+
+    async def script(request, conn: Conn) -> None:
+        peer = await conn.accept(request)
+        await peer.start()
+        await peer.send("AGENT_EVENT_CONFIRM_REQUEST", id="c-1", text="?")
+
+        async def keep_pinging() -> None:
+            for i in range(200):
+                with trio.fail_after(1):
+                    await peer.ws.ping(str(i).encode())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_pinging)
+            answer = await peer.recv()
+            nursery.cancel_scope.cancel()
+        await peer.text(f"answer {answer['approved']}")
+        await peer.end()
+        await peer.wait_closed()
+
+    fake_agent.script(script)
+    client = fake_agent.client(idle_s=5)
+    events: list[object] = []
+    async with client.turn(BASE, "41", "do it") as turn, trio.open_nursery() as nursery:
+        async for event in turn:
+            events.append(event)
+            if isinstance(event, ConfirmRequest):
+                # no sleep: the answer races with the pongs of the read in progress
+                nursery.start_soon(turn.confirm, event.id, True)
+    assert events[-2:] == [TextChunk("answer True"), TurnEnd(7)]
 
 
 async def test_unanswered_confirm_hits_total(
