@@ -121,6 +121,41 @@ async def test_checkpoint_moves_the_wal_into_the_database(tmp_path):
         s.close()
 
 
+async def test_a_running_checkpoint_does_not_hold_up_the_turns_calls(tmp_path, monkeypatch):
+    """The checkpoint (the one fsync) runs on its own connection and thread: quick
+    calls made meanwhile still run on the loop, and commit beside it."""
+    import threading
+
+    import trio
+
+    s = await Store.open(tmp_path / "m.db")
+    started, release = threading.Event(), threading.Event()
+    real = Store._checkpoint_on
+
+    def slow_checkpoint(conn):
+        assert conn is not s._conn  # the maintenance connection
+        started.set()
+        release.wait(10)
+        return real(conn)
+
+    monkeypatch.setattr(Store, "_checkpoint_on", staticmethod(slow_checkpoint))
+    try:
+        await s.set_value("a", "1")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(s.checkpoint)
+            await trio.to_thread.run_sync(started.wait, 10)
+            await s.set_value("b", "2")  # while the checkpoint is in its fsync
+            await s.admit("s1", [item("$x")])
+            assert s.quick_fallbacks == 0
+            release.set()
+        assert await s.get_value("b") == "2"
+        wal_pages, copied = await s.checkpoint()
+        assert copied == wal_pages > 0
+    finally:
+        release.set()
+        s.close()
+
+
 async def test_admit_is_idempotent_and_advances_the_token(store):
     admitted = await store.admit("s1", [item("$a"), item("$b")])
     assert [i.event_id for i in admitted] == ["$a", "$b"]
