@@ -24,6 +24,7 @@ when they exit:
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import os
@@ -231,7 +232,19 @@ def _agent_main(port: int, workspace: str, behaviour: str) -> int:
 
     from agent_client.reference import ReferenceAgent, serve_reference_agent
 
+    handled_at: contextvars.ContextVar[float] = contextvars.ContextVar("handled_at", default=0.0)
+
     class TracedAgent(ReferenceAgent):
+        async def handle(self, request) -> None:  # type: ignore[no-untyped-def]
+            handled_at.set(time.monotonic())  # the upgrade request is read
+            await super().handle(request)
+
+        @staticmethod
+        async def _send(ws: WebSocketConnection, ftype: str, **fields: Any) -> None:
+            await ReferenceAgent._send(ws, ftype, **fields)
+            if ftype == "STATUS":  # the agent's own share of "bot in": accept + STATUS
+                ws._bench_share = time.monotonic() - handled_at.get()  # type: ignore[attr-defined]
+
         async def _receive(self, ws: WebSocketConnection) -> dict[str, Any]:
             frame = await super()._receive(ws)
             if frame.get("type") == "USER_MESSAGE":
@@ -239,6 +252,7 @@ def _agent_main(port: int, workspace: str, behaviour: str) -> int:
                 tag = text.split()[-1] if text.split() else ""
                 ws._bench_tag = tag  # type: ignore[attr-defined]
                 TRACE.add("user_message", (tag, time.monotonic()))
+                TRACE.add("agent_share", (tag, getattr(ws, "_bench_share", 0.0)))
             return frame
 
         async def _run(self, ws, name, args, chat_id, text, *rest) -> None:  # type: ignore[no-untyped-def]

@@ -497,6 +497,7 @@ async def measure(
     atrace = await agent.collect()
     arrivals = {e: (t_head, t_parsed) for e, t_head, t_parsed in btrace.get("arrivals", [])}
     got = {tag_: t for tag_, t in atrace.get("user_message", [])}
+    agent_share = {tag_: s for tag_, s in atrace.get("agent_share", [])}
     ends = {tag_: t for tag_, t in atrace.get("end", [])}
     requests = btrace.get("requests", [])
     sends_by_room: dict[str, list[tuple[float, float]]] = {}
@@ -516,7 +517,7 @@ async def measure(
         "turn_to_agent_open": [],
         "agent_open_to_received": [],
     }
-    bot_in, parse, bot_out, out_done = [], [], [], []
+    bot_in, bot_in_own, parse, bot_out, out_done = [], [], [], [], []
     unmatched: Counter[str] = Counter()
     for t in ok:
         unmatched["no_sync_arrival"] += t.event_id not in arrivals
@@ -524,6 +525,7 @@ async def measure(
         if t.event_id in arrivals and t.tag in got:
             head, parsed = arrivals[t.event_id]
             bot_in.append(got[t.tag] - head)
+            bot_in_own.append(got[t.tag] - head - agent_share.get(t.tag, 0.0))
             parse.append(parsed - head)
             marks = [
                 parsed,
@@ -545,6 +547,7 @@ async def measure(
     out.update(
         {
             "bot_in": summary_ms(bot_in),
+            "bot_in_without_agent": summary_ms(bot_in_own),
             "bot_in_sync_parse": summary_ms(parse),
             "bot_in_steps": {name: summary_ms(v) for name, v in steps.items()},
             "bot_out": summary_ms(bot_out),
@@ -597,6 +600,8 @@ def brief(name: str, r: dict[str, Any]) -> str:
     if "bot_in" in r:
         line += (
             f", bot in p50/p99 {r['bot_in']['p50_ms']}/{r['bot_in']['p99_ms']} ms"
+            f" (without the agent's accept+STATUS {r['bot_in_without_agent']['p50_ms']}"
+            f"/{r['bot_in_without_agent']['p99_ms']})"
             f", out {r['bot_out']['p50_ms']}/{r['bot_out']['p99_ms']} ms"
             f", cpu {r['bot_cpu_ms_per_turn']} ms/turn (user {r['bot_cpu_user_ms_per_turn']}"
             f" sys {r['bot_cpu_sys_ms_per_turn']}), {r['matrix_requests_per_turn']} req/turn"
@@ -854,7 +859,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"rate limits lifted), instant reference agent. Latencies in ms."
     )
     lines.append("")
-    row = "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |"
+    row = "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |"
     head = row.format(
         "run",
         "rooms×turns",
@@ -863,12 +868,13 @@ def markdown(report: dict[str, Any]) -> str:
         "final p50",
         "final p99",
         "bot in p50/p99",
+        "bot in w/o agent p50/p99",
         "bot out p50/p99",
         "CPU ms/turn",
         "req/turn",
         "vs floor (p50, tput)",
     )
-    lines += [head, "|" + "---|" * 11]
+    lines += [head, "|" + "---|" * 12]
 
     def add(name: str, r: dict[str, Any], floor: dict[str, Any] | None) -> None:
         vs = "—"
@@ -878,6 +884,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{ratio(r['turns_per_s'], floor['turns_per_s'])}"
             )
         bi = r.get("bot_in", {})
+        bw = r.get("bot_in_without_agent", {})
         bo = r.get("bot_out", {})
         lines.append(
             row.format(
@@ -888,6 +895,7 @@ def markdown(report: dict[str, Any]) -> str:
                 r["e2e_final"]["p50_ms"],
                 r["e2e_final"]["p99_ms"],
                 f"{bi.get('p50_ms', '—')}/{bi.get('p99_ms', '—')}",
+                f"{bw.get('p50_ms', '—')}/{bw.get('p99_ms', '—')}",
                 f"{bo.get('p50_ms', '—')}/{bo.get('p99_ms', '—')}",
                 r.get("bot_cpu_ms_per_turn", "—"),
                 r.get("matrix_requests_per_turn", "—"),
