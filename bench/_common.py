@@ -173,6 +173,7 @@ def _bot_main() -> int:
 
     _sync.Syncer.next = traced_next  # type: ignore[method-assign]
     _trace_turn_steps()
+    _trace_gc()
     app = BotApp(config, registry, transport=transport)
 
     async def run() -> None:
@@ -196,6 +197,21 @@ def _bot_main() -> int:
             profiler.dump_stats(profile_path)
         TRACE.dump()
     return 0
+
+
+def _trace_gc() -> None:
+    """Every garbage collection of the bot: (generation, seconds), via ``gc.callbacks``."""
+    import gc
+
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            TRACE.add("gc", (info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(callback)
 
 
 def _trace_turn_steps() -> None:

@@ -548,6 +548,16 @@ async def measure(
         {
             "bot_in": summary_ms(bot_in),
             "bot_in_without_agent": summary_ms(bot_in_own),
+            "bot_gc": {
+                f"gen{g}": {
+                    "count": sum(1 for gen, _ in btrace.get("gc", []) if gen == g),
+                    "max_ms": round(
+                        1000 * max((s for gen, s in btrace.get("gc", []) if gen == g), default=0),
+                        2,
+                    ),
+                }
+                for g in (0, 1, 2)
+            },
             "bot_in_sync_parse": summary_ms(parse),
             "bot_in_steps": {name: summary_ms(v) for name, v in steps.items()},
             "bot_out": summary_ms(bot_out),
