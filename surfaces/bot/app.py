@@ -390,6 +390,11 @@ class BotApp:
                     if item.lane.startswith("room:"):
                         self.metrics.room_event_enqueued(lanes.pending(item.lane))
                     lanes.dispatch(item)
+            if admitted:
+                # Let the lanes just woken start their turns (up to their first
+                # wait, the agent connect) before this task spends a few hundred
+                # microseconds issuing the next long-poll.
+                await trio.lowlevel.checkpoint()
 
     def _apply_backpressure(
         self, items: list[InboxItem], lanes: LaneSupervisor, limited: set[str] = frozenset()
