@@ -152,7 +152,7 @@ class TurnRunner:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(typing.keep)
-                await nursery.start(reply.run)
+                nursery.start_soon(reply.run)  # no scheduling round before the agent connect
                 with active.scope:
                     try:
                         async with bot.agents.turn(
