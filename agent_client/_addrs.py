@@ -25,6 +25,8 @@ import structlog
 import trio
 from trio.socket import SOCK_STREAM
 
+from ._errors import collapse_group
+
 log = structlog.get_logger(__name__)
 
 #: Seconds a resolved answer is reused (a moved agent is also noticed sooner: a
@@ -132,35 +134,6 @@ def _interleave_families(addresses: MutableSequence[Address]) -> None:
             if i != 1:
                 addresses.insert(1, addresses.pop(i))
             break
-
-
-def collapse_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The single meaningful exception inside a nursery's exception group.
-
-    A group of ``Cancelled`` only (a nursery cancelled from outside) collapses to one
-    ``Cancelled``, which the cancel scope that owns it catches like the group it
-    replaces; one real error among cancellations collapses to that error. More than
-    one real error would be a bug: the group is returned as it is.
-    """
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for sub in exc.exceptions:
-                walk(sub)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
-    if len(real) == 1:
-        exc = real[0]
-    elif not real and leaves:
-        exc = leaves[0]
-    else:
-        return group
-    exc.__suppress_context__ = True
-    return exc
 
 
 def _host_port(host: str, port: int) -> str:

@@ -74,7 +74,7 @@ import attrs
 import structlog
 import trio
 
-from ._addrs import _connect_one, collapse_group, connect_host
+from ._addrs import _connect_one, connect_host
 from ._errors import (
     AGENT_DISCONNECTED,
     AGENT_ERROR,
@@ -82,6 +82,7 @@ from ._errors import (
     AGENT_TIMEOUT,
     AGENT_UNAVAILABLE,
     AgentFailure,
+    collapse_group,
 )
 from ._frames import (
     AgentErrorFrame,
@@ -194,7 +195,6 @@ def _ip_literal_family(host: str) -> int | None:
 class _Attempt:
     """One connection of a turn (a retried turn has several, one after another)."""
 
-    number: int
     started_at: float
     ws: WsConnection | None = None  # owns the byte stream once the connector returned
     connected_at: float | None = None
@@ -351,7 +351,7 @@ class Turn:
         """
         self._attempts += 1
         now = trio.current_time()
-        attempt = _Attempt(number=self._attempts, started_at=now)
+        attempt = _Attempt(started_at=now)
         self._attempt = attempt
         limits = self._limits
         phase, deadline = self._deadline("connect", now + limits.connect_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import trio
+
 AGENT_UNAVAILABLE = "AGENT_UNAVAILABLE"
 AGENT_TIMEOUT = "AGENT_TIMEOUT"
 AGENT_DISCONNECTED = "AGENT_DISCONNECTED"
@@ -65,3 +67,32 @@ class AgentFailure(Exception):
             f"agent_code={self.agent_code!r}, details={self.details!r}, "
             f"retryable={self.retryable!r}, attempts={self.attempts!r})"
         )
+
+
+def collapse_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The single meaningful exception inside a nursery's exception group.
+
+    A group of ``Cancelled`` only (a nursery cancelled from outside) collapses to one
+    ``Cancelled``, which the cancel scope that owns it catches like the group it
+    replaces; one real error among cancellations collapses to that error. More than
+    one real error would be a bug: the group is returned as it is.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for sub in exc.exceptions:
+                walk(sub)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1:
+        exc = real[0]
+    elif not real and leaves:
+        exc = leaves[0]
+    else:
+        return group
+    exc.__suppress_context__ = True
+    return exc

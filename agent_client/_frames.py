@@ -141,8 +141,7 @@ def parse_frame(raw: str | bytes) -> Frame:
     if not isinstance(ftype, str):
         raise FrameError("frame has no string 'type'")
     if ftype == TEXT_CHUNK:
-        text = obj.get("text")
-        return TextChunk(text if type(text) is str else _required_str(obj, "text", ftype))
+        return TextChunk(_required_str(obj, "text", ftype))
     if ftype == SEND_FILE:
         return SendFile(_required_str(obj, "path", ftype))
     if ftype in PROGRESS_TYPES:

@@ -120,10 +120,7 @@ class WsConnection:
         self._stream = stream
         self._max = max_message_size
         self._conn: Connection | None = None  # set by the handshake
-        # the send lock: a flag and the tasks waiting for it (``trio.Lock`` would also
-        # register its owner with the task, a cost paid on every send)
-        self._sending = False
-        self._send_waiters = trio.lowlevel.ParkingLot()
+        self._send_lock = trio.Lock()  # taken through ``_lock_sends``
         self._parts: list[str] = []  # fragments of the message being assembled
         self._size = 0
         self._peer_close: CloseConnection | None = None
@@ -276,18 +273,24 @@ class WsConnection:
         """
         await self._send_event(TextMessage(data=text))
 
+    async def _lock_sends(self) -> None:
+        """Take the send lock. When it is free this costs no scheduling round
+        (``trio.Lock.acquire`` adds a checkpoint to every send; ``send_all`` has its
+        own); when another task is sending, wait for it to finish its frame."""
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+
     async def _send_event(self, event: Event) -> None:
-        while self._sending:  # uncontended: no extra checkpoint (send_all has its own)
-            await self._send_waiters.park()
-        self._sending = True
+        await self._lock_sends()
         try:
             conn = self._conn
             if conn is None or conn.state is not _OPEN or self._broken or self._stream_closed:
                 raise self._not_sendable()
             await self._send_frames(conn.send(event))
         finally:
-            self._sending = False
-            self._send_waiters.unpark()
+            self._send_lock.release()
 
     def _not_sendable(self) -> WsClosed:
         peer = self._peer_close
@@ -296,7 +299,7 @@ class WsConnection:
         return WsClosed(CLOSE_ABNORMAL, detail="connection closing or closed")
 
     async def _send_frames(self, data: bytes) -> None:
-        """Write whole frames (``_sending`` is held, or there is no other sender)."""
+        """Write whole frames (the send lock is held, or there is no other sender)."""
         try:
             await self._stream.send_all(data)
         except BaseException as exc:
@@ -331,9 +334,7 @@ class WsConnection:
         failure = self._failure
         if failure is not None:
             code, reason = failure
-        while self._sending:  # a concurrent send_text finishes its frame first
-            await self._send_waiters.park()
-        self._sending = True
+        await self._lock_sends()  # a concurrent send_text finishes its frame first
         try:
             if self._broken:
                 return
@@ -347,8 +348,7 @@ class WsConnection:
                 return
             await self._send_frames(conn.send(CloseConnection(code=code, reason=reason)))
         finally:
-            self._sending = False
-            self._send_waiters.unpark()
+            self._send_lock.release()
         if failure is not None:
             return  # failing the connection (RFC 6455 7.1.7): do not wait for the peer
         while True:  # the peer's close frame; anything before it is dropped
