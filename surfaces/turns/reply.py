@@ -87,6 +87,7 @@ class ReplyStream:
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _no_send: trio.Event = attrs.field(factory=_set_event)  # set: no send in flight
     _edit_seq: int = 0
+    _gathered: bool = False  # the first message has had its window
     _throttled: bool = False  # the flusher waits for the edit throttle
 
     # ---- feeding (called by the turn loop; never blocks) ------------------
@@ -133,13 +134,13 @@ class ReplyStream:
                 if not display or not self._stale(display):
                     break
                 if any(self.parts.get(i) is None for i in range(len(display))):
-                    if not self.parts and not self._attempted and self.first_message_after_s:
+                    if not self._gathered and not self.parts and self.first_message_after_s:
                         # The reply's first message: gather what follows at once. An
                         # agent that answers in many chunks within the window (or
                         # ends the turn in it: the runner then cancels us and the
                         # final sends carry the text) costs one message, no edit.
+                        self._gathered = True
                         await trio.sleep(self.first_message_after_s)
-                        self.first_message_after_s = 0.0
                         continue
                     await self._send_now(display)  # a new message is never throttled
                     self.throttle.message_sent(trio.current_time())

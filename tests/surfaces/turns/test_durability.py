@@ -174,3 +174,26 @@ async def _status(h, event_id):
         return await store.inbox_status(event_id)
     finally:
         store.close()
+
+
+async def test_stop_inside_the_first_message_window_then_restart_gives_one_reply(
+    chat, autojump_clock
+):
+    """The first text has arrived but its message waits out ``first_message_after_s``
+    when the bot is stopped at once (a second signal): the user gets the partial text
+    marked, and after the restart that same message is edited to the complete reply
+    (no second message)."""
+    h = chat.h
+    event = h.hs.text_as(chat.user, chat.room, "/slow 1 3")
+    await trio.sleep(0.05)
+    assert h.app.runner.running(chat.room)
+    assert chat.replies() == []  # inside the window: nothing posted yet
+    h.app.request_stop(force=True)
+    await h.app_done.wait()
+    assert chat.replies() == ["slow 1/3\n\n" + chat.t("shutting_down")]
+    assert len(_reply_messages(chat)) == 1
+    assert await _status(h, event) == "pending"
+    await h.start()
+    await h.settle(30)
+    assert chat.replies() == ["slow 1/3 slow 2/3 slow 3/3"]
+    assert len(_reply_messages(chat)) == 1

@@ -31,7 +31,7 @@ class CountingReply(ReplyStream):
         return super()._display()
 
 
-def stream(outbox: FakeOutbox, budget: int) -> CountingReply:
+def stream(outbox: FakeOutbox, budget: int, first_message_after_s: float = 0.0) -> CountingReply:
     return CountingReply(
         outbox=outbox,
         room_id="!r",
@@ -40,6 +40,7 @@ def stream(outbox: FakeOutbox, budget: int) -> CountingReply:
         parts={},
         throttle=EditThrottle(first_edit_after_s=1.0, idle_flush_s=10.0),
         budget=budget,
+        first_message_after_s=first_message_after_s,
     )
 
 
@@ -80,8 +81,7 @@ async def test_text_that_may_need_a_new_message_still_wakes_it_at_once(autojump_
 
 async def test_first_message_gathers_the_text_of_its_window(autojump_clock):
     outbox = FakeOutbox()
-    reply = stream(outbox, budget=6_000)
-    reply.first_message_after_s = 0.1
+    reply = stream(outbox, budget=6_000, first_message_after_s=0.1)
     async with trio.open_nursery() as nursery:
         await nursery.start(reply.run)
         reply.append("chunk 1")
@@ -104,8 +104,7 @@ async def test_a_turn_that_ends_inside_the_window_leaves_the_message_to_the_fina
     autojump_clock,
 ):
     outbox = FakeOutbox()
-    reply = stream(outbox, budget=6_000)
-    reply.first_message_after_s = 0.1
+    reply = stream(outbox, budget=6_000, first_message_after_s=0.1)
     async with trio.open_nursery() as nursery:
         await nursery.start(reply.run)
         reply.append("ok")
