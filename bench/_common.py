@@ -155,7 +155,7 @@ class TracingTransport(httpx.AsyncBaseTransport):
 def _bot_main() -> int:
     from matrix_client import _sync
     from surfaces.bot.app import BotApp
-    from surfaces.cli import load_config_or_exit, load_registry_or_exit
+    from surfaces.config import load_config_or_exit, load_registry_or_exit
     from surfaces.logs import configure_logging
 
     config = load_config_or_exit(None)

@@ -6,7 +6,7 @@ argparse), imported only when used so a broken optional part cannot stop the oth
 
     surfaces run [...]              -> surfaces.bot.app:main
     surfaces demo [...]             -> surfaces.demo:main
-    surfaces check-agents [...]     -> surfaces.check_agents:main
+    surfaces check-agents [...]     -> surfaces.ops.check_agents:main
     surfaces reference-agent [...]  -> agent_client.reference:cli_main
     surfaces doctor [...]           -> surfaces.ops.doctor:main
     surfaces check-config [--config PATH] [--json]
@@ -21,13 +21,23 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
 
-from surfaces.config import Config, ConfigError, load_config, redact_url
-from surfaces.registry import AgentRegistry, load_registry
+from surfaces.config import (
+    EXIT_CONFIG,
+    AgentRegistry,
+    Config,
+    ConfigError,
+    load_config,
+    load_config_or_exit,
+    load_registry_or_exit,
+    print_config_error,
+    redact_url,
+    registry_for,
+)
 
 __all__ = ["load_config_or_exit", "load_registry_or_exit", "main", "print_config_error"]
 
@@ -39,49 +49,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "local homeserver + reference agent + bot, a scripted conversation",
     ),
     "check-agents": (
-        "surfaces.check_agents:main",
+        "surfaces.ops.check_agents:main",
         "connect to every agent, ask STATUS (exit 1 on failure)",
     ),
     "reference-agent": ("agent_client.reference:cli_main", "run the protocol's reference agent"),
     "doctor": ("surfaces.ops.doctor:main", "check the deployment (homeserver, agents, dirs)"),
 }
-EXIT_CONFIG = 2
-
-
-def print_config_error(error: ConfigError, *, prog: str = "surfaces") -> None:
-    """Print a configuration error: a header, then one problem per line, to stderr."""
-    count = len(error.lines)
-    noun = "problem" if count == 1 else "problems"
-    print(f"{prog}: invalid configuration ({count} {noun}):", file=sys.stderr)
-    for line in error.lines:
-        print(f"  {line}", file=sys.stderr)
-
-
-def load_config_or_exit(
-    path: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    *,
-    prog: str = "surfaces",
-) -> Config:
-    """``load_config`` for commands: on a problem print it and exit with code 2."""
-    try:
-        return load_config(path, os.environ if environ is None else environ)
-    except ConfigError as error:
-        print_config_error(error, prog=prog)
-        raise SystemExit(EXIT_CONFIG)
-
-
-def load_registry_or_exit(config: Config, *, prog: str = "surfaces") -> AgentRegistry:
-    """``load_registry`` from the config's agent settings; exit 2 on a problem."""
-    try:
-        return load_registry(
-            config.agents.registry_path,
-            default_base_url=config.agents.default_base_url,
-            workspace_dir=config.agents.workspace_dir,
-        )
-    except ConfigError as error:
-        print_config_error(error, prog=prog)
-        raise SystemExit(EXIT_CONFIG)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -176,11 +149,7 @@ def check_config(path: str | None, *, as_json: bool = False) -> int:
     prog = "surfaces check-config"
     try:
         config = load_config(path, os.environ)
-        registry = load_registry(
-            config.agents.registry_path,
-            default_base_url=config.agents.default_base_url,
-            workspace_dir=config.agents.workspace_dir,
-        )
+        registry = registry_for(config)
     except ConfigError as error:
         print_config_error(error, prog=prog)
         return EXIT_CONFIG

@@ -560,8 +560,7 @@ class Demo:
 
     async def run(self) -> int:
         from surfaces.bot.app import BotApp
-        from surfaces.config import load_config
-        from surfaces.registry import load_registry
+        from surfaces.config import load_config, load_registry
 
         tr, opts, root = self.tr, self.opts, self.root
         for sub in ("workspace", "bot"):

@@ -17,8 +17,7 @@ from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_strea
 from agent_client.reference import ReferenceAgent
 from matrix_client.testing import FakeHomeserver, FakeUser
 from surfaces.bot.app import BotApp
-from surfaces.config import load_config
-from surfaces.registry import load_registry
+from surfaces.config import load_config, load_registry
 
 AGENT_URL = "http://agent.test/agent_0/"
 

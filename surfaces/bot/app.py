@@ -26,9 +26,10 @@ import attrs
 import structlog
 import trio
 
-from agent_client import AgentClient, TurnLimits
+from agent_client import AgentClient
 from matrix_client import MatrixClient, MatrixError, TransportError, UnknownTokenError
 from surfaces import __version__
+from surfaces.agents import turn_limits
 from surfaces.bot.commands import Commands
 from surfaces.bot.context import Bot
 from surfaces.bot.handler import EventHandler
@@ -38,9 +39,9 @@ from surfaces.bot.media import IncomingFiles
 from surfaces.bot.outbox import Outbox
 from surfaces.bot.reconcile import reconcile
 from surfaces.bot.workspaces import Workspaces
-from surfaces.config import Config, is_allowed
-from surfaces.ops import HealthState, Metrics, serve_ops
-from surfaces.registry import AgentRegistry
+from surfaces.config import AgentRegistry, Config, is_allowed
+from surfaces.metrics import Metrics
+from surfaces.ops import HealthState, serve_ops
 from surfaces.state import InboxItem, Store
 from surfaces.turns.runner import TurnRunner
 
@@ -203,20 +204,7 @@ class BotApp:
     async def _serve(self, matrix: MatrixClient, store: Store, task_status) -> None:
         cfg = self.config
         outbox = Outbox(store, matrix)
-        a = cfg.agents
-        agents = AgentClient(
-            TurnLimits(
-                connect_s=a.connect_timeout_s,
-                status_s=a.status_timeout_s,
-                first_text_s=a.first_text_timeout_s,
-                idle_s=a.idle_timeout_s,
-                total_s=a.total_timeout_s,
-                retries=a.retries,
-                retry_base_s=a.retry_base_s,
-                max_frame_bytes=a.max_frame_bytes,
-            ),
-            connector=self.agent_connector,
-        )
+        agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
         bot = Bot(
             config=cfg,
             registry=self.registry,
@@ -484,7 +472,7 @@ async def _run_and_watch(app: BotApp) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from surfaces.cli import load_config_or_exit, load_registry_or_exit
+    from surfaces.config import load_config_or_exit, load_registry_or_exit
     from surfaces.logs import configure_logging
 
     parser = argparse.ArgumentParser(prog="surfaces run", description="Run the bot.")

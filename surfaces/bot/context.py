@@ -15,9 +15,8 @@ if TYPE_CHECKING:
     from agent_client import AgentClient
     from matrix_client import MatrixClient
     from surfaces.bot.outbox import Outbox
-    from surfaces.config import Config
-    from surfaces.ops.metrics import Metrics
-    from surfaces.registry import AgentRegistry
+    from surfaces.config import AgentRegistry, Config
+    from surfaces.metrics import Metrics
     from surfaces.state import ChatRecord, Store
 
 

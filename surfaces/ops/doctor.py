@@ -54,10 +54,18 @@ import attrs
 import httpx
 import trio
 
-from agent_client import AgentClient, AgentFailure, Connector, TurnLimits
+from agent_client import AgentClient, AgentFailure, Connector
 from matrix_client import MatrixClient, MatrixError, RetryPolicy, TransportError, UnknownTokenError
-from surfaces.config import Config, ConfigError, load_config, redact_url
-from surfaces.registry import AgentRegistry, AgentSpec, load_registry
+from surfaces.agents import probe_limits
+from surfaces.config import (
+    AgentRegistry,
+    AgentSpec,
+    Config,
+    ConfigError,
+    load_config,
+    load_registry,
+    redact_url,
+)
 
 __all__ = [
     "NETWORK_DEADLINE_S",
@@ -548,16 +556,7 @@ async def run_checks(
             checks.append(check_device(config, who, state))
     checks.append(state.check)
 
-    a = config.agents
-    connect_s = min(a.connect_timeout_s, NETWORK_DEADLINE_S)
-    status_s = min(a.status_timeout_s, NETWORK_DEADLINE_S)
-    limits = TurnLimits(
-        connect_s=connect_s,
-        status_s=status_s,
-        total_s=connect_s + status_s + 1.0,
-        retries=0,
-        max_frame_bytes=a.max_frame_bytes,
-    )
+    limits = probe_limits(config.agents, cap_s=NETWORK_DEADLINE_S)
     agents = AgentClient(limits, connector=connector)
     results: list[Check | None] = [None] * len(registry.agents)
 

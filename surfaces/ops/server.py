@@ -30,8 +30,8 @@ import h11
 import structlog
 import trio
 
+from surfaces.metrics import Metrics
 from surfaces.ops.health import HealthState
-from surfaces.ops.metrics import Metrics
 
 __all__ = ["ServerLimits", "handle_connection", "serve_ops"]
 

@@ -30,9 +30,8 @@ from e2e_users import (
 from agent_client.reference import ReferenceAgent, serve_reference_agent
 from surfaces.bot.app import BotApp
 from surfaces.bot.events import CHAT_EVENT
-from surfaces.config import load_config
+from surfaces.config import load_config, load_registry
 from surfaces.local_synapse import LocalSynapse, RegisteredUser
-from surfaces.registry import load_registry
 
 pytestmark = pytest.mark.synapse
 

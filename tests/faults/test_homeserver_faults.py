@@ -16,8 +16,7 @@ from matrix_client import UnknownTokenError
 from matrix_client.testing import FakeHomeserver, Fault
 from surfaces.bot.app import BotApp
 from surfaces.bot.lanes import FatalError
-from surfaces.config import load_config
-from surfaces.registry import load_registry
+from surfaces.config import load_config, load_registry
 
 SLOW_REPLY = "/slow 2 6"  # reference agent: 6 chunks, 2 s apart (~10 s of streaming)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from surfaces import cli
-from surfaces.cli import load_config_or_exit, load_registry_or_exit, main
-from surfaces.config import load_config
+from surfaces.cli import main
+from surfaces.config import load_config, load_config_or_exit, load_registry_or_exit
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "syt_Ym90_verysecretvalue_1a2b3c"

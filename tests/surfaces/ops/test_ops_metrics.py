@@ -5,7 +5,7 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from surfaces.ops import (
+from surfaces.metrics import (
     AGENT_FAILURE_CODES,
     CONTENT_TYPE,
     MAX_ENDPOINT_LABELS,

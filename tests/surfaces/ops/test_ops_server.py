@@ -13,14 +13,8 @@ import trio
 import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 
-from surfaces.ops import (
-    CONTENT_TYPE,
-    HealthState,
-    Metrics,
-    ServerLimits,
-    handle_connection,
-    serve_ops,
-)
+from surfaces.metrics import CONTENT_TYPE, Metrics
+from surfaces.ops import HealthState, ServerLimits, handle_connection, serve_ops
 
 
 @attrs.define

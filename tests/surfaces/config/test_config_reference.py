@@ -3,19 +3,19 @@ config classes."""
 
 from __future__ import annotations
 
-from surfaces.config_reference import BEGIN, DOC, END, HELP, fields, render_reference, splice
+from surfaces.config.reference import BEGIN, DOC, END, HELP, fields, render_reference, splice
 
 
 def test_every_config_field_is_described() -> None:
     names = {name for name, _, _ in fields()}
-    assert names == set(HELP), "describe new fields in surfaces/config_reference.py HELP"
+    assert names == set(HELP), "describe new fields in surfaces/config/reference.py HELP"
 
 
 def test_docs_reference_is_up_to_date() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert BEGIN in text
     assert END in text
-    assert splice(text) == text, "run: python -m surfaces.config_reference --write"
+    assert splice(text) == text, "run: python -m surfaces.config.reference --write"
 
 
 def test_reference_names_the_legacy_environment_variables() -> None:

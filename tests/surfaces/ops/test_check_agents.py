@@ -12,7 +12,7 @@ import trio
 
 from agent_client import TurnLimits
 from agent_client.reference import serve_reference_agent
-from surfaces import check_agents as ca
+from surfaces.ops import check_agents as ca
 
 
 @attrs.frozen

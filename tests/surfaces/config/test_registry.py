@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from surfaces.config import ConfigError
-from surfaces.registry import AgentRegistry, AgentSpec, RegistryError, load_registry
+from surfaces.config import AgentRegistry, AgentSpec, ConfigError, RegistryError, load_registry
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEFAULT_URL = "http://agents.internal:7000/"
 
 

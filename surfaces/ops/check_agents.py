@@ -28,6 +28,8 @@ from agent_client import (
     TextChunk,
     TurnLimits,
 )
+from surfaces.agents import turn_limits
+from surfaces.config import load_config_or_exit, load_registry_or_exit
 
 CHECK_CHAT_ID_BASE = 999_000_000_000
 STAGES = ("none", "connected", "status", "turn")
@@ -36,7 +38,7 @@ _CONCURRENCY = 8
 
 
 class AgentLike(Protocol):
-    """What a check needs of ``surfaces.registry.AgentSpec``."""
+    """What a check needs of ``surfaces.agents.AgentSpec``."""
 
     id: str
     label: str
@@ -215,20 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = [_AdHocAgent("adhoc", "ad hoc", args.base_url)]
         limits = TurnLimits()
     else:
-        from surfaces.cli import load_config_or_exit, load_registry_or_exit
-
         prog = "surfaces check-agents"
         config = load_config_or_exit(args.config, prog=prog)
         registry = load_registry_or_exit(config, prog=prog)
-        agents = config.agents
-        limits = TurnLimits(
-            connect_s=agents.connect_timeout_s,
-            status_s=agents.status_timeout_s,
-            first_text_s=agents.first_text_timeout_s,
-            idle_s=agents.idle_timeout_s,
-            total_s=agents.total_timeout_s,
-            max_frame_bytes=agents.max_frame_bytes,
-        )
+        limits = turn_limits(config.agents)
         specs = list(registry.agents)
     if args.agent:
         known = {s.id for s in specs}

@@ -2,7 +2,7 @@
 
 ``docs/configuration.md`` embeds :func:`render_reference` between two marker
 lines; a test fails when a field is added without a description or the docs are
-stale. Regenerate with ``python -m surfaces.config_reference --write``.
+stale. Regenerate with ``python -m surfaces.config.reference --write``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import attrs
 
 from surfaces.config import LEGACY_ENV, Config, env_name
 
-BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m surfaces.config_reference --write) -->"
+BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m surfaces.config.reference --write) -->"
 END = "<!-- END GENERATED REFERENCE -->"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 HELP: dict[str, str] = {
     "matrix.homeserver": "Homeserver base URL (http or https).",

@@ -31,7 +31,9 @@ from typing import Any
 
 import attrs
 
-from surfaces.config import ConfigError, _YamlProblem, check_url, describe, is_user_id, read_yaml
+from surfaces.config._model import ConfigError
+from surfaces.config._values import check_url, describe, is_user_id
+from surfaces.config._yaml import YamlProblem, read_yaml
 
 __all__ = ["AGENT_URL_SCHEMES", "AgentRegistry", "AgentSpec", "RegistryError", "load_registry"]
 
@@ -112,7 +114,7 @@ def load_registry(
         return _single_agent(default_base_url, workspace_dir)
     try:
         data = read_yaml(path)
-    except _YamlProblem as exc:
+    except YamlProblem as exc:
         raise RegistryError([f"{path}: {exc}"])
     return _Parser(path, default_base_url, Path(workspace_dir)).parse(data)
 

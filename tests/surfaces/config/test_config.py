@@ -19,7 +19,7 @@ from surfaces.config import (
     load_config,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 BASE_ENV = {
     "MATRIX_HOMESERVER": "https://matrix.example.org",

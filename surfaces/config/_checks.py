@@ -1,0 +1,120 @@
+"""Field checks applied after structuring: one function per rule, one table of fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from surfaces.config._model import LOG_FORMATS, LOG_LEVELS, Secret
+from surfaces.config._values import check_url, is_user_id
+from surfaces.i18n import LOCALES
+
+_Check = Callable[[Any], str | None]
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value!r}"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else f"must be 0 or more, got {value!r}"
+
+
+def _at_least(minimum: int) -> _Check:
+    def check(value: int) -> str | None:
+        return None if value >= minimum else f"must be at least {minimum}, got {value!r}"
+
+    return check
+
+
+def _non_empty(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return None if value.strip() else "must not be empty"
+
+
+def _choice(options: tuple[str, ...]) -> _Check:
+    def check(value: str) -> str | None:
+        if value.lower() in options:
+            return None
+        return f"must be one of {', '.join(options)}, got {value!r}"
+
+    return check
+
+
+def _homeserver(value: str) -> str | None:
+    problem = check_url(value, ("http", "https"))
+    return None if problem is None else f"must be an http(s) URL, got {value!r}"
+
+
+def _agent_url(value: str | None) -> str | None:
+    return None if value is None else check_url(value, ("http", "https", "ws", "wss"))
+
+
+def _user_id(value: str) -> str | None:
+    return None if is_user_id(value) else f"must look like @user:server, got {value!r}"
+
+
+def _secret(value: Secret | None) -> str | None:
+    if value is None or value.reveal().strip():
+        return None
+    return "must not be empty"
+
+
+def _device_id(value: str) -> str | None:
+    if not value.strip():
+        return "must not be empty"
+    if any(ch.isspace() for ch in value):
+        return f"must not contain whitespace, got {value!r}"
+    return None
+
+
+def _patterns(value: tuple[str, ...]) -> str | None:
+    for pattern in value:
+        if not pattern or any(ch.isspace() for ch in pattern):
+            return f"patterns must be non-empty and without spaces, got {pattern!r}"
+    return None
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else f"must be between 0 and 65535, got {value!r}"
+
+
+CHECKS: dict[tuple[str, str], _Check] = {
+    ("matrix", "homeserver"): _homeserver,
+    ("matrix", "user_id"): _user_id,
+    ("matrix", "password"): _secret,
+    ("matrix", "access_token"): _secret,
+    ("matrix", "device_id"): _device_id,
+    ("matrix", "sync_long_poll_s"): _positive,
+    ("agents", "registry_path"): _non_empty,
+    ("agents", "default_base_url"): _agent_url,
+    ("agents", "workspace_dir"): _non_empty,
+    ("agents", "connect_timeout_s"): _positive,
+    ("agents", "status_timeout_s"): _positive,
+    ("agents", "first_text_timeout_s"): _positive,
+    ("agents", "idle_timeout_s"): _positive,
+    ("agents", "total_timeout_s"): _positive,
+    ("agents", "retries"): _at_least(0),
+    ("agents", "retry_base_s"): _non_negative,
+    ("agents", "max_frame_bytes"): _at_least(1024),
+    ("bot", "brand"): _non_empty,
+    ("bot", "locale"): _choice(LOCALES),
+    ("bot", "allowed_users"): _patterns,
+    ("bot", "room_queue_size"): _at_least(1),
+    ("bot", "max_file_bytes"): _at_least(1),
+    ("bot", "shutdown_grace_s"): _non_negative,
+    ("bot", "max_event_attempts"): _at_least(1),
+    ("streaming", "first_message_after_s"): _non_negative,
+    ("streaming", "first_edit_after_s"): _non_negative,
+    ("streaming", "min_edit_interval_s"): _positive,
+    ("streaming", "max_edit_interval_s"): _positive,
+    ("streaming", "max_edits_per_message"): _at_least(1),
+    ("streaming", "idle_flush_s"): _positive,
+    ("streaming", "typing_lease_s"): _positive,
+    ("log", "format"): _choice(LOG_FORMATS),
+    ("log", "level"): _choice(LOG_LEVELS),
+    ("ops", "host"): _non_empty,
+    ("ops", "port"): _port,
+    ("", "state_dir"): _non_empty,
+}

@@ -1,0 +1,167 @@
+"""The configuration tree: attrs classes with their defaults, and ``Secret``.
+
+No ``from __future__ import annotations`` here: the reference generator and the loader
+read the field types (``attrs.fields(Config)``) as classes, not strings.
+"""
+
+from typing import Any
+
+import attrs
+
+from surfaces.config._values import glob_escape, redact_url
+
+
+class ConfigError(Exception):
+    """The configuration is invalid. ``lines`` holds one message per problem.
+
+    Each line names its source and field, e.g.
+    ``surfaces.yaml: bot.locale: must be one of en, ru, got 'de'``.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A string that must never be printed or logged: ``repr``/``str`` are ``***``.
+
+    ``reveal()`` returns the value at the one place that needs it (the HTTP client).
+    """
+
+    _value: str
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+
+# --------------------------------------------------------------------------- tree
+
+
+@attrs.frozen
+class MatrixConfig:
+    homeserver: str = attrs.field(repr=lambda url: repr(redact_url(url)))
+    user_id: str
+    password: Secret | None = None
+    access_token: Secret | None = None
+    device_id: str = "SURFACES"
+    sync_long_poll_s: float = 30.0
+
+    @property
+    def server_name(self) -> str:
+        """The bot's own homeserver name: the part of ``user_id`` after the first colon."""
+        return self.user_id.partition(":")[2]
+
+
+@attrs.frozen
+class AgentsConfig:
+    registry_path: str | None = None
+    default_base_url: str | None = attrs.field(
+        default=None, repr=lambda url: repr(url if url is None else redact_url(url))
+    )
+    workspace_dir: str = "/agents"
+    connect_timeout_s: float = 10.0
+    status_timeout_s: float = 15.0
+    first_text_timeout_s: float = 120.0
+    idle_timeout_s: float = 120.0
+    total_timeout_s: float = 900.0
+    retries: int = 2
+    retry_base_s: float = 0.5
+    max_frame_bytes: int = 1_048_576
+
+
+@attrs.frozen
+class BotConfig:
+    brand: str = "Lambda"
+    locale: str = "ru"
+    allowed_users: tuple[str, ...] = ()
+    room_queue_size: int = 5
+    max_file_bytes: int = 52_428_800
+    shutdown_grace_s: float = 20.0
+    max_event_attempts: int = 3
+
+
+@attrs.frozen
+class StreamingConfig:
+    first_message_after_s: float = 0.1
+    first_edit_after_s: float = 0.8
+    min_edit_interval_s: float = 1.0
+    max_edit_interval_s: float = 5.0
+    max_edits_per_message: int = 30
+    idle_flush_s: float = 2.0
+    typing_lease_s: float = 30.0
+
+
+@attrs.frozen
+class LogConfig:
+    format: str = "console"
+    level: str = "info"
+
+
+@attrs.frozen
+class OpsConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+
+@attrs.frozen
+class Config:
+    matrix: MatrixConfig
+    agents: AgentsConfig = attrs.Factory(AgentsConfig)
+    bot: BotConfig = attrs.Factory(BotConfig)
+    streaming: StreamingConfig = attrs.Factory(StreamingConfig)
+    log: LogConfig = attrs.Factory(LogConfig)
+    ops: OpsConfig = attrs.Factory(OpsConfig)
+    state_dir: str = "./state"
+
+    def allowed_patterns(self) -> tuple[str, ...]:
+        """MXID glob patterns allowed to use the bot.
+
+        An empty ``bot.allowed_users`` means "the bot's own homeserver only".
+        """
+        if self.bot.allowed_users:
+            return self.bot.allowed_users
+        return (f"@*:{glob_escape(self.matrix.server_name)}",)
+
+    def redacted(self) -> dict[str, Any]:
+        """The whole tree as plain data (for printing), secrets masked as ``***``.
+
+        Passwords inside URLs (``https://user:pw@host``) are masked too.
+        """
+        return attrs.asdict(self, value_serializer=_redact_value)
+
+
+def _redact_value(_inst: Any, field: attrs.Attribute | None, value: Any) -> Any:
+    if isinstance(value, Secret):
+        return "***"
+    if isinstance(value, tuple):
+        return list(value)
+    if (
+        isinstance(value, str)
+        and field is not None
+        and ("url" in field.name or field.name == "homeserver")
+    ):
+        return redact_url(value)
+    return value
+
+
+SECTIONS: dict[str, type] = {
+    "matrix": MatrixConfig,
+    "agents": AgentsConfig,
+    "bot": BotConfig,
+    "streaming": StreamingConfig,
+    "log": LogConfig,
+    "ops": OpsConfig,
+}
+TOP_LEVEL_FIELDS = ("state_dir",)
+
+
+LOG_FORMATS = ("console", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

@@ -1,0 +1,19 @@
+"""Prometheus metrics behind intent-revealing methods (see ``_metrics``)."""
+
+from surfaces.metrics._metrics import (
+    AGENT_FAILURE_CODES,
+    CONTENT_TYPE,
+    MAX_ENDPOINT_LABELS,
+    SYNC_ERROR_KINDS,
+    TURN_OUTCOMES,
+    Metrics,
+)
+
+__all__ = [
+    "AGENT_FAILURE_CODES",
+    "CONTENT_TYPE",
+    "MAX_ENDPOINT_LABELS",
+    "SYNC_ERROR_KINDS",
+    "TURN_OUTCOMES",
+    "Metrics",
+]
