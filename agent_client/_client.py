@@ -120,9 +120,8 @@ Connector = Callable[[WsTarget], Awaitable[trio.abc.Stream]]
 class TurnLimits:
     """Configured limits of a turn (seconds, counts, bytes); read at the call site.
 
-    ``max_frame_bytes`` bounds one received message, fragments assembled; it counts
-    ``len()`` of the decoded text (characters), as trio-websocket's
-    ``max_message_size`` did. A larger message closes the connection with 1009 and
+    ``max_frame_bytes`` bounds one received message, fragments assembled, in UTF-8
+    bytes. A larger message closes the connection with 1009 and
     fails the turn with ``AGENT_PROTOCOL_ERROR``. ``message_queue_size`` is kept for
     configuration compatibility only: messages are read inline as the turn is
     iterated, so there is no queue to bound (at most one message is buffered).

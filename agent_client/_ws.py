@@ -8,7 +8,7 @@ state machine over a ``trio.abc.Stream``, and nothing more:
   ``HandshakeFailed`` (bad response, stream ended or broke).
 * ``receive_text`` — one complete text message, read *in the caller's task*: no
   background reader, no queue. Fragments are assembled; the size limit counts the
-  assembled message (``len()`` of the decoded text, checked as each piece arrives,
+  assembled message in UTF-8 bytes (as its name says; checked as each piece arrives,
   so an oversized message is refused after at most ``max_message_size`` of it).
   Pings met on the way are answered with pongs. A binary message is a
   ``WsProtocolError`` (the protocol is JSON text); a frame wsproto cannot parse, or
@@ -192,7 +192,7 @@ class WsConnection:
                 if type(event) is TextMessage:
                     data = event.data
                     if not event.message_finished or self._parts:
-                        self._size += len(data)
+                        self._size += _utf8_len(data)
                         if self._size > self._max:
                             self._too_big()
                         self._parts.append(data)
@@ -201,7 +201,7 @@ class WsConnection:
                         data = "".join(self._parts)
                         self._parts = []
                         self._size = 0
-                    elif len(data) > self._max:
+                    elif len(data) > self._max // 4 and _utf8_len(data) > self._max:
                         self._too_big()
                     if not waited:
                         self._unyielded += 1
@@ -359,3 +359,8 @@ class WsConnection:
             if not data:
                 return
             conn.receive_data(data)
+
+
+def _utf8_len(text: str) -> int:
+    """The UTF-8 size of ``text`` without encoding it when it is ASCII (the common case)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

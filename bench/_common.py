@@ -154,7 +154,7 @@ class TracingTransport(httpx.AsyncBaseTransport):
 
 def _bot_main() -> int:
     from matrix_client import _sync
-    from surfaces.bot.app import BotApp
+    from surfaces.app import BotApp
     from surfaces.config import load_config_or_exit, load_registry_or_exit
     from surfaces.logs import configure_logging
 
@@ -220,8 +220,8 @@ def _trace_turn_steps() -> None:
     runs the turn) by event id, and ``agent_turn`` (the agent turn is opened) by the
     turn tag (the text's last word)."""
     from agent_client import AgentClient
-    from surfaces.bot.lanes import LaneSupervisor
-    from surfaces.turns.runner import TurnRunner
+    from surfaces.intake import LaneSupervisor
+    from surfaces.turns import TurnRunner
 
     dispatch, run, turn = LaneSupervisor.dispatch, TurnRunner.run, AgentClient.turn
 

@@ -4,7 +4,7 @@ Subcommands other than ``check-config`` belong to their own modules: the rest of
 command line is passed to that module's ``main(argv) -> int`` (each one owns its
 argparse), imported only when used so a broken optional part cannot stop the others::
 
-    surfaces run [...]              -> surfaces.bot.app:main
+    surfaces run [...]              -> surfaces.app:main
     surfaces demo [...]             -> surfaces.demo:main
     surfaces check-agents [...]     -> surfaces.ops.check_agents:main
     surfaces reference-agent [...]  -> agent_client.reference:cli_main
@@ -43,7 +43,7 @@ __all__ = ["load_config_or_exit", "load_registry_or_exit", "main", "print_config
 
 #: subcommand -> ("module:function", help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("surfaces.bot.app:main", "run the bot"),
+    "run": ("surfaces.app:main", "run the bot"),
     "demo": (
         "surfaces.demo:main",
         "local homeserver + reference agent + bot, a scripted conversation",

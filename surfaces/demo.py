@@ -535,7 +535,7 @@ class Demo:
     shutdown: trio.Event = attrs.Factory(trio.Event)
     main_scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     script_scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    app: Any = None  # surfaces.bot.app.BotApp once created
+    app: Any = None  # surfaces.app.BotApp once created
     script_done: bool = False
     interrupted: bool = False
 
@@ -559,7 +559,7 @@ class Demo:
                     self.main_scope.cancel()
 
     async def run(self) -> int:
-        from surfaces.bot.app import BotApp
+        from surfaces.app import BotApp
         from surfaces.config import load_config, load_registry
 
         tr, opts, root = self.tr, self.opts, self.root

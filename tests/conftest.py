@@ -10,16 +10,27 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+import structlog
 import trio
 import trio.testing
 from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_stream
 
 from agent_client.reference import ReferenceAgent
 from matrix_client.testing import FakeHomeserver, FakeUser
-from surfaces.bot.app import BotApp
+from surfaces.app import BotApp
 from surfaces.config import load_config, load_registry
 
 AGENT_URL = "http://agent.test/agent_0/"
+
+# Tests log what the bot logs, exceptions included; structlog's default renderer draws
+# them with rich and every frame's locals, which cost seconds in the tests that provoke
+# failures on purpose. Plain tracebacks carry the same information.
+structlog.configure(
+    processors=[
+        *structlog.get_config()["processors"][:-1],
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ]
+)
 
 
 @attrs.define
@@ -81,10 +92,10 @@ class BotHarness:
         """Invite the bot to a DM; returns (dm, space, first chat room)."""
         dm = self.hs.invite_bot(self.bot_user, inviter=user)
         await self.settle()
-        record = await self.app.bot.store.get_user(user.user_id)
+        record = await self.app.store.get_user(user.user_id)
         assert record is not None, "workspace was not provisioned"
         assert record.space_id, "workspace was not provisioned"
-        chats = await self.app.bot.store.chats_of(user.user_id)
+        chats = await self.app.store.chats_of(user.user_id)
         assert chats, "no first chat"
         self.hs.join_as(user, record.space_id)
         self.hs.join_as(user, chats[0].room_id)
@@ -113,8 +124,8 @@ class BotHarness:
         assert self.app_done is not None
         self.crashed = True
         self.kill_transport()
-        if self.app.bot is not None:
-            self.app.bot.store.close()
+        if self.app.store is not None:
+            self.app.store.close()
         self.app_scope.cancel()
         await self.app_done.wait()
         self.crashed = False

@@ -66,6 +66,16 @@ from surfaces.config import (
     load_registry,
     redact_url,
 )
+from surfaces.session import (
+    DEVICE_KEY,
+    TOKEN_KEY,
+    Credential,
+    LoginRejected,
+    credential_plan,
+    identity_problem,
+    password_login,
+)
+from surfaces.state import Store
 
 __all__ = [
     "NETWORK_DEADLINE_S",
@@ -83,9 +93,6 @@ NETWORK_DEADLINE_S = 10.0
 #: touches a real conversation's memory. Agent n (registry order) gets base + n.
 PROBE_CHAT_ID_BASE = 999_000_000_000
 DB_NAME = "surfaces.db"
-# The keys surfaces.bot.app keeps in the state DB's kv table.
-TOKEN_KEY = "matrix.access_token"
-DEVICE_KEY = "matrix.device_id"
 MIN_MEDIA_VERSION = (1, 11)
 _RETRY = RetryPolicy(max_attempts=2, base_s=0.2, max_s=1.0, max_429_wait_s=5.0)
 _VERSION_RE = re.compile(r"^[rv](\d+)\.(\d+)")
@@ -265,17 +272,7 @@ def check_state_dir(config: Config, write: WriteProbe = probe_write) -> StateInf
             Check("state_dir", OK, f"{state} writable; no database yet (first start)"), db_path=db
         )
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
-        try:
-            result = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
-            schema = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-            kv = dict(
-                conn.execute(
-                    "SELECT key, value FROM kv WHERE key IN (?, ?)", (TOKEN_KEY, DEVICE_KEY)
-                ).fetchall()
-            )
-        finally:
-            conn.close()
+        info = Store.inspect(db, keys=(TOKEN_KEY, DEVICE_KEY))
     except sqlite3.Error as exc:
         return StateInfo(
             Check(
@@ -287,6 +284,7 @@ def check_state_dir(config: Config, write: WriteProbe = probe_write) -> StateInf
             ),
             db_path=db,
         )
+    result, schema, kv = info.integrity, info.schema_version, info.values
     if result != ["ok"]:
         return StateInfo(
             Check(
@@ -327,8 +325,19 @@ async def check_credentials(
     """Returns the check and the whoami answer (None when not verified)."""
     m = config.matrix
     name = "credentials"
+    plan = credential_plan(m, state.stored_token)
     try:
-        if m.access_token is not None:
+        if not plan:
+            return Check(
+                name,
+                FAIL,
+                "neither MATRIX_ACCESS_TOKEN nor MATRIX_PASSWORD is set",
+                "set MATRIX_PASSWORD (the bot logs in once and keeps its device) or "
+                "MATRIX_ACCESS_TOKEN",
+            ), None
+        first = plan[0]
+        if first is Credential.CONFIGURED_TOKEN:
+            assert m.access_token is not None
             try:
                 who = await _whoami(client, m.access_token.reveal())
             except UnknownTokenError:
@@ -338,12 +347,12 @@ async def check_credentials(
                     "MATRIX_ACCESS_TOKEN was rejected (M_UNKNOWN_TOKEN)",
                     "create a new access token for the bot, or unset it and set MATRIX_PASSWORD",
                 ), None
-            source = "MATRIX_ACCESS_TOKEN"
-        elif state.stored_token:
+        elif first is Credential.STORED_TOKEN:
+            assert state.stored_token is not None
             try:
                 who = await _whoami(client, state.stored_token)
             except UnknownTokenError:
-                if m.password is None:
+                if Credential.PASSWORD not in plan:
                     return Check(
                         name,
                         FAIL,
@@ -357,15 +366,6 @@ async def check_credentials(
                     f"MATRIX_PASSWORD at start (device {m.device_id})",
                     "none needed; `surfaces doctor --login` verifies the password now",
                 ), None
-            source = "the token the bot saved in the state DB"
-        elif m.password is None:
-            return Check(
-                name,
-                FAIL,
-                "neither MATRIX_ACCESS_TOKEN nor MATRIX_PASSWORD is set",
-                "set MATRIX_PASSWORD (the bot logs in once and keeps its device) or "
-                "MATRIX_ACCESS_TOKEN",
-            ), None
         elif not login:
             return Check(
                 name,
@@ -377,6 +377,7 @@ async def check_credentials(
             ), None
         else:
             return await _password_login(client, config, state)
+        source = first.value
     except trio.TooSlowError:
         return Check(
             name,
@@ -388,7 +389,7 @@ async def check_credentials(
         return Check(
             name, FAIL, f"whoami failed: {_network_problem(exc)}", "check the homeserver"
         ), None
-    if who.user_id != m.user_id:
+    if identity_problem(who, m) is not None:
         return Check(
             name,
             FAIL,
@@ -402,29 +403,19 @@ async def _password_login(
     client: MatrixClient, config: Config, state: StateInfo
 ) -> tuple[Check, Any]:
     m = config.matrix
-    assert m.password is not None
     try:
         with trio.fail_after(NETWORK_DEADLINE_S):
-            login = await client.login_password(
-                m.user_id,
-                m.password.reveal(),
-                device_id=m.device_id,
-                device_display_name="Surfaces bot",
-            )
+            login = await password_login(client, m)
             who = await client.whoami()
-    except MatrixError as exc:
-        if exc.status in (400, 401, 403):
-            return Check(
-                "credentials",
-                FAIL,
-                f"login as {m.user_id} failed: {exc.errcode or exc.status}",
-                "check MATRIX_USER_ID / MATRIX_PASSWORD",
-            ), None
-        raise
+    except LoginRejected as exc:
+        return Check(
+            "credentials",
+            FAIL,
+            f"login as {m.user_id} failed: {exc.reason}",
+            "check MATRIX_USER_ID / MATRIX_PASSWORD",
+        ), None
     saved = ""
     if state.db_path is not None:
-        from surfaces.state import Store
-
         store = await Store.open(state.db_path)  # creates and migrates it, as the bot would
         try:
             await store.set_value(TOKEN_KEY, login.access_token)

@@ -1,6 +1,7 @@
 """Durable state: the SQLite store and its records."""
 
-from surfaces.state._store import (
+from surfaces.state._db import DatabaseInfo
+from surfaces.state._records import (
     ChatRecord,
     Claim,
     InboxItem,
@@ -8,14 +9,15 @@ from surfaces.state._store import (
     OutboxItem,
     PendingSend,
     StagedFile,
-    Store,
     TurnStart,
     UserRecord,
 )
+from surfaces.state._store import Store
 
 __all__ = [
     "ChatRecord",
     "Claim",
+    "DatabaseInfo",
     "InboxItem",
     "Intent",
     "OutboxItem",

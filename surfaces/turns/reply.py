@@ -35,7 +35,7 @@ import structlog
 import trio
 
 from matrix_client import MAX_EVENT_BYTES, edit_content, event_size, text_content
-from surfaces.bot.outbox import TXN_REF
+from surfaces.delivery import TXN_REF, Outbox
 from surfaces.render import MAX_CHAR_COST, EditThrottle, render_markdown, split_reply
 from surfaces.state import PendingSend
 
@@ -67,7 +67,7 @@ def _set_event() -> trio.Event:
 class ReplyStream:
     """Accumulates the agent's text and keeps the room's messages in step with it."""
 
-    outbox: object  # surfaces.bot.outbox.Outbox (duck-typed for tests)
+    outbox: Outbox  # tests pass a fake with the same two methods
     room_id: str
     turn_key: str
     attempt: int

@@ -25,30 +25,26 @@ import structlog
 import trio
 
 from agent_client import (
+    AgentClient,
     AgentFailure,
     ConfirmRequest,
     SendFile,
     TextChunk,
     ToolProgress,
-    Turn,
     TurnEnd,
 )
-from matrix_client import media_content
-from surfaces.bot.context import Bot
-from surfaces.bot.intake import clean_text
-from surfaces.files import (
-    MissingFileError,
-    OutboundFileError,
-    UnsafePathError,
-    guess_mime,
-    guess_msgtype,
-    resolve_agent_path,
-)
-from surfaces.i18n import human_size
+from matrix_client import MatrixClient
+from surfaces.config import StreamingConfig
+from surfaces.core import ItemStatus
+from surfaces.delivery import Notifier, Outbox, TypingLease
+from surfaces.i18n import Texts
+from surfaces.metrics import Metrics
 from surfaces.render import PART_BUDGET_BYTES, EditThrottle, progress_line
-from surfaces.state import ChatRecord, InboxItem, PendingSend
+from surfaces.state import ChatRecord, InboxItem, PendingSend, Store
+from surfaces.turns.active import ActiveTurns
+from surfaces.turns.agent_choice import AgentChoice
+from surfaces.turns.outgoing_files import OutgoingFiles
 from surfaces.turns.reply import ReplyStream
-from surfaces.turns.typing import TypingLease
 
 log = structlog.get_logger(__name__)
 
@@ -64,59 +60,33 @@ _FAILURE_KEYS = {
 
 
 @attrs.define
-class ActiveTurn:
-    """What other lanes may touch while a turn runs: ``!stop``, ``!yes``/``!no``."""
-
-    room_id: str
-    event_id: str
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    turn: Turn | None = None
-    confirm_id: str | None = None
-    stopped: bool = False
-
-
-@attrs.define
 class TurnRunner:
-    bot: Bot
+    """Runs turns; gets exactly the services a turn uses (no bag of everything)."""
+
+    store: Store
+    outbox: Outbox
+    notifier: Notifier
+    matrix: MatrixClient  # the typing lease
+    agents: AgentClient
+    choice: AgentChoice
+    files_out: OutgoingFiles
+    streaming: StreamingConfig
+    texts: Texts
+    active: ActiveTurns = attrs.field(factory=ActiveTurns)
+    metrics: Metrics | None = None
     budget: int = PART_BUDGET_BYTES
-    active: dict[str, ActiveTurn] = attrs.field(factory=dict)
-
-    # ---- queries and controls from other lanes --------------------------
-
-    def running(self, room_id: str) -> bool:
-        return room_id in self.active
-
-    def awaiting_confirmation(self, room_id: str) -> bool:
-        active = self.active.get(room_id)
-        return active is not None and active.confirm_id is not None
-
-    def stop(self, room_id: str) -> bool:
-        active = self.active.get(room_id)
-        if active is None:
-            return False
-        active.stopped = True
-        active.scope.cancel()
-        return True
-
-    async def confirm(self, room_id: str, approved: bool) -> bool:
-        active = self.active.get(room_id)
-        if active is None or active.confirm_id is None or active.turn is None:
-            return False
-        request_id, active.confirm_id = active.confirm_id, None
-        await active.turn.confirm(request_id, approved)
-        return True
 
     # ---- the turn ----------------------------------------------------------
 
     async def run(self, item: InboxItem, chat: ChatRecord, text: str) -> None:
-        bot = self.bot
-        spec = await self._agent_for(chat)
-        start = await bot.store.begin_turn(item.event_id, chat.room_id, chat.owner)
+        spec = await self.choice.for_chat(chat)
+        start = await self.store.begin_turn(item.event_id, chat.room_id, chat.owner)
         attempt, staged = start.attempt, start.staged
         attachments = [f.rel_path for f in staged]
-        cfg = bot.config.streaming
+        cfg = self.streaming
+        metrics = self.metrics
         reply = ReplyStream(
-            outbox=bot.outbox,
+            outbox=self.outbox,
             room_id=chat.room_id,
             turn_key=item.event_id,
             attempt=attempt,
@@ -130,12 +100,10 @@ class TurnRunner:
             ),
             budget=self.budget,
             first_message_after_s=cfg.first_message_after_s,
-            on_edit=bot.metrics.stream_edit_sent if bot.metrics else None,
+            on_edit=metrics.stream_edit_sent if metrics else None,
         )
-        typing = TypingLease(bot.matrix, chat.room_id, cfg.typing_lease_s)
-        active = ActiveTurn(chat.room_id, item.event_id)
-        self.active[chat.room_id] = active
-        metrics = bot.metrics
+        typing = TypingLease(self.matrix, chat.room_id, cfg.typing_lease_s)
+        active = self.active.start(chat.room_id, item.event_id)
         started = time.monotonic()
         first_text_at: float | None = None
         failure: AgentFailure | None = None
@@ -155,7 +123,7 @@ class TurnRunner:
                 nursery.start_soon(reply.run)  # no scheduling round before the agent connect
                 with active.scope:
                     try:
-                        async with bot.agents.turn(
+                        async with self.agents.turn(
                             spec.base_url, chat.platform_chat_id, text, attachments
                         ) as turn:
                             active.turn = turn
@@ -168,7 +136,7 @@ class TurnRunner:
                                     reply.append(event.text)
                                 elif isinstance(event, SendFile):
                                     files_sent += 1
-                                    await self._send_file(
+                                    await self.files_out.send(
                                         chat,
                                         spec.workspace_path,
                                         event.path,
@@ -178,7 +146,7 @@ class TurnRunner:
                                     reply.set_progress(progress_line(event.kind, event.data))
                                 elif isinstance(event, ConfirmRequest):
                                     active.confirm_id = event.id
-                                    await bot.notice(
+                                    await self.notifier.notice(
                                         chat.room_id,
                                         "confirm_request",
                                         txn_id=f"{item.event_id}.a{attempt}.c{_short(event.id)}",
@@ -201,8 +169,8 @@ class TurnRunner:
             if _only_cancelled(exc):
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
                     await reply.resolve_parts()
-                    sends = reply.final_sends(bot.t("shutting_down")) if reply.has_text else []
-                    await bot.outbox.flush(sends)
+                    sends = reply.final_sends(self.texts("shutting_down")) if reply.has_text else []
+                    await self.outbox.flush(sends)
                     log.info("turn_interrupted_by_shutdown", attempt=attempt)
                     if metrics:
                         metrics.turn_finished("cancelled")
@@ -210,29 +178,29 @@ class TurnRunner:
             await typing.clear()
             raise
         finally:
-            self.active.pop(chat.room_id, None)
+            self.active.end(active)
 
         sends: list[PendingSend]
         if failure is not None:
             outcome = f"failed:{failure.code}"
-            sends = reply.final_sends(bot.t("interrupted_mark")) if reply.has_text else []
+            sends = reply.final_sends(self.texts("interrupted_mark")) if reply.has_text else []
             sends.append(self._failure_notice(chat.room_id, item.event_id, attempt, failure))
             if metrics:
                 metrics.agent_failed(failure.code)
         elif active.stopped:
             outcome = "stopped"
-            sends = reply.final_sends(bot.t("interrupted_mark")) if reply.has_text else []
+            sends = reply.final_sends(self.texts("interrupted_mark")) if reply.has_text else []
         else:
             outcome = "ok"
             sends = reply.final_sends()
         try:
-            rows = await bot.store.finish_event(
+            rows = await self.store.finish_event(
                 item.event_id,
-                "done",
+                ItemStatus.DONE,
                 sends,
                 unstage=[f.id for f in staged] if outcome == "ok" else (),
             )
-            await bot.outbox.deliver(rows)
+            await self.outbox.deliver(rows)
         finally:
             # After the final text: the user sees the answer one round trip sooner.
             await typing.clear()
@@ -252,84 +220,18 @@ class TurnRunner:
 
     # ---- helpers -----------------------------------------------------------
 
-    async def _agent_for(self, chat: ChatRecord):
-        """The chat's agent; a user configured later is switched over here, keeping
-        the platform chat id. The default agent is announced once per room."""
-        bot = self.bot
-        spec, configured = bot.registry.for_user(chat.owner)
-        current = bot.registry.get(chat.agent_id)
-        if (configured and chat.agent_id != spec.id) or current is None:
-            log.info("chat_agent_switched", old=chat.agent_id, new=spec.id)
-            chat = attrs.evolve(chat, agent_id=spec.id)
-            await bot.store.update_chat(chat.room_id, agent_id=spec.id)
-            await bot.write_chat_state(chat)
-            current = spec
-        single = len(bot.registry.agents) == 1 and not bot.registry.user_agents
-        if (
-            not configured
-            and not single
-            and not chat.flags.get("default_agent_notice")
-            and await bot.store.set_chat_flag(chat.room_id, "default_agent_notice")
-        ):
-            await bot.notice(
-                chat.room_id,
-                "default_agent",
-                txn_id=f"default-agent.{chat.room_id}",
-                agent=current.label,
-            )
-        return current
-
     def _failure_notice(
         self, room_id: str, event_id: str, attempt: int, failure: AgentFailure
     ) -> PendingSend:
-        from matrix_client import notice_content
-
         key = _FAILURE_KEYS.get(failure.code, "turn_failed")
         fields: dict[str, str] = {}
         if failure.code == "AGENT_TIMEOUT":
-            fields["phase"] = self.bot.t(f"phase_{failure.phase or 'total'}")
+            fields["phase"] = self.texts(f"phase_{failure.phase or 'total'}")
         elif failure.code == "AGENT_ERROR":
             fields["code"] = failure.agent_code or failure.code
-        return PendingSend(
-            room_id,
-            f"{event_id}.a{attempt}.failure",
-            "m.room.message",
-            notice_content(self.bot.t(key, **fields)),
+        return self.notifier.pending(
+            room_id, self.texts(key, **fields), txn_id=f"{event_id}.a{attempt}.failure"
         )
-
-    async def _send_file(self, chat: ChatRecord, workspace, raw_path: str, txn_id: str) -> None:
-        """Upload a file the agent named and post it; a notice when we cannot."""
-        bot = self.bot
-        shown = clean_text(raw_path)[:300]  # what notices and logs may carry
-        if await bot.store.sent_event_id(txn_id):
-            return  # posted by an earlier attempt of this turn
-        try:
-            path = resolve_agent_path(raw_path, workspace)
-        except UnsafePathError:
-            log.warning("agent_file_unsafe", path=shown)
-            await bot.notice(chat.room_id, "file_out_unsafe", txn_id=txn_id, path=shown)
-            return
-        except MissingFileError:
-            log.warning("agent_file_missing", path=shown)
-            await bot.notice(chat.room_id, "file_out_missing", txn_id=txn_id, path=shown)
-            return
-        except OutboundFileError as exc:  # a directory, a device, …
-            log.warning("agent_file_rejected", path=shown, reason=exc.reason)
-            await bot.notice(chat.room_id, "file_out_unsafe", txn_id=txn_id, path=shown)
-            return
-        try:
-            data = await trio.Path(path).read_bytes()
-            mime = guess_mime(path)
-            url = await bot.matrix.upload(data, content_type=mime, filename=path.name)
-        except Exception as exc:
-            log.warning("agent_file_upload_failed", path=shown, error=repr(exc))
-            await bot.notice(chat.room_id, "file_out_failed", txn_id=txn_id, path=shown)
-            return
-        content = media_content(
-            guess_msgtype(mime), body=path.name, url=url, mimetype=mime, size=len(data)
-        )
-        await bot.outbox.send(PendingSend(chat.room_id, txn_id, "m.room.message", content))
-        log.info("agent_file_sent", path=shown, size=len(data), size_h=human_size(len(data)))
 
 
 def _only_cancelled(exc: BaseException) -> bool:

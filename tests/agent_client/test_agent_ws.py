@@ -232,10 +232,25 @@ async def test_fragments_are_assembled_with_pings_between(nursery: trio.Nursery)
 
 async def test_message_exactly_at_the_limit(nursery: trio.Nursery) -> None:
     ws, agent, _ = await connected(nursery, max_message_size=10)
-    await agent.send(TextMessage("é" * 10))  # characters, as trio-websocket counted
-    assert await ws.receive_text() == "é" * 10
+    await agent.send(TextMessage("é" * 5))  # 10 UTF-8 bytes: the limit counts bytes
+    assert await ws.receive_text() == "é" * 5
     await agent.send(TextMessage("x" * 4, message_finished=False), TextMessage("y" * 6))
     assert await ws.receive_text() == "xxxxyyyyyy"
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+async def test_the_limit_counts_utf8_bytes_not_characters(
+    nursery: trio.Nursery, fragmented: bool
+) -> None:
+    """Six two-byte characters are 12 bytes: over a 10-byte limit (``max_frame_bytes``
+    says bytes; counting characters let a message four times the limit through)."""
+    ws, agent, _ = await connected(nursery, max_message_size=10)
+    if fragmented:
+        await agent.send(TextMessage("é" * 3, message_finished=False), TextMessage("é" * 3))
+    else:
+        await agent.send(TextMessage("é" * 6))
+    with pytest.raises(MessageTooBig):
+        await ws.receive_text()
 
 
 @pytest.mark.parametrize("fragmented", [False, True])

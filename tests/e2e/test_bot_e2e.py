@@ -28,9 +28,9 @@ from e2e_users import (
 )
 
 from agent_client.reference import ReferenceAgent, serve_reference_agent
-from surfaces.bot.app import BotApp
-from surfaces.bot.events import CHAT_EVENT
+from surfaces.app import BotApp
 from surfaces.config import load_config, load_registry
+from surfaces.core import CHAT_EVENT
 from surfaces.local_synapse import LocalSynapse, RegisteredUser
 
 pytestmark = pytest.mark.synapse
@@ -324,8 +324,8 @@ async def test_onboarding_commands_and_isolation(
                 assert not set(alice.invites) & {bob_ws.space_id, bob_ws.chat_id}
                 # The bot's stored records agree: one Space each, separate chats.
                 assert rig.app is not None
-                assert rig.app.bot is not None
-                store = rig.app.bot.store
+                assert rig.app.store is not None
+                store = rig.app.store
                 alice_rec = await store.get_user(alice.user_id)
                 bob_rec = await store.get_user(bob.user_id)
                 assert alice_rec is not None
@@ -378,8 +378,8 @@ async def test_wiped_database_keeps_rooms_and_agent_memory(
             assert len(dm_notices) == 1, describe(dm_notices)  # the DM invite not replayed
             assert await platform_chat_id(carol, ws.chat_id) == pcid
             assert rig.app is not None
-            assert rig.app.bot is not None
-            store = rig.app.bot.store
+            assert rig.app.store is not None
+            store = rig.app.store
             chat = await store.get_chat(ws.chat_id)
             assert chat is not None
             assert chat.platform_chat_id == pcid

@@ -14,9 +14,9 @@ from fault_helpers import INTERRUPTED, answers_next_message, outage, top_level_b
 
 from matrix_client import UnknownTokenError
 from matrix_client.testing import FakeHomeserver, Fault
-from surfaces.bot.app import BotApp
-from surfaces.bot.lanes import FatalError
+from surfaces.app import BotApp
 from surfaces.config import load_config, load_registry
+from surfaces.core import FatalError
 
 SLOW_REPLY = "/slow 2 6"  # reference agent: 6 chunks, 2 s apart (~10 s of streaming)
 

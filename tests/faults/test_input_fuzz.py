@@ -22,14 +22,13 @@ from matrix_client import ResponseFormatError, SyncBatch, SyncResponse, Timeline
 from matrix_client._converter import structure
 from matrix_client._sync import invite_item
 from matrix_client.testing import Fault
-from surfaces.bot.commands import ALIASES, KNOWN, Command, parse_command
-from surfaces.bot.intake import IntakePolicy, classify
 from surfaces.files import (
     MAX_NAME_BYTES,
     OutboundFileError,
     resolve_agent_path,
     sanitize_filename,
 )
+from surfaces.intake import ALIASES, KNOWN, Command, IntakePolicy, classify, parse_command
 
 FUZZ = settings(
     max_examples=150,

@@ -10,10 +10,10 @@ async def test_stop_cancels_running_turn_promptly(chat, autojump_clock):
     h = chat.h
     h.hs.text_as(chat.user, chat.room, "/slow 1 30")
     await trio.sleep(4)
-    assert h.app.runner.running(chat.room)
+    assert h.app.turns.running(chat.room)
     stop_at = trio.current_time()
     h.hs.text_as(chat.user, chat.room, "!stop")
-    await wait_for(lambda: not h.app.runner.running(chat.room))
+    await wait_for(lambda: not h.app.turns.running(chat.room))
     # !stop runs on the control lane: it does not wait for the turn
     assert trio.current_time() - stop_at < 5  # vs. 26 s left in the reply
     await h.settle(5)
@@ -41,12 +41,12 @@ async def test_confirmation_yes_sends_user_confirm(chat, autojump_clock):
     replies = chat.replies()
     assert replies == [chat.t("confirm_request", text="May I proceed?")]
     assert "!yes" in replies[0]
-    assert h.app.runner.awaiting_confirmation(chat.room)
+    assert h.app.turns.awaiting_confirmation(chat.room)
     await chat.say("!yes")
     replies = chat.replies()
     assert replies[-1] == "approved"
     assert chat.t("confirm_sent", answer=chat.t("confirm_yes_text")) in replies
-    assert not h.app.runner.running(chat.room)
+    assert not h.app.turns.running(chat.room)
 
 
 async def test_confirmation_no(chat, autojump_clock):

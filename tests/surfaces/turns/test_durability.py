@@ -33,7 +33,7 @@ async def test_flood_is_bounded_and_other_rooms_keep_working(chat, autojump_cloc
     assert lanes.pending(f"room:{chat.room}") <= limit
     assert lanes.active_lanes() <= 6  # a worker per lane (rooms, control, invites)
     await h.settle(200)
-    store = h.app.bot.store
+    store = h.app.store
     statuses = [await store.inbox_status(e) for e in ids]
     accepted = [i for i, s in enumerate(statuses) if s == "done"]
     rejected = [i for i, s in enumerate(statuses) if s == "rejected"]
@@ -65,7 +65,7 @@ async def test_crash_mid_stream_then_restart_gives_one_full_reply(chat, autojump
     h = chat.h
     event = h.hs.text_as(chat.user, chat.room, "/slow 1 10")
     await trio.sleep(5.5)
-    assert h.app.runner.running(chat.room)
+    assert h.app.turns.running(chat.room)
     partial = chat.replies()
     assert len(partial) == 1
     assert "slow 3/10" in partial[0]
@@ -75,7 +75,7 @@ async def test_crash_mid_stream_then_restart_gives_one_full_reply(chat, autojump
     full = " ".join(f"slow {i}/10" for i in range(1, 11))
     assert chat.replies() == [full]
     assert len(_reply_messages(chat)) == 1
-    assert await h.app.bot.store.inbox_status(event) == "done"
+    assert await h.app.store.inbox_status(event) == "done"
     # and a second restart does not answer again
     await h.restart()
     await h.settle(30)
@@ -109,7 +109,7 @@ async def test_lost_response_on_final_send_is_retried_with_same_txn(chat, autoju
 async def test_poison_event_bounded_retries_then_failed_with_notice(chat, autojump_clock):
     h = chat.h
     lanes = h.app.lanes
-    real = lanes.handler
+    real = lanes._handler  # the router, given to run()
     calls = []
 
     async def handler(item):
@@ -118,12 +118,12 @@ async def test_poison_event_bounded_retries_then_failed_with_notice(chat, autoju
             raise RuntimeError("handler bug")
         await real(item)
 
-    lanes.handler = handler
+    lanes._handler = handler
     poison = h.hs.text_as(chat.user, chat.room, "poison")
     h.hs.text_as(chat.user, chat.room, "after poison")
     await h.settle(120)
     assert len(calls) == h.app.config.bot.max_event_attempts
-    assert await h.app.bot.store.inbox_status(poison) == "failed"
+    assert await h.app.store.inbox_status(poison) == "failed"
     replies = chat.replies()
     assert replies[0] == chat.t("turn_failed")
     assert "after poison" in replies[1]
@@ -133,7 +133,7 @@ async def test_graceful_stop_lets_short_turn_finish(chat, autojump_clock):
     h = chat.h
     event = h.hs.text_as(chat.user, chat.room, "/slow 1 3")
     await trio.sleep(1.5)
-    assert h.app.runner.running(chat.room)
+    assert h.app.turns.running(chat.room)
     h.app.request_stop()
     await h.app_done.wait()
     assert chat.replies() == ["slow 1/3 slow 2/3 slow 3/3"]
@@ -161,7 +161,7 @@ async def test_graceful_stop_interrupts_long_turn_and_resumes_once(chat, autojum
     full = " ".join(f"slow {i}/20" for i in range(1, 21))
     assert chat.replies() == [full]
     assert len(_reply_messages(chat)) == 1
-    assert await h.app.bot.store.inbox_status(event) == "done"
+    assert await h.app.store.inbox_status(event) == "done"
 
 
 async def _status(h, event_id):
@@ -186,7 +186,7 @@ async def test_stop_inside_the_first_message_window_then_restart_gives_one_reply
     h = chat.h
     event = h.hs.text_as(chat.user, chat.room, "/slow 1 3")
     await trio.sleep(0.05)
-    assert h.app.runner.running(chat.room)
+    assert h.app.turns.running(chat.room)
     assert chat.replies() == []  # inside the window: nothing posted yet
     h.app.request_stop(force=True)
     await h.app_done.wait()

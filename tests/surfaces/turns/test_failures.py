@@ -93,7 +93,7 @@ async def test_failure_notice_partial_interrupted_files_kept_room_works(chat, au
     h = chat.h
     await h.restart(**SHORT)
     await send_file(chat, "notes.txt", b"hello file")
-    staged = await h.app.bot.store.staged(chat.room, chat.user.user_id)
+    staged = await h.app.store.staged(chat.room, chat.user.user_id)
     assert [f.name for f in staged] == ["notes.txt"]
     chat.mark()
 
@@ -116,9 +116,9 @@ async def test_failure_notice_partial_interrupted_files_kept_room_works(chat, au
     log = chat.typing_log()
     assert not log or log[-1] is False
     # the staged file is still staged
-    staged = await h.app.bot.store.staged(chat.room, chat.user.user_id)
+    staged = await h.app.store.staged(chat.room, chat.user.user_id)
     assert [f.name for f in staged] == ["notes.txt"]
-    assert h.app.runner.active == {}
+    assert len(h.app.turns) == 0
 
     # the room keeps working: the next message is answered (and carries the file)
     h.agent_handler = None
@@ -129,4 +129,4 @@ async def test_failure_notice_partial_interrupted_files_kept_room_works(chat, au
     assert len(answer) == 1
     assert "again" in answer[0]
     assert "incoming/notes.txt (10 bytes)" in answer[0]
-    assert await h.app.bot.store.staged(chat.room, chat.user.user_id) == []
+    assert await h.app.store.staged(chat.room, chat.user.user_id) == []

@@ -25,7 +25,7 @@ async def test_file_in_staged_then_carried_by_next_turn(chat, autojump_clock, ms
     assert path.read_bytes() == data
     # downloaded through the authenticated media API
     assert h.hs.requests_to("GET", "/_matrix/client/v1/media/download/*")
-    staged = await h.app.bot.store.staged(chat.room, chat.user.user_id)
+    staged = await h.app.store.staged(chat.room, chat.user.user_id)
     assert [(f.rel_path, f.size) for f in staged] == [(f"incoming/{name}", 1234)]
     assert chat.replies()[-1].startswith("📎")
     await chat.say("!list")
@@ -33,7 +33,7 @@ async def test_file_in_staged_then_carried_by_next_turn(chat, autojump_clock, ms
     chat.mark()
     await chat.say("look at this")
     assert f"incoming/{name} (1234 bytes)" in chat.replies()[-1]
-    assert await h.app.bot.store.staged(chat.room, chat.user.user_id) == []
+    assert await h.app.store.staged(chat.room, chat.user.user_id) == []
 
 
 async def test_collision_safe_names_and_remove(chat, autojump_clock):
@@ -45,12 +45,12 @@ async def test_collision_safe_names_and_remove(chat, autojump_clock):
     assert (incoming / "report.pdf").read_bytes() == b"one"
     assert (incoming / "report (1).pdf").read_bytes() == b"two"
     await chat.say("!remove 2")
-    staged = await h.app.bot.store.staged(chat.room, chat.user.user_id)
+    staged = await h.app.store.staged(chat.room, chat.user.user_id)
     assert [f.rel_path for f in staged] == ["incoming/report.pdf", "incoming/other.txt"]
     await chat.say("!list")
     assert "report (1).pdf" not in chat.replies()[-1]
     await chat.say("!remove all")
-    assert await h.app.bot.store.staged(chat.room, chat.user.user_id) == []
+    assert await h.app.store.staged(chat.room, chat.user.user_id) == []
 
 
 @pytest.mark.parametrize("declared", [True, False])
@@ -64,7 +64,7 @@ async def test_oversize_file_refused_with_notice(chat, autojump_clock, declared)
     )
     assert "big.bin" in chat.replies()[-1]
     assert not (h.workspace / "incoming" / "big.bin").exists()
-    assert await h.app.bot.store.staged(chat.room, chat.user.user_id) == []
+    assert await h.app.store.staged(chat.room, chat.user.user_id) == []
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ async def test_oversize_file_refused_with_notice(chat, autojump_clock, declared)
 async def test_hostile_names_stay_in_incoming(chat, autojump_clock, name):
     h = chat.h
     await send_file(chat, name, b"data")
-    staged = await h.app.bot.store.staged(chat.room, chat.user.user_id)
+    staged = await h.app.store.staged(chat.room, chat.user.user_id)
     assert len(staged) == 1
     rel = staged[0].rel_path
     assert rel.startswith("incoming/")

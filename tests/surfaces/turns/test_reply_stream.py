@@ -6,7 +6,7 @@ import trio
 import trio.testing
 
 from surfaces.render import EditThrottle
-from surfaces.turns.reply import ReplyStream
+from surfaces.turns import ReplyStream
 
 
 class FakeOutbox:

@@ -36,7 +36,7 @@ async def test_slow_reply_first_message_then_throttled_edits(chat, autojump_cloc
     # Text arrives every second for 11 s: edits at ~0.8/1.8/3.3/5.55/8.925 after the
     # first message (chunks land on whole seconds, so each edit waits for one).
     assert 4 <= len(intermediate) <= 6
-    assert len(h.app.runner.active) == 0
+    assert len(h.app.turns) == 0
 
 
 async def test_edit_cap_then_only_the_final_edit(chat, autojump_clock):
@@ -83,7 +83,7 @@ async def test_long_reply_continues_in_messages_each_under_the_limit(chat, autoj
         >= len(("lorem ipsum dolor sit amet " * 3704)[:100000].replace(" ", "")) - 100
     )
     # Each part's final state was sent as an edit of its message (or the message itself).
-    assert len(h.app.runner.active) == 0
+    assert len(h.app.turns) == 0
     # the room still works
     chat.mark()
     await chat.say("after")

@@ -1,0 +1,113 @@
+"""What the bot does with each admitted inbox item: the lanes call the router, and the
+router picks the part that handles it (onboarding, a command, staging, a turn)."""
+
+from __future__ import annotations
+
+import attrs
+import structlog
+
+from matrix_client import MatrixClient, MatrixError
+from surfaces.commands import MAX_NAME_CHARS, Commands
+from surfaces.core import ChatStatus, ItemKind
+from surfaces.delivery import Notifier
+from surfaces.intake import MAX_BODY_CHARS, CommandName, parse_command
+from surfaces.state import InboxItem, Store
+from surfaces.turns import IncomingFiles, TurnRunner
+from surfaces.workspaces import Onboarding
+
+log = structlog.get_logger(__name__)
+
+
+#: Commands that work in an archived chat (the rest get "this chat is archived").
+_ARCHIVE_OK = frozenset({CommandName.NEW, CommandName.CHATS, CommandName.HELP})
+
+
+@attrs.define
+class Router:
+    matrix: MatrixClient
+    store: Store
+    notifier: Notifier
+    onboarding: Onboarding
+    commands: Commands
+    runner: TurnRunner
+    files: IncomingFiles
+
+    async def __call__(self, item: InboxItem) -> bool:
+        """Act on one item; True if the item was already marked finished (a turn)."""
+        if item.kind is ItemKind.INVITE:
+            await self._invite(item)
+        elif item.kind is ItemKind.BUSY:
+            await self.notifier.notice(
+                item.room_id, "busy", txn_id=item.event_id, n=item.payload.get("n", 0)
+            )
+        else:
+            return await self._room_event(item)
+        return False
+
+    async def _invite(self, item: InboxItem) -> None:
+        try:
+            await self.matrix.join(item.room_id)
+        except MatrixError as exc:
+            # The invite was withdrawn or the room is gone: nothing to do.
+            log.warning("invite_join_failed", status=exc.status, errcode=exc.errcode)
+            return
+        log.info("invite_accepted", inviter=item.sender)
+        await self.onboarding.on_dm_contact(
+            item.sender,
+            item.room_id,
+            key=item.event_id,
+            encrypted=bool(item.payload.get("encrypted")),
+        )
+
+    async def _room_event(self, item: InboxItem) -> bool:
+        chat = await self.store.get_chat(item.room_id)
+        if chat is None:
+            await self._dm_event(item)
+            return False
+        if item.sender != chat.owner:
+            if await self.store.set_chat_flag(chat.room_id, f"not_owner:{item.sender}"):
+                await self.notifier.notice(
+                    chat.room_id, "not_owner", txn_id=f"{item.event_id}.r", owner=chat.owner
+                )
+            return False
+        if item.kind is ItemKind.ENCRYPTED:
+            return False  # our rooms are unencrypted; never loop on what we cannot read
+        body = item.payload.get("body", "")
+        cmd = parse_command(body) if item.kind is ItemKind.COMMAND else None
+        if chat.status is ChatStatus.ARCHIVED and (cmd is None or cmd.name not in _ARCHIVE_OK):
+            await self.notifier.notice(chat.room_id, "archived_room", txn_id=f"{item.event_id}.r")
+            return False
+        if item.kind is ItemKind.FILE:
+            await self.files.stage(item, chat)
+        elif cmd is not None:
+            await self.commands.handle(item, chat, cmd)
+        else:
+            if item.payload.get("truncated"):
+                await self.notifier.notice(
+                    chat.room_id,
+                    "message_truncated",
+                    txn_id=f"{item.event_id}.t",
+                    limit=MAX_BODY_CHARS,
+                )
+            await self.runner.run(item, chat, body)
+            return True
+        return False
+
+    async def _dm_event(self, item: InboxItem) -> None:
+        """A message in a room that is not a working chat: the user's DM (or a
+        Space). Provisioned users are re-invited; ``!new`` creates a chat."""
+        user = await self.store.get_user(item.sender)
+        if user is not None and user.space_id == item.room_id:
+            return
+        if item.kind is ItemKind.FILE:
+            return
+        body = item.payload.get("body", "")
+        cmd = parse_command(body) if item.kind is ItemKind.COMMAND else None
+        await self.onboarding.on_dm_contact(
+            item.sender,
+            item.room_id,
+            key=item.event_id,
+            encrypted=item.kind is ItemKind.ENCRYPTED,
+            new_chat=cmd is not None and cmd.name == CommandName.NEW,
+            new_chat_name=(cmd.args[:MAX_NAME_CHARS] or None) if cmd is not None else None,
+        )

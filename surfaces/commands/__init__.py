@@ -1,0 +1,19 @@
+"""The ``!`` commands of a working room, one module per group, and their dispatch."""
+
+from surfaces.commands._invocation import MAX_NAME_CHARS, Invocation, Reply
+from surfaces.commands.chats import ChatCommands
+from surfaces.commands.dispatch import Commands
+from surfaces.commands.files import FileCommands
+from surfaces.commands.info import InfoCommands
+from surfaces.commands.turn_control import TurnControl
+
+__all__ = [
+    "MAX_NAME_CHARS",
+    "ChatCommands",
+    "Commands",
+    "FileCommands",
+    "InfoCommands",
+    "Invocation",
+    "Reply",
+    "TurnControl",
+]

@@ -1,0 +1,34 @@
+"""The bot's vocabulary: lanes, item kinds and statuses, send outcomes, the chat binding
+codec and the errors every layer may raise. Pure values; imports nothing from the bot."""
+
+from surfaces.core.binding import (
+    CHAT_EVENT,
+    SPACE_EVENT,
+    ChatBinding,
+    ChatStatus,
+    SpaceBinding,
+    is_local_id,
+    is_platform_chat_id,
+)
+from surfaces.core.errors import FatalError
+from surfaces.core.kinds import ItemKind, ItemStatus, OutboxStatus, SendOutcome
+from surfaces.core.lanes import Lane, LaneKind
+from surfaces.core.text import clean_text
+
+__all__ = [
+    "CHAT_EVENT",
+    "SPACE_EVENT",
+    "ChatBinding",
+    "ChatStatus",
+    "FatalError",
+    "ItemKind",
+    "ItemStatus",
+    "Lane",
+    "LaneKind",
+    "OutboxStatus",
+    "SendOutcome",
+    "SpaceBinding",
+    "clean_text",
+    "is_local_id",
+    "is_platform_chat_id",
+]

@@ -1,0 +1,13 @@
+"""Text hygiene for anything that came from Matrix and goes on to an agent or a log."""
+
+from __future__ import annotations
+
+
+def clean_text(text: str) -> str:
+    """Replace lone UTF-16 surrogates (valid ``\\ud800`` JSON escapes, invalid
+    Unicode) with U+FFFD: they cannot be encoded as UTF-8 for the agent's frames."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text

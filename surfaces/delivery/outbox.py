@@ -1,0 +1,220 @@
+"""The outbox: every send that must happen exactly once goes through here.
+
+A send is persisted with its transaction id *before* the first attempt and the
+same id is reused on every retry, after a restart too; the homeserver
+deduplicates by (device, txn id), so a send whose response was lost is never
+doubled. Sends are attempted inline by the room worker that made them (which
+keeps a room's messages in order); when the homeserver is down past the
+client's retry budget the row stays pending and the replayer task delivers it
+later, in order per room. Intermediate stream edits are *not* durable: losing
+one is harmless because the final edit, which is durable, carries everything.
+
+An edit may name its target by transaction id (``m.relates_to.event_id`` =
+``TXN_REF + txn_id``) when the target's event id is not known yet (its send was
+deferred or interrupted); the reference is resolved when the edit is sent, which
+is after the target (rows go out in order per room).
+
+While a row is being attempted inline the replayer leaves its room alone, so the
+two never race on the same room (order, and doubled retries under 429).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+import attrs
+import structlog
+import trio
+
+from matrix_client import FailureKind, MatrixClient, UnknownTokenError, classify, new_txn_id
+from surfaces.core import OutboxStatus, SendOutcome
+from surfaces.state import OutboxItem, PendingSend, Store
+
+log = structlog.get_logger(__name__)
+
+#: Prefix of an edit target given by transaction id (resolved at send time).
+TXN_REF = "txn:"
+
+
+def _txn_ref(content: dict) -> str | None:
+    rel = content.get("m.relates_to")
+    if isinstance(rel, dict):
+        target = rel.get("event_id")
+        if isinstance(target, str) and target.startswith(TXN_REF):
+            return target[len(TXN_REF) :]
+    return None
+
+
+@attrs.define
+class Outbox:
+    store: Store
+    matrix: MatrixClient
+    replay_interval_s: float = 5.0
+    send_deadline_s: float = 180.0  # covers the client's own 429/5xx retries
+    ephemeral_deadline_s: float = 30.0
+    max_backoff_s: float = 60.0
+    _blocked_rooms: set[str] = attrs.field(factory=set)
+    _nudge: trio.Event = attrs.field(factory=trio.Event)
+    _inflight: dict[str, int] = attrs.field(factory=dict)  # room -> inline sends running
+
+    async def send(self, send: PendingSend, *, part: tuple[str, int] | None = None) -> str | None:
+        """Persist then send. Returns the event id, or None if it is left for the
+        replayer (homeserver unavailable) or failed permanently (logged).
+
+        ``part`` (turn event id, part index): remember the message as that part of
+        the turn's reply, in the same transaction that records the send."""
+        row = await self.store.enqueue(send)
+        if row.status is OutboxStatus.SENT:
+            # An earlier attempt (before a crash) already sent it.
+            if part is not None and row.event_id is not None:
+                await self.store.record_part(part[0], part[1], row.event_id)
+            return row.event_id
+        return await self._deliver_row(row, part)
+
+    async def deliver(self, rows: Iterable[OutboxItem]) -> list[str | None]:
+        """Send rows that are already persisted (``Store.finish_event`` returns them)."""
+        out: list[str | None] = []
+        for row in rows:
+            if row.status is OutboxStatus.PENDING:
+                out.append(await self._deliver_row(row, None))
+            else:
+                out.append(row.event_id if row.status is OutboxStatus.SENT else None)
+        return out
+
+    async def flush(self, sends: Iterable[PendingSend]) -> list[str | None]:
+        """Persist (if not yet) and send, in order."""
+        out: list[str | None] = []
+        for s in sends:
+            out.append(await self.send(s))
+        return out
+
+    async def _deliver_row(self, row: OutboxItem, part: tuple[str, int] | None) -> str | None:
+        if row.status is OutboxStatus.FAILED:
+            return None
+        self._inflight[row.room_id] = self._inflight.get(row.room_id, 0) + 1
+        try:
+            event_id, _ = await self._attempt(row, inline=True, part=part)
+        finally:
+            self._inflight[row.room_id] -= 1
+            if not self._inflight[row.room_id]:
+                del self._inflight[row.room_id]
+        return event_id
+
+    async def send_ephemeral(self, room_id: str, event_type: str, content: dict) -> str | None:
+        """A best-effort send (stream edits, typing-time notices): not persisted."""
+        if room_id in self._blocked_rooms:
+            return None
+        try:
+            with trio.fail_after(self.ephemeral_deadline_s):
+                return await self.matrix.send_event(
+                    room_id, event_type, content, txn_id=new_txn_id()
+                )
+        except UnknownTokenError:
+            raise
+        except Exception as exc:  # best effort: whatever the kind, the final edit follows
+            log.warning(
+                "matrix_send_ephemeral_failed",
+                room_id=room_id,
+                kind=classify(exc).value,
+                error=repr(exc),
+            )
+            return None
+
+    async def _attempt(
+        self, row: OutboxItem, *, inline: bool, part: tuple[str, int] | None = None
+    ) -> tuple[str | None, SendOutcome]:
+        """One delivery attempt: returns the event id (if sent) and the outcome."""
+        if inline and row.room_id in self._blocked_rooms:
+            self._nudge.set()
+            return None, SendOutcome.DEFERRED
+        content = row.content
+        ref = _txn_ref(content)
+        if ref is not None:
+            target = await self.store.sent_event_id(ref)
+            if target is None:
+                target_row = await self.store.outbox_row(ref)
+                if target_row is not None and target_row.status is OutboxStatus.PENDING:
+                    self._block(row, RuntimeError(f"edit target {ref} not sent yet"))
+                    return None, SendOutcome.DEFERRED
+                log.error("outbox_edit_target_failed", room_id=row.room_id, txn_id=row.txn_id)
+                await self.store.mark_sent(row.txn_id, None, status=OutboxStatus.FAILED)
+                return None, SendOutcome.FAILED
+            content = {**content, "m.relates_to": {**content["m.relates_to"], "event_id": target}}
+        try:
+            # httpx's timeouts restart on every byte; a server that drips its answer
+            # must not hold the room's worker forever. Expiry is transient: the row
+            # stays pending and the replayer retries it with the same txn id.
+            with trio.fail_after(self.send_deadline_s):
+                if row.event_type == "m.room.redaction":
+                    event_id = await self.matrix.redact(
+                        row.room_id, row.content["redacts"], txn_id=row.txn_id
+                    )
+                else:
+                    event_id = await self.matrix.send_event(
+                        row.room_id, row.event_type, content, txn_id=row.txn_id
+                    )
+        except UnknownTokenError:
+            raise
+        except Exception as exc:
+            # One classifier for every Matrix call (matrix_client's): what will not
+            # get better by retrying the same request is marked failed at once, so
+            # it never holds up the room's later messages.
+            if classify(exc) is FailureKind.PERMANENT:
+                log.error(
+                    "outbox_send_failed_permanently",
+                    room_id=row.room_id,
+                    txn_id=row.txn_id,
+                    status=getattr(exc, "status", None),
+                    errcode=getattr(exc, "errcode", None),
+                    error=repr(exc),
+                )
+                await self.store.mark_sent(row.txn_id, None, status=OutboxStatus.FAILED)
+                return None, SendOutcome.FAILED
+            self._block(row, exc)
+            return None, SendOutcome.DEFERRED
+        await self.store.mark_sent(row.txn_id, event_id, part=part)
+        return event_id, SendOutcome.SENT
+
+    def _block(self, row: OutboxItem, exc: BaseException) -> None:
+        log.warning("outbox_send_deferred", room_id=row.room_id, txn_id=row.txn_id, error=repr(exc))
+        self._blocked_rooms.add(row.room_id)
+        self._nudge.set()
+
+    async def replay(self) -> int:
+        """Send every pending row, in order per room. Returns how many remain."""
+        rows = await self.store.pending_outbox()
+        stuck: set[str] = set()
+        for row in rows:
+            if row.room_id in stuck:
+                continue
+            if row.room_id in self._inflight:
+                # A room worker is sending inline (and will finish its own rows in
+                # order); retrying the same rows here would only race with it.
+                if row.room_id in self._blocked_rooms:
+                    stuck.add(row.room_id)
+                continue
+            _, outcome = await self._attempt(row, inline=False)
+            log.debug("outbox_replayed", txn_id=row.txn_id, outcome=outcome)
+            if outcome is SendOutcome.DEFERRED:
+                stuck.add(row.room_id)
+        self._blocked_rooms = stuck
+        return await self.store.outbox_count()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The replayer: retries deferred rows with backoff until cancelled."""
+        task_status.started()
+        backoff = self.replay_interval_s
+        while True:
+            with trio.move_on_after(backoff):
+                await self._nudge.wait()
+            self._nudge = trio.Event()
+            if not self._blocked_rooms and not await self.store.outbox_count():
+                backoff = self.replay_interval_s
+                continue
+            remaining = await self.replay()
+            log.debug("outbox_replay_round", remaining=remaining, blocked=len(self._blocked_rooms))
+            if remaining:
+                backoff = min(self.max_backoff_s, backoff * 2) * random.uniform(0.8, 1.2)
+            else:
+                backoff = self.replay_interval_s

@@ -1,0 +1,133 @@
+"""The records the store hands out: frozen values, never live rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from surfaces.core import ChatBinding, ChatStatus, ItemKind, ItemStatus, Lane, OutboxStatus
+
+
+@attrs.frozen
+class InboxItem:
+    """An admitted event the bot will act on (a message, an invite, …)."""
+
+    event_id: str
+    lane: Lane
+    room_id: str
+    sender: str
+    kind: ItemKind
+    payload: dict[str, Any]
+    seq: int = 0
+    status: ItemStatus = ItemStatus.PENDING
+    attempts: int = 0
+
+
+@attrs.frozen
+class UserRecord:
+    user_id: str
+    display_name: str | None
+    space_id: str | None
+    dm_room_id: str | None
+    chat_seq: int
+    flags: dict[str, Any]
+
+
+@attrs.frozen
+class ChatRecord:
+    """A working room's chat: its binding (what Matrix mirrors) plus local flags."""
+
+    room_id: str
+    owner: str
+    local_id: str
+    name: str
+    agent_id: str
+    platform_chat_id: str
+    status: ChatStatus
+    flags: dict[str, Any]
+
+    @property
+    def binding(self) -> ChatBinding:
+        return ChatBinding(
+            self.owner, self.local_id, self.agent_id, self.platform_chat_id, self.name, self.status
+        )
+
+    @classmethod
+    def from_binding(
+        cls, room_id: str, binding: ChatBinding, flags: dict[str, Any] | None = None
+    ) -> ChatRecord:
+        return cls(
+            room_id=room_id,
+            owner=binding.owner,
+            local_id=binding.local_id,
+            name=binding.name,
+            agent_id=binding.agent_id,
+            platform_chat_id=binding.platform_chat_id,
+            status=binding.status,
+            flags=dict(flags or {}),
+        )
+
+
+@attrs.frozen
+class Intent:
+    id: int
+    owner: str
+    kind: str
+    local_id: str | None
+    name: str | None
+    agent_id: str | None
+    platform_chat_id: str | None
+    key: str | None = None
+    status: str = "open"
+    room_id: str | None = None
+
+
+@attrs.frozen
+class OutboxItem:
+    id: int
+    room_id: str
+    txn_id: str
+    event_type: str
+    content: dict[str, Any]
+    status: OutboxStatus
+    event_id: str | None
+
+
+@attrs.frozen
+class StagedFile:
+    id: int
+    room_id: str
+    user_id: str
+    rel_path: str
+    name: str
+    size: int
+    mime: str
+
+
+@attrs.frozen
+class Claim:
+    """An inbox event a lane worker took up, with its start and failure counts."""
+
+    item: InboxItem
+    starts: int
+    failures: int
+
+
+@attrs.frozen
+class TurnStart:
+    """What a turn needs from the store before it talks to the agent."""
+
+    attempt: int
+    parts: dict[int, str]
+    staged: list[StagedFile]
+
+
+@attrs.frozen
+class PendingSend:
+    """A send recorded in the outbox in the same transaction as another change."""
+
+    room_id: str
+    txn_id: str
+    event_type: str
+    content: dict[str, Any]

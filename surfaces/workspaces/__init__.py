@@ -1,0 +1,8 @@
+"""Workspaces: a user's Space and chats — creating them once (``Rooms``), the DM flow
+(``Onboarding``), and rebuilding them from Matrix (``reconcile``)."""
+
+from surfaces.workspaces.onboarding import Onboarding
+from surfaces.workspaces.reconcile import ReconcileReport, reconcile
+from surfaces.workspaces.rooms import Rooms
+
+__all__ = ["Onboarding", "ReconcileReport", "Rooms", "reconcile"]
