@@ -56,8 +56,8 @@ import trio
 
 from agent_client.reference import serve_reference_agent
 from matrix_client import MatrixClient, RoomEvent, new_txn_id, text_content
+from matrix_client.testing import LocalSynapse, SynapseError
 from surfaces.i18n import t
-from surfaces.local_synapse import LocalSynapse, SynapseError
 
 __all__ = ["DemoOptions", "main", "run_demo"]
 

@@ -28,10 +28,10 @@ from e2e_users import (
 )
 
 from agent_client.reference import ReferenceAgent, serve_reference_agent
+from matrix_client.testing import LocalSynapse, RegisteredUser
 from surfaces.bot.app import BotApp
 from surfaces.bot.events import CHAT_EVENT
 from surfaces.config import load_config
-from surfaces.local_synapse import LocalSynapse, RegisteredUser
 from surfaces.registry import load_registry
 
 pytestmark = pytest.mark.synapse
