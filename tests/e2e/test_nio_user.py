@@ -43,14 +43,32 @@ async def nio_login(
         yield user
 
 
-async def encrypted_room(alice: NioUser, bob: NioUser) -> str:
-    """Alice's encrypted room with Bob joined, both sides knowing it."""
-    with trio.fail_after(STEP_S):
-        room = await alice.create_room(invite=[bob.user_id], name="secret")
-        assert await bob.wait_invite(room) == room
-        await bob.join(room)
-        await alice.wait_joined(room, bob.user_id)
-    return room
+@attrs.frozen
+class Pair:
+    """Alice and Bob (one device each) in Alice's encrypted room, both sides knowing it."""
+
+    alice: NioUser
+    bob: NioUser
+    alice_account: RegisteredUser
+    bob_account: RegisteredUser
+    room: str
+
+
+@asynccontextmanager
+async def alice_and_bob(
+    hs: LocalSynapse, make_user, tmp_path: Path, *, bob_device: str = "BOB1"
+) -> AsyncIterator[Pair]:
+    alice_account, bob_account = await make_user("alice"), await make_user("bob")
+    async with (
+        nio_login(hs, alice_account, "ALICE1", tmp_path) as alice,
+        nio_login(hs, bob_account, bob_device, tmp_path) as bob,
+    ):
+        with trio.fail_after(STEP_S):
+            room = await alice.create_room(invite=[bob.user_id], name="secret")
+            assert await bob.wait_invite(room) == room
+            await bob.join(room)
+            await alice.wait_joined(room, bob.user_id)
+        yield Pair(alice, bob, alice_account, bob_account, room)
 
 
 async def raw_event(hs: LocalSynapse, account: RegisteredUser, room: str, event_id: str) -> Any:
@@ -71,18 +89,14 @@ def is_file(message: Received) -> bool:
 async def test_two_users_exchange_encrypted_text_and_files_both_ways(
     synapse: LocalSynapse, make_user, tmp_path: Path
 ) -> None:
-    alice_account, bob_account = await make_user("alice"), await make_user("bob")
-    async with (
-        nio_login(synapse, alice_account, "ALICE1", tmp_path) as alice,
-        nio_login(synapse, bob_account, "BOB1", tmp_path) as bob,
-    ):
-        room = await encrypted_room(alice, bob)
+    async with alice_and_bob(synapse, make_user, tmp_path) as pair:
+        alice, bob, room = pair.alice, pair.bob, pair.room
 
         with trio.fail_after(STEP_S):
             hello_id = await alice.send_text(room, "hello, Bob")
             hello = await bob.wait_message(room, sender=alice.user_id)
         assert (hello.body, hello.encrypted, hello.event_id) == ("hello, Bob", True, hello_id)
-        wire = await raw_event(synapse, bob_account, room, hello_id)
+        wire = await raw_event(synapse, pair.bob_account, room, hello_id)
         assert wire["type"] == "m.room.encrypted"
         assert wire["content"]["algorithm"] == MEGOLM
         assert "hello" not in str(wire["content"])
@@ -93,7 +107,7 @@ async def test_two_users_exchange_encrypted_text_and_files_both_ways(
             answer = await alice.wait_message(room, sender=bob.user_id)
         assert (answer.body, answer.encrypted) == ("hi, Alice", True)
         assert answer.relates_to == thread
-        wire = await raw_event(synapse, alice_account, room, answer_id)
+        wire = await raw_event(synapse, pair.alice_account, room, answer_id)
         assert wire["type"] == "m.room.encrypted"
         assert wire["content"]["m.relates_to"] == thread  # in clear, beside the ciphertext
 
@@ -123,12 +137,8 @@ async def test_two_users_exchange_encrypted_text_and_files_both_ways(
 async def test_a_second_device_that_logs_in_later_decrypts_the_next_message(
     synapse: LocalSynapse, make_user, tmp_path: Path
 ) -> None:
-    alice_account, bob_account = await make_user("alice"), await make_user("bob")
-    async with (
-        nio_login(synapse, alice_account, "ALICE1", tmp_path) as alice,
-        nio_login(synapse, bob_account, "BOBLAPTOP", tmp_path) as laptop,
-    ):
-        room = await encrypted_room(alice, laptop)
+    async with alice_and_bob(synapse, make_user, tmp_path, bob_device="BOBLAPTOP") as pair:
+        alice, laptop, room, bob_account = pair.alice, pair.bob, pair.room, pair.bob_account
         with trio.fail_after(STEP_S):
             await alice.send_text(room, "before the phone")
             assert (await laptop.wait_message(room, sender=alice.user_id)).body == (
