@@ -34,7 +34,7 @@ import structlog
 import trio
 
 from matrix_client import MatrixClient, new_txn_id, text_content
-from surfaces.local_synapse import LocalSynapse
+from matrix_client.testing import LocalSynapse
 
 RESULTS = Path(__file__).parent / "results" / "matrix_rps.json"
 

@@ -60,7 +60,7 @@ import trio
 
 from bench._common import cpu_seconds, cpu_split, memory_mb, summary_ms
 from matrix_client import MatrixClient, new_txn_id, text_content
-from surfaces.local_synapse import LocalSynapse, RegisteredUser, free_loopback_port
+from matrix_client.testing import LocalSynapse, RegisteredUser, free_loopback_port
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,10 +15,23 @@ runs on trio time, so tests use ``autojump_clock`` and never sleep::
             await client.join(room)
             await client.send_event(room, "m.room.message", {...}, txn_id="t1")
         assert len(hs.messages_from(bot, room)) == 1
+
+A real homeserver for e2e tests, benchmarks and the demo is here too:
+:class:`LocalSynapse` runs the installed ``matrix-synapse`` on loopback (not imported
+by the product at run time).
 """
 
 from ._faults import Fault, LoggedRequest
 from ._server import DEFAULT_VERSIONS, FakeHomeserver, FakeHomeserverError, FakeUser
+from ._synapse import (
+    LocalSynapse,
+    RatelimitProfile,
+    RegisteredUser,
+    SynapseError,
+    SynapseOptions,
+    SynapseStartError,
+    free_loopback_port,
+)
 
 __all__ = [
     "DEFAULT_VERSIONS",
@@ -26,5 +39,12 @@ __all__ = [
     "FakeHomeserverError",
     "FakeUser",
     "Fault",
+    "LocalSynapse",
     "LoggedRequest",
+    "RatelimitProfile",
+    "RegisteredUser",
+    "SynapseError",
+    "SynapseOptions",
+    "SynapseStartError",
+    "free_loopback_port",
 ]

@@ -1,4 +1,4 @@
-"""Fixtures for tests against a real Synapse (``surfaces.local_synapse``).
+"""Fixtures for tests against a real Synapse (``matrix_client.testing.LocalSynapse``).
 
 One Synapse with lifted rate limits serves the whole session (``synapse``); a second
 one with Synapse's default rate limits (``synapse_default``) starts only when a test
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from surfaces.local_synapse import LocalSynapse, RegisteredUser
+from matrix_client.testing import LocalSynapse, RegisteredUser
 
 MakeUser = Callable[..., Awaitable[RegisteredUser]]
 
@@ -45,14 +45,14 @@ def _factory(hs: LocalSynapse) -> MakeUser:
 @pytest.fixture(scope="session")
 def synapse() -> Iterator[LocalSynapse]:
     """A Synapse with every rate limit lifted, shared by the whole session."""
-    with LocalSynapse.running_sync(ratelimits="lifted") as hs:
+    with LocalSynapse.running_blocking(ratelimits="lifted") as hs:
         yield hs
 
 
 @pytest.fixture(scope="session")
 def synapse_default() -> Iterator[LocalSynapse]:
     """A Synapse with Synapse's default rate limits (rc_message 0.2/s, burst 10)."""
-    with LocalSynapse.running_sync(ratelimits="default") as hs:
+    with LocalSynapse.running_blocking(ratelimits="default") as hs:
         yield hs
 
 

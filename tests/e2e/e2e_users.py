@@ -32,7 +32,7 @@ from matrix_client import (
     new_txn_id,
     text_content,
 )
-from surfaces.local_synapse import LocalSynapse, RegisteredUser
+from matrix_client.testing import LocalSynapse, RegisteredUser
 
 POLL_S = 0.2
 SYNC_LONG_POLL_MS = 1_000

@@ -28,10 +28,10 @@ from e2e_users import (
 )
 
 from agent_client.reference import ReferenceAgent, serve_reference_agent
+from matrix_client.testing import LocalSynapse, RegisteredUser
 from surfaces.app import BotApp
 from surfaces.config import load_config, load_registry
 from surfaces.core import CHAT_EVENT
-from surfaces.local_synapse import LocalSynapse, RegisteredUser
 
 pytestmark = pytest.mark.synapse
 

@@ -38,7 +38,7 @@ from bot_process import BotProcess, bot_env
 from e2e_users import Shown, SimUser, after, describe, replies_per_message
 
 from agent_client.reference import ReferenceAgent, serve_reference_agent
-from surfaces.local_synapse import LocalSynapse, RegisteredUser
+from matrix_client.testing import LocalSynapse, RegisteredUser
 
 pytestmark = [pytest.mark.synapse, pytest.mark.slow]
 

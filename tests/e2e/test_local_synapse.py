@@ -1,16 +1,19 @@
-"""Smoke tests of ``surfaces.local_synapse`` with raw httpx (no matrix_client)."""
+"""Smoke tests of ``matrix_client.testing.LocalSynapse`` with raw httpx (no matrix_client)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 import trio
+import yaml
 
-from surfaces.local_synapse import LocalSynapse, SynapseError, SynapseStartError
+from matrix_client.testing import LocalSynapse, SynapseError, SynapseStartError, _synapse
 
 pytestmark = pytest.mark.synapse
 
@@ -165,3 +168,89 @@ def test_generated_config_is_offline_and_loopback_only(tmp_path) -> None:
     # The registration secret and signing key survive a re-create on the same dir.
     again = LocalSynapse.create(tmp_path, port=12346)
     assert again.registration_shared_secret == hs.registration_shared_secret
+
+
+def test_extra_config_is_merged_into_the_generated_config(tmp_path) -> None:
+    hs = LocalSynapse.create(
+        tmp_path,
+        port=12347,
+        extra_config={
+            "presence": {"include_offline_users_on_sync": True},  # merged into a section
+            "encryption_enabled_by_default_for_room_type": "all",  # a new key
+            "max_upload_size": "1M",  # a generated value replaced
+        },
+    )
+    config = hs.homeserver_config()
+    assert config["presence"] == {"enabled": False, "include_offline_users_on_sync": True}
+    assert config["encryption_enabled_by_default_for_room_type"] == "all"
+    assert config["max_upload_size"] == "1M"
+    written = yaml.safe_load(hs.config_path.read_text())
+    assert written == config
+    with pytest.raises(ValueError, match="'off'"):
+        LocalSynapse.create(tmp_path / "bad", ratelimits="off")
+
+
+def test_blocking_lifecycle_with_extra_config_reaches_synapse() -> None:
+    """No trio: the session fixtures' path. The extra config is what Synapse runs with:
+    a room created without any encryption state comes out encrypted."""
+    forced = {"encryption_enabled_by_default_for_room_type": "all"}
+    with LocalSynapse.running_blocking(extra_config=forced) as hs:
+        pid = hs.pid
+        user = hs.register_blocking("forced", "forced-password")
+        with httpx.Client(base_url=hs.base_url, headers=_auth(user.access_token)) as http:
+            room = http.post("/_matrix/client/v3/createRoom", json={"preset": "private_chat"})
+            room_id = quote(room.json()["room_id"])
+            state = http.get(f"/_matrix/client/v3/rooms/{room_id}/state/m.room.encryption/")
+    assert state.status_code == 200
+    assert state.json()["algorithm"] == "m.megolm.v1.aes-sha2"
+    assert pid is not None
+    assert not _alive(pid)
+    assert not hs.state_dir.exists()
+
+
+async def test_a_start_cancelled_midway_stops_the_half_started_process(monkeypatch) -> None:
+    """Cancelled right after the process was spawned, long before it answers: the
+    worker thread stops it, and ``stop()`` waits for that instead of racing it."""
+    spawned: list[subprocess.Popen[bytes]] = []
+    scope = trio.CancelScope()
+
+    class CancelOnSpawn(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            spawned.append(self)
+            trio.from_thread.run_sync(scope.cancel)  # we are in start()'s worker thread
+
+    monkeypatch.setattr(_synapse.subprocess, "Popen", CancelOnSpawn)
+    hs = LocalSynapse.create()
+    with scope:
+        await hs.start()
+    assert scope.cancelled_caught
+    with trio.fail_after(30):
+        await hs.stop()
+    hs.cleanup()
+    (process,) = spawned
+    assert process.poll() is not None  # reaped, not left running
+    assert hs.pid is None
+    assert not hs.state_dir.exists()
+
+
+async def test_a_picked_port_taken_before_start_is_replaced() -> None:
+    hs = LocalSynapse.create()
+    taken_port = hs.port
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", taken_port))
+        taken.listen()
+        try:
+            with trio.fail_after(120):
+                await hs.start()
+            assert hs.port != taken_port
+            assert hs.homeserver_config()["listeners"][0]["port"] == hs.port
+            async with httpx.AsyncClient() as http:
+                with trio.fail_after(10):
+                    response = await http.get(hs.base_url + "/_matrix/client/versions")
+            assert response.status_code == 200
+        finally:
+            with trio.CancelScope(shield=True):
+                await hs.stop()
+            hs.cleanup()

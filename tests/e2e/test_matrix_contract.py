@@ -23,7 +23,7 @@ from matrix_client import (
     new_txn_id,
     text_content,
 )
-from surfaces.local_synapse import LocalSynapse, RegisteredUser
+from matrix_client.testing import LocalSynapse, RegisteredUser
 
 pytestmark = pytest.mark.synapse
 

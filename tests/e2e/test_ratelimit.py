@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from matrix_client import MatrixClient, new_txn_id, text_content
-from surfaces.local_synapse import LocalSynapse
+from matrix_client.testing import LocalSynapse
 
 pytestmark = pytest.mark.synapse
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from surfaces.local_synapse import LocalSynapse
+from matrix_client.testing import LocalSynapse
 
 
 @pytest.fixture(scope="session")
 def synapse() -> Iterator[LocalSynapse]:
     """A Synapse with lifted rate limits for the process fault tests."""
-    with LocalSynapse.running_sync(ratelimits="lifted") as hs:
+    with LocalSynapse.running_blocking(ratelimits="lifted") as hs:
         yield hs

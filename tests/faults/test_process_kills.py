@@ -25,7 +25,7 @@ import trio
 from proc_helpers import YOU_SAID, BotProcess, User, visible_bot_messages
 
 from agent_client.reference import ReferenceAgent, serve_reference_agent
-from surfaces.local_synapse import LocalSynapse
+from matrix_client.testing import LocalSynapse
 
 pytestmark = [pytest.mark.slow, pytest.mark.synapse]
 

@@ -1,0 +1,194 @@
+"""The scripted conversation: one function per step, played in the order of ``STEPS``.
+
+A step takes the :class:`Conversation` and returns when what it shows has happened;
+it raises :class:`StepFailed` (or anything) when it did not, and its deadline is the
+transcript's. To add a step, write the function and add it to ``STEPS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from matrix_client import RoomEvent, new_txn_id
+
+from ._conversation import Conversation
+from ._transcript import StepFailed, short
+
+#: What the demo user writes, per locale.
+USER_LINES = {
+    "ru": {
+        "hello": "Привет! Расскажи, что ты умеешь?",
+        "notes": "Заметки для агента: купить молоко, дописать отчёт.",
+        "what_file": "Что в приложенном файле?",
+        "report": "Отчёт демо: всё работает.",
+    },
+    "en": {
+        "hello": "Hi! What can you do?",
+        "notes": "Notes for the agent: buy milk, finish the report.",
+        "what_file": "What is in the attached file?",
+        "report": "Demo report: everything works.",
+    },
+}
+
+
+def say(c: Conversation, key: str) -> str:
+    """What the demo user writes, in the demo's locale."""
+    return USER_LINES.get(c.locale, USER_LINES["en"])[key]
+
+
+async def open_dm(c: Conversation) -> None:
+    c.tr.detail(f"you: create a direct chat and invite {c.bot_id}")
+    dm = await c.user.create_room(invite=[c.bot_id], is_direct=True, preset="trusted_private_chat")
+    c.dm = dm
+
+    def bot_joined() -> bool:
+        return any(
+            e.type == "m.room.member"
+            and e.state_key == c.bot_id
+            and e.content.get("membership") == "join"
+            for r, e in c.observer.timeline
+            if r == dm
+        )
+
+    await c.observer.wait_for(bot_joined)
+    c.tr.detail("bot joined the direct chat")
+
+
+async def workspace_appears(c: Conversation) -> None:
+    chat_name = c.msg("first_chat_name", n=1)
+
+    def find() -> tuple[str, str] | None:
+        space = room = None
+        for room_id, state in c.observer.invites.items():
+            if (state.get("m.room.create") or {}).get("type") == "m.space":
+                space = room_id
+            elif (state.get("m.room.name") or {}).get("name") == chat_name:
+                room = room_id
+        return (space, room) if space and room else None
+
+    space, room = await c.observer.wait_for(find)
+    c.space, c.room = space, room
+    space_name = (c.observer.invites[space].get("m.room.name") or {}).get("name")
+    c.tr.detail(f"invited to the Space «{space_name}» and to «{chat_name}»; joining both")
+    await c.user.join(space)
+    await c.user.join(room)
+    welcome = c.msg("welcome", name="").split(",")[0]  # "Привет" / "Hi"
+    body = await c.observer.wait_for(
+        lambda: next(
+            (
+                e.content.get("body")
+                for r, e in c.observer.timeline
+                if r == room
+                and e.sender == c.bot_id
+                and e.type == "m.room.message"
+                and e.content.get("body", "").startswith(welcome)
+            ),
+            None,
+        )
+    )
+    c.tr.detail(f"bot: {short(body)}")
+
+
+async def streamed_reply(c: Conversation) -> None:
+    room = c.current_room()
+    mark = await c.send_text(room, say(c, "hello"))
+    await c.wait_reply(mark, room)
+
+
+async def new_chat(c: Conversation) -> None:
+    room = c.current_room()
+    known = set(c.observer.invites)
+    prefix = c.msg("chat_created", name="\x00", chat_id="").split("\x00")[0]
+    mark = await c.send_text(room, "!new")
+    await c.wait_notice(mark, room, lambda body: body.startswith(prefix))
+    new_room = await c.observer.wait_for(
+        lambda: next((r for r in c.observer.invites if r not in known), None)
+    )
+    name = (c.observer.invites[new_room].get("m.room.name") or {}).get("name")
+    await c.user.join(new_room)
+    c.tr.detail(f"joined the new chat «{name}»; the script continues there")
+    c.room = new_room
+
+
+async def file_to_agent(c: Conversation) -> None:
+    room = c.current_room()
+    data = (say(c, "notes") + "\n").encode()
+    c.tr.detail(f"you: upload notes.txt ({len(data)} bytes) and send it as m.file")
+    url = await c.user.upload(data, content_type="text/plain", filename="notes.txt")
+    mark = c.observer.mark()
+    content = {
+        "msgtype": "m.file",
+        "body": "notes.txt",
+        "filename": "notes.txt",
+        "url": url,
+        "info": {"mimetype": "text/plain", "size": len(data)},
+    }
+    await c.user.send_event(room, "m.room.message", content, txn_id=new_txn_id())
+    staged = c.msg("file_staged", name="\x00", size="").split("\x00")[0]
+    await c.wait_notice(mark, room, lambda body: body.startswith(staged))
+    mark = await c.send_text(room, say(c, "what_file"))
+    reply = await c.wait_reply(mark, room)
+    # The agent lists what it received ("Attachments (1): incoming/notes.txt (92
+    # bytes)"); on a reused state dir the name may be "notes (1).txt".
+    if "Attachments (1)" not in reply or "notes" not in reply:
+        raise StepFailed("the agent's reply does not list the file as an attachment")
+
+
+async def file_from_agent(c: Conversation) -> None:
+    room = c.current_room()
+    text = say(c, "report")
+    mark = await c.send_text(room, f"/file report.txt {text}")
+
+    def file_event() -> RoomEvent | None:
+        for e in c.bot_messages(mark, room):
+            if e.content.get("msgtype") == "m.file" and e.content.get("url"):
+                return e
+        return None
+
+    event = await c.observer.wait_for(file_event)
+    info = event.content.get("info") or {}
+    c.tr.detail(
+        f"bot (m.file): {event.content.get('body')} "
+        f"({info.get('mimetype')}, {info.get('size')} bytes) {event.content['url']}"
+    )
+    await c.wait_reply(mark, room)
+    download = await c.user.download(event.content["url"])
+    got = download.data.decode("utf-8", errors="replace")
+    c.tr.detail(f"downloaded {len(download.data)} bytes: {short(got)}")
+    if got.strip() != text:
+        raise StepFailed(f"downloaded content differs: {got!r}")
+
+
+async def list_chats(c: Conversation) -> None:
+    room = c.current_room()
+    header = c.msg("chats_header")
+    mark = await c.send_text(room, "!chats")
+    await c.wait_notice(mark, room, lambda body: body.startswith(header))
+
+
+@attrs.frozen
+class Step:
+    """A transcript title and the function that plays it."""
+
+    title: str
+    run: Callable[[Conversation], Awaitable[None]]
+
+
+STEPS: tuple[Step, ...] = (
+    Step("direct chat: create it and invite the bot", open_dm),
+    Step("workspace: the Space and the first chat appear", workspace_appears),
+    Step("a message gets a streamed reply", streamed_reply),
+    Step("!new creates a second chat", new_chat),
+    Step("a file goes to the agent with the next turn", file_to_agent),
+    Step("the agent sends a file back (/file report.txt)", file_from_agent),
+    Step("!chats lists the chats", list_chats),
+)
+
+
+async def play_script(c: Conversation, steps: tuple[Step, ...] = STEPS) -> None:
+    """Run the steps in order; the first failure stops the script (StepFailed)."""
+    for step in steps:
+        with c.tr.step(step.title):
+            await step.run(c)
