@@ -55,20 +55,7 @@ class WorkspaceTables(Database):
     @_quick
     def set_user_flag(self, user_id: str, flag: str, value: Any = True) -> bool:
         """Set a flag; returns False if it already had that value (one-time notices)."""
-        with self._tx():
-            row = self._conn.execute(
-                "SELECT flags FROM users WHERE user_id = ?", (user_id,)
-            ).fetchone()
-            if row is None:
-                return False
-            flags = json.loads(row["flags"])
-            if flags.get(flag) == value:
-                return False
-            flags[flag] = value
-            self._conn.execute(
-                "UPDATE users SET flags = ? WHERE user_id = ?", (json.dumps(flags), user_id)
-            )
-        return True
+        return self._set_flag("users", "user_id", user_id, flag, value)
 
     # ---- chats -----------------------------------------------------------
 
@@ -164,9 +151,13 @@ class WorkspaceTables(Database):
     def set_chat_flag(self, room_id: str, flag: str, value: Any = True) -> bool:
         """Set a flag on a chat; False if it already had that value."""
         self._chats.pop(room_id, None)
+        return self._set_flag("chats", "room_id", room_id, flag, value)
+
+    def _set_flag(self, table: str, key_column: str, key: str, flag: str, value: Any) -> bool:
+        """Read-modify-write of one row's JSON ``flags``, in one transaction."""
         with self._tx():
             row = self._conn.execute(
-                "SELECT flags FROM chats WHERE room_id = ?", (room_id,)
+                f"SELECT flags FROM {table} WHERE {key_column} = ?", (key,)
             ).fetchone()
             if row is None:
                 return False
@@ -175,7 +166,7 @@ class WorkspaceTables(Database):
                 return False
             flags[flag] = value
             self._conn.execute(
-                "UPDATE chats SET flags = ? WHERE room_id = ?", (json.dumps(flags), room_id)
+                f"UPDATE {table} SET flags = ? WHERE {key_column} = ?", (json.dumps(flags), key)
             )
         return True
 
