@@ -656,6 +656,18 @@ class MatrixClient:
             raise ResponseFormatError(None, 200, f"{label}: expected a list")
         return structure_events(body)
 
+    async def get_event(self, room_id: str, event_id: str) -> RoomEvent:
+        """``GET /rooms/{roomId}/event/{eventId}`` (e.g. the message a reply quotes).
+
+        Raises :class:`MatrixError` 404 when the event does not exist or we may not
+        see it, :class:`ResponseFormatError` for a malformed event.
+        """
+        label = "GET /rooms/{roomId}/event/{eventId}"
+        body = await self._call_object(
+            "GET", f"{CLIENT_V3}/rooms/{_seg(room_id)}/event/{_seg(event_id)}", label
+        )
+        return structure(body, RoomEvent, what="event")
+
     async def put_state_event(
         self, room_id: str, event_type: str, content: JsonDict, state_key: str = ""
     ) -> str:

@@ -829,6 +829,7 @@ class FakeHomeserver:
                 True,
             ),
             ("GET", f"{c3}/rooms/{{roomId}}/messages", self._h_messages, True),
+            ("GET", f"{c3}/rooms/{{roomId}}/event/{{eventId}}", self._h_get_event, True),
             ("POST", f"{m3}/upload", self._h_upload, True),
             ("GET", f"{c1}/media/download/{{server}}/{{mediaId}}", self._h_download_v1, True),
             (
@@ -1241,6 +1242,15 @@ class FakeHomeserver:
         self._joined_room(roomId, session)
         self.receipts[(roomId, session.user_id)] = eventId
         return {}
+
+    async def _h_get_event(
+        self, *, session: _Session, roomId: str, eventId: str, **_: Any
+    ) -> JsonDict:
+        room = self._joined_room(roomId, session)
+        for entry in room.entries:
+            if isinstance(entry.event, dict) and entry.event.get("event_id") == eventId:
+                return copy.deepcopy(entry.event)
+        raise _HttpError(404, "M_NOT_FOUND", "Event not found")
 
     async def _h_messages(
         self, *, session: _Session, roomId: str, query: dict[str, str], **_: Any

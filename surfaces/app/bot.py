@@ -4,6 +4,7 @@
     └─ app nursery
        ├─ lane supervisor  one worker per active lane (turns serial per room)
        ├─ outbox replayer  deferred sends, in order per room, with backoff
+       ├─ read receipts    for messages nothing else marked seen (best effort)
        ├─ ops server       /healthz, /readyz, /metrics (optional)
        ├─ sync task        long-poll /sync → admit durably → dispatch to lanes
        ├─ gauges           queue depth / outbox metrics
@@ -34,18 +35,26 @@ from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
 from surfaces.app.sync import SyncTask
 from surfaces.app.sync_filter import build_sync_filter, hides_own_events
-from surfaces.commands import ChatCommands, Commands, FileCommands, InfoCommands, TurnControl
+from surfaces.commands import (
+    ChatCommands,
+    Commands,
+    Corrections,
+    FileCommands,
+    InfoCommands,
+    Reactions,
+    TurnControl,
+)
 from surfaces.config import AgentRegistry, Config, is_allowed
 from surfaces.core import FatalError
-from surfaces.delivery import BindingMirror, Notifier, Outbox
+from surfaces.delivery import BindingMirror, Notifier, Outbox, ReadReceipts
 from surfaces.i18n import Texts
-from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor
+from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor, RoomQueue
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
 from surfaces.session import login
 from surfaces.state import InboxItem, Store
 from surfaces.turns import ActiveTurns, AgentChoice, IncomingFiles, OutgoingFiles, TurnRunner
-from surfaces.workspaces import Onboarding, Rooms, reconcile
+from surfaces.workspaces import Onboarding, Rooms, ThreadContext, Threads, reconcile
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +69,7 @@ class _Parts:
     active: ActiveTurns
     policy: IntakePolicy
     backpressure: Backpressure
+    receipts: ReadReceipts
 
 
 @attrs.define
@@ -123,12 +133,15 @@ class BotApp:
         cfg = self.config
         user_id = matrix.user_id or cfg.matrix.user_id
         texts = Texts(cfg.bot.locale)
-        outbox = Outbox(store, matrix)
+        receipts = ReadReceipts(matrix)
+        outbox = Outbox(store, matrix, on_sent=receipts.covered)
         notifier = Notifier(outbox, texts)
         mirror = BindingMirror(matrix)
         agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
         active = ActiveTurns()
         choice = AgentChoice(self.registry, store, mirror, notifier)
+        files_in = IncomingFiles(matrix, store, notifier, choice, cfg.bot.max_file_bytes)
+        threads = Threads(store, mirror, ThreadContext(cfg.bot.thread_context))
         runner = TurnRunner(
             store=store,
             outbox=outbox,
@@ -139,6 +152,7 @@ class BotApp:
             files_out=OutgoingFiles(matrix, store, outbox, notifier),
             streaming=cfg.streaming,
             texts=texts,
+            files_in=files_in,
             active=active,
             metrics=self.metrics,
         )
@@ -157,15 +171,19 @@ class BotApp:
             max_attempts=cfg.bot.max_event_attempts,
             fatal=(FatalError, UnknownTokenError),
         )
+        merge_max = cfg.bot.merge_max_messages
+        backpressure = Backpressure(lanes, cfg.bot.room_queue_size, self.metrics, merge_max)
+        queue = RoomQueue(store, lanes, backpressure)
         commands = Commands(
             notifier=notifier,
-            chats=ChatCommands(rooms, store, matrix, mirror, texts),
+            chats=ChatCommands(rooms, store, matrix, mirror, texts, threads),
             files=FileCommands(store, texts),
-            control=TurnControl(active, runner, texts),
+            control=TurnControl(active, queue, texts),
             info=InfoCommands(
                 store, agents, choice, lanes, active, texts, cfg.agents.status_timeout_s
             ),
         )
+        corrections = Corrections(store, active, queue, runner, threads)
         router = Router(
             matrix=matrix,
             store=store,
@@ -173,15 +191,18 @@ class BotApp:
             onboarding=Onboarding(rooms, store, notifier, texts),
             commands=commands,
             runner=runner,
-            files=IncomingFiles(matrix, store, notifier, choice, cfg.bot.max_file_bytes),
+            files=files_in,
+            threads=threads,
+            corrections=corrections,
+            reactions=Reactions(commands, active, corrections),
+            merge_max=merge_max,
         )
         policy = IntakePolicy(
             own_user_id=user_id,
             is_allowed=lambda user: is_allowed(user, cfg.allowed_patterns()),
             awaiting_confirmation=active.awaiting_confirmation,
         )
-        backpressure = Backpressure(lanes, cfg.bot.room_queue_size, self.metrics)
-        parts = _Parts(outbox, notifier, lanes, active, policy, backpressure)
+        parts = _Parts(outbox, notifier, lanes, active, policy, backpressure, receipts)
         return parts, router
 
     async def _serve(self, matrix: MatrixClient, store: Store, task_status) -> None:
@@ -221,11 +242,13 @@ class BotApp:
             health=health,
             filter_id=filter_id,
             long_poll_s=cfg.matrix.sync_long_poll_s,
+            receipts=parts.receipts,
         )
 
         async with trio.open_nursery() as nursery:
             await nursery.start(lanes.run, router, on_poison)
             await nursery.start(outbox.run)
+            await nursery.start(parts.receipts.run)
             if cfg.ops.enabled:
                 self.ops_port = await nursery.start(
                     serve_ops, cfg.ops.host, cfg.ops.port, self.metrics, health

@@ -7,19 +7,26 @@ import attrs
 import structlog
 
 from matrix_client import MatrixClient, MatrixError
-from surfaces.commands import MAX_NAME_CHARS, Commands
+from surfaces.commands import MAX_NAME_CHARS, Commands, Corrections, Reactions
 from surfaces.core import ChatStatus, ItemKind
-from surfaces.delivery import Notifier
-from surfaces.intake import MAX_BODY_CHARS, CommandName, parse_command
-from surfaces.state import InboxItem, Store
-from surfaces.turns import IncomingFiles, TurnRunner
-from surfaces.workspaces import Onboarding
+from surfaces.delivery import Notifier, answer_relation
+from surfaces.intake import CommandName, parse_command
+from surfaces.state import ChatRecord, InboxItem, Store
+from surfaces.turns import IncomingFiles, TurnRequest, TurnRunner
+from surfaces.workspaces import Onboarding, Threads
 
 log = structlog.get_logger(__name__)
 
 
 #: Commands that work in an archived chat (the rest get "this chat is archived").
 _ARCHIVE_OK = frozenset({CommandName.NEW, CommandName.CHATS, CommandName.HELP})
+#: Silent about anything but the owner's own (others' reactions, edits, redactions
+#: are theirs, not requests to the bot).
+_OWNER_ONLY_SILENT = frozenset({ItemKind.REACTION, ItemKind.REDACTION, ItemKind.EDIT})
+
+
+def _unsupported(what: object) -> str:
+    return what if what in ("location", "sticker", "poll") else "other"
 
 
 @attrs.define
@@ -31,9 +38,14 @@ class Router:
     commands: Commands
     runner: TurnRunner
     files: IncomingFiles
+    threads: Threads
+    corrections: Corrections
+    reactions: Reactions
+    merge_max: int = 1
 
-    async def __call__(self, item: InboxItem) -> bool:
-        """Act on one item; True if the item was already marked finished (a turn)."""
+    async def __call__(self, item: InboxItem) -> int:
+        """Act on one item; returns how many items it already marked finished (a
+        turn: the item and the messages merged into it)."""
         if item.kind is ItemKind.INVITE:
             await self._invite(item)
         elif item.kind is ItemKind.BUSY:
@@ -42,7 +54,7 @@ class Router:
             )
         else:
             return await self._room_event(item)
-        return False
+        return 0
 
     async def _invite(self, item: InboxItem) -> None:
         try:
@@ -59,39 +71,58 @@ class Router:
             encrypted=bool(item.payload.get("encrypted")),
         )
 
-    async def _room_event(self, item: InboxItem) -> bool:
+    async def _room_event(self, item: InboxItem) -> int:
         chat = await self.store.get_chat(item.room_id)
         if chat is None:
             await self._dm_event(item)
-            return False
+            return 0
+        kind = item.kind
         if item.sender != chat.owner:
+            if kind in _OWNER_ONLY_SILENT:
+                return 0
             if await self.store.set_chat_flag(chat.room_id, f"not_owner:{item.sender}"):
                 await self.notifier.notice(
                     chat.room_id, "not_owner", txn_id=f"{item.event_id}.r", owner=chat.owner
                 )
-            return False
-        if item.kind is ItemKind.ENCRYPTED:
-            return False  # our rooms are unencrypted; never loop on what we cannot read
+            return 0
+        if kind is ItemKind.ENCRYPTED:
+            return 0  # our rooms are unencrypted; never loop on what we cannot read
         body = item.payload.get("body", "")
-        cmd = parse_command(body) if item.kind is ItemKind.COMMAND else None
+        cmd = parse_command(body) if kind is ItemKind.COMMAND else None
         if chat.status is ChatStatus.ARCHIVED and (cmd is None or cmd.name not in _ARCHIVE_OK):
-            await self.notifier.notice(chat.room_id, "archived_room", txn_id=f"{item.event_id}.r")
-            return False
-        if item.kind is ItemKind.FILE:
-            await self.files.stage(item, chat)
-        elif cmd is not None:
-            await self.commands.handle(item, chat, cmd)
-        else:
-            if item.payload.get("truncated"):
+            if kind not in _OWNER_ONLY_SILENT:
                 await self.notifier.notice(
-                    chat.room_id,
-                    "message_truncated",
-                    txn_id=f"{item.event_id}.t",
-                    limit=MAX_BODY_CHARS,
+                    chat.room_id, "archived_room", txn_id=f"{item.event_id}.r"
                 )
-            await self.runner.run(item, chat, body)
-            return True
-        return False
+            return 0
+        if cmd is not None:
+            await self.commands.handle(item, chat, cmd)
+        elif kind is ItemKind.TEXT or (kind is ItemKind.FILE and item.payload.get("caption")):
+            return await self._turn(item, chat)
+        elif kind is ItemKind.FILE:
+            await self.files.stage(item, chat)
+        elif kind is ItemKind.EDIT:
+            await self.corrections.edit(item, chat)
+        elif kind is ItemKind.RERUN:
+            return await self.corrections.rerun(item, chat)
+        elif kind is ItemKind.REACTION:
+            return await self.reactions.handle(item, chat)
+        elif kind is ItemKind.REDACTION:
+            await self.corrections.redact(item, chat)
+        elif kind is ItemKind.UNSUPPORTED:
+            await self.notifier.notice(
+                chat.room_id,
+                f"unsupported_{_unsupported(item.payload.get('what'))}",
+                txn_id=f"{item.event_id}.r",
+                relation=answer_relation(item),
+            )
+        return 0
+
+    async def _turn(self, item: InboxItem, chat: ChatRecord) -> int:
+        """A turn for ``item`` and the messages queued behind it (merged, bounded)."""
+        platform_id = await self.threads.platform_chat_id(chat, item.thread)
+        request = TurnRequest(item, chat, platform_id, merge_max=self.merge_max)
+        return await self.runner.run(request)
 
     async def _dm_event(self, item: InboxItem) -> None:
         """A message in a room that is not a working chat: the user's DM (or a
@@ -99,8 +130,8 @@ class Router:
         user = await self.store.get_user(item.sender)
         if user is not None and user.space_id == item.room_id:
             return
-        if item.kind is ItemKind.FILE:
-            return
+        if item.kind not in (ItemKind.TEXT, ItemKind.COMMAND, ItemKind.ENCRYPTED):
+            return  # a file, reaction, edit… in the DM: not a request to onboard
         body = item.payload.get("body", "")
         cmd = parse_command(body) if item.kind is ItemKind.COMMAND else None
         await self.onboarding.on_dm_contact(

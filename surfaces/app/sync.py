@@ -14,7 +14,8 @@ import structlog
 import trio
 
 from matrix_client import MatrixClient, MatrixError, UnknownTokenError
-from surfaces.core import FatalError, ItemStatus, LaneKind
+from surfaces.core import FatalError, ItemKind, ItemStatus, LaneKind
+from surfaces.delivery import ReadReceipts
 from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor, classify, gapped_rooms
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState
@@ -23,6 +24,11 @@ from surfaces.state import Store
 log = structlog.get_logger(__name__)
 
 MAX_ERROR_BACKOFF_S = 60.0
+#: The user's messages, which get a read receipt once admitted (refused ones too: the
+#: bot has seen them, and its busy notice says the rest).
+_RECEIPTED = frozenset(
+    {ItemKind.TEXT, ItemKind.COMMAND, ItemKind.FILE, ItemKind.EDIT, ItemKind.UNSUPPORTED}
+)
 
 
 @attrs.define
@@ -36,6 +42,7 @@ class SyncTask:
     health: HealthState
     filter_id: str
     long_poll_s: float
+    receipts: ReadReceipts | None = None
 
     async def run(self) -> None:
         syncer = self.matrix.syncer(
@@ -73,6 +80,8 @@ class SyncTask:
             if admitted:
                 self.metrics.events_admitted(len(admitted))
             for item in admitted:
+                if self.receipts is not None and item.kind in _RECEIPTED:
+                    self.receipts.admitted(item.room_id, item.event_id)
                 if item.status is ItemStatus.PENDING:
                     if item.lane.kind is LaneKind.ROOM:
                         self.metrics.room_event_enqueued(self.lanes.pending(item.lane))

@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from surfaces.delivery import Notifier
+from surfaces.delivery import Notifier, answer_relation
 from surfaces.intake import Command
 from surfaces.state import ChatRecord, InboxItem
 
@@ -17,7 +17,8 @@ MAX_NAME_CHARS = 100
 @attrs.frozen
 class Reply:
     """Replies to one command as a durable notice (exactly once per command: the txn
-    id is the command's event id, so a re-run after a crash sends it once)."""
+    id is the command's event id, so a re-run after a crash sends it once), in the
+    command's thread when it was sent in one."""
 
     notifier: Notifier
     item: InboxItem
@@ -27,10 +28,18 @@ class Reply:
         return f"{self.item.event_id}.r"
 
     async def __call__(self, key: str, **fields: Any) -> None:
-        await self.notifier.notice(self.item.room_id, key, txn_id=self.txn_id, **fields)
+        await self.notifier.notice(
+            self.item.room_id,
+            key,
+            txn_id=self.txn_id,
+            relation=answer_relation(self.item),
+            **fields,
+        )
 
     async def text(self, text: str) -> None:
-        await self.notifier.notice_text(self.item.room_id, text, txn_id=self.txn_id)
+        await self.notifier.notice_text(
+            self.item.room_id, text, txn_id=self.txn_id, relation=answer_relation(self.item)
+        )
 
 
 @attrs.frozen

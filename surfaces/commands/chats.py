@@ -10,7 +10,7 @@ from surfaces.core import ChatStatus
 from surfaces.delivery import BindingMirror
 from surfaces.i18n import Texts
 from surfaces.state import Store
-from surfaces.workspaces import Rooms
+from surfaces.workspaces import Rooms, Threads
 
 from ._invocation import MAX_NAME_CHARS, Invocation
 
@@ -24,6 +24,7 @@ class ChatCommands:
     matrix: MatrixClient
     mirror: BindingMirror
     texts: Texts
+    threads: Threads
 
     async def new(self, call: Invocation) -> None:
         name = call.cmd.args[:MAX_NAME_CHARS] or None
@@ -64,7 +65,8 @@ class ChatCommands:
         await call.reply("archived", chat_id=chat.local_id)
 
     async def clear(self, call: Invocation) -> None:
-        """A fresh agent context: rotate this room's platform chat id."""
+        """A fresh agent context: rotate this room's platform chat id (in a thread
+        that is its own conversation: the thread's)."""
         chat = call.chat
         # Idempotent on re-run: a platform id allocated for this event is reused.
         key = f"clear.{call.item.event_id}"
@@ -72,6 +74,11 @@ class ChatCommands:
         if new_id is None:
             new_id = await self.store.allocate_platform_chat_id()
             await self.store.set_value(key, new_id)
+        thread = call.item.thread
+        if thread is not None and self.threads.own_context(thread):
+            await self.threads.reset(chat, thread, new_id)
+            await call.reply("context_reset")
+            return
         updated = await self.store.update_chat(chat.room_id, platform_chat_id=new_id)
         if updated is not None:
             await self.mirror.write_chat(updated)

@@ -47,8 +47,11 @@ class Commands:
         }
         assert set(self._table) == set(CommandName), "every command has a handler"
 
+    def reply_to(self, item: InboxItem) -> Reply:
+        return Reply(self.notifier, item)
+
     async def handle(self, item: InboxItem, chat: ChatRecord, cmd: Command) -> None:
-        reply = Reply(self.notifier, item)
+        reply = self.reply_to(item)
         handler = self._table.get(cmd.name)
         if handler is None:
             await reply("unknown_command", command=cmd.raw[:40])

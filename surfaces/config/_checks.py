@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from surfaces.config._model import LOG_FORMATS, LOG_LEVELS, Secret
+from surfaces.config._model import LOG_FORMATS, LOG_LEVELS, THREAD_CONTEXTS, Secret
 from surfaces.config._values import check_url, is_user_id
 from surfaces.i18n import LOCALES
 
@@ -105,6 +105,8 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("bot", "max_file_bytes"): _at_least(1),
     ("bot", "shutdown_grace_s"): _non_negative,
     ("bot", "max_event_attempts"): _at_least(1),
+    ("bot", "thread_context"): _choice(THREAD_CONTEXTS),
+    ("bot", "merge_max_messages"): _at_least(1),
     ("streaming", "first_message_after_s"): _non_negative,
     ("streaming", "first_edit_after_s"): _non_negative,
     ("streaming", "min_edit_interval_s"): _positive,

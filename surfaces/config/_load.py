@@ -199,7 +199,9 @@ class _Loader:
             )
         # Normalise case-insensitive choices and trailing slashes.
         if section == "bot":
-            obj = attrs.evolve(obj, locale=obj.locale.lower())
+            obj = attrs.evolve(
+                obj, locale=obj.locale.lower(), thread_context=obj.thread_context.lower()
+            )
         elif section == "log":
             obj = attrs.evolve(obj, format=obj.format.lower(), level=obj.level.lower())
         elif section == "matrix" and obj.homeserver.endswith("/"):

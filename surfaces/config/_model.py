@@ -85,6 +85,8 @@ class BotConfig:
     max_file_bytes: int = 52_428_800
     shutdown_grace_s: float = 20.0
     max_event_attempts: int = 3
+    thread_context: str = "thread"
+    merge_max_messages: int = 10
 
 
 @attrs.frozen
@@ -164,4 +166,6 @@ TOP_LEVEL_FIELDS = ("state_dir",)
 
 
 LOG_FORMATS = ("console", "json")
+#: ``bot.thread_context``: a thread is its own agent conversation, or shares the room's.
+THREAD_CONTEXTS = ("thread", "room")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

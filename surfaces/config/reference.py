@@ -52,12 +52,21 @@ HELP: dict[str, str] = {
         "Empty: the bot's own homeserver only (`@*:server`)."
     ),
     "bot.room_queue_size": (
-        "Turns that may wait per room behind the running one; further messages are "
-        "rejected with one busy notice."
+        "Turns that may wait per room behind the running one (each up to "
+        "`merge_max_messages` merged messages); further messages are refused with one "
+        "busy notice."
     ),
     "bot.max_file_bytes": "Largest file accepted from a user.",
     "bot.shutdown_grace_s": "How long running turns may finish after SIGTERM/SIGINT.",
     "bot.max_event_attempts": "Processing attempts of one event before it is marked failed.",
+    "bot.thread_context": (
+        "`thread`: a Matrix thread is its own agent conversation (own platform chat id); "
+        "`room`: threads share the room's."
+    ),
+    "bot.merge_max_messages": (
+        "Messages that waited behind a running turn are merged into the next one, up to "
+        "this many per turn (in order, each delimited)."
+    ),
     "streaming.first_message_after_s": (
         "Text arriving this soon after the reply's first text joins its first message "
         "(an agent that answers at once in many chunks gets one message, no edit)."

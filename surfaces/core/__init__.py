@@ -4,20 +4,25 @@ codec and the errors every layer may raise. Pure values; imports nothing from th
 from surfaces.core.binding import (
     CHAT_EVENT,
     SPACE_EVENT,
+    THREAD_EVENT,
     ChatBinding,
     ChatStatus,
     SpaceBinding,
+    ThreadBinding,
+    is_event_id,
     is_local_id,
     is_platform_chat_id,
 )
 from surfaces.core.errors import FatalError
 from surfaces.core.kinds import ItemKind, ItemStatus, OutboxStatus, SendOutcome
 from surfaces.core.lanes import Lane, LaneKind
+from surfaces.core.relations import thread_relation
 from surfaces.core.text import clean_text
 
 __all__ = [
     "CHAT_EVENT",
     "SPACE_EVENT",
+    "THREAD_EVENT",
     "ChatBinding",
     "ChatStatus",
     "FatalError",
@@ -28,7 +33,10 @@ __all__ = [
     "OutboxStatus",
     "SendOutcome",
     "SpaceBinding",
+    "ThreadBinding",
     "clean_text",
+    "is_event_id",
     "is_local_id",
     "is_platform_chat_id",
+    "thread_relation",
 ]

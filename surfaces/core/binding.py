@@ -23,6 +23,12 @@ CHAT_EVENT = "org.lambda.surfaces.chat"
 SPACE_EVENT = "org.lambda.surfaces.space"
 """In each user's Space: the owner and the DM room the user talks to the bot in."""
 
+THREAD_EVENT = "org.lambda.surfaces.thread"
+"""In a working room, one per thread (``state_key`` = the thread root): the thread's own
+platform chat id, so a thread keeps its agent conversation across a lost database."""
+
+_EVENT_ID = re.compile(r"\$[\x21-\x7e]{1,254}")
+
 VERSION = 1
 MAX_NAME_CHARS = 255
 
@@ -119,3 +125,30 @@ class SpaceBinding:
             return None
         dm = content.get("dm_room_id")
         return cls(owner, dm if isinstance(dm, str) and dm.startswith("!") else None)
+
+
+def is_event_id(value: object) -> bool:
+    """``$…``: printable ASCII, bounded (what a thread root must look like)."""
+    return isinstance(value, str) and _EVENT_ID.fullmatch(value) is not None
+
+
+@attrs.frozen
+class ThreadBinding:
+    """A thread of a working room that is its own agent conversation."""
+
+    root: str  # the thread root's event id (the state key)
+    platform_chat_id: str
+
+    def to_content(self) -> dict[str, Any]:
+        return {"version": VERSION, "root": self.root, "platform_chat_id": self.platform_chat_id}
+
+    @classmethod
+    def from_content(cls, state_key: object, content: object) -> ThreadBinding | None:
+        """The binding a state event holds, or None when malformed (the root in the
+        content must be the state key: a copy under another key is not trusted)."""
+        if not isinstance(content, dict) or not is_event_id(state_key):
+            return None
+        platform_chat_id = content.get("platform_chat_id")
+        if content.get("root") != state_key or not is_platform_chat_id(platform_chat_id):
+            return None
+        return cls(state_key, platform_chat_id)

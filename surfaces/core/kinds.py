@@ -19,11 +19,28 @@ class ItemKind(enum.StrEnum):
     ENCRYPTED = "encrypted"  # an event the bot could not read
     INVITE = "invite"  # the bot was invited to a room
     BUSY = "busy"  # the bot's own "still answering" notice (backpressure)
+    EDIT = "edit"  # the user edited a message (``m.replace``): re-run or ignore
+    REACTION = "reaction"  # a reaction the bot takes as a control (🛑 👍 👎 🔁)
+    REDACTION = "redaction"  # the user redacted a message: withdraw or stop it
+    UNSUPPORTED = "unsupported"  # location, sticker, poll…: one short notice
+    RERUN = "rerun"  # a finished turn to run again into its own reply (edit, 🔁)
 
     @property
     def answered(self) -> bool:
         """Whether the user expects an answer (a poisoned item gets a notice)."""
-        return self in (ItemKind.TEXT, ItemKind.COMMAND, ItemKind.FILE)
+        return self in (
+            ItemKind.TEXT,
+            ItemKind.COMMAND,
+            ItemKind.FILE,
+            ItemKind.EDIT,
+            ItemKind.RERUN,
+        )
+
+    @property
+    def prompt(self) -> bool:
+        """Whether the item can be (part of) a turn: what merges into a burst and
+        counts against a room's queue."""
+        return self in (ItemKind.TEXT, ItemKind.FILE, ItemKind.RERUN)
 
 
 class ItemStatus(enum.StrEnum):
@@ -31,6 +48,7 @@ class ItemStatus(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"  # poisoned: gave up after the bounded attempts
     REJECTED = "rejected"  # admitted only to record "not answered" (a full queue)
+    WITHDRAWN = "withdrawn"  # redacted by its sender before a turn took it up
 
 
 class OutboxStatus(enum.StrEnum):

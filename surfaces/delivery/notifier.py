@@ -12,9 +12,16 @@ from typing import Any
 import attrs
 
 from matrix_client import notice_content
+from surfaces.core import thread_relation
 from surfaces.delivery.outbox import Outbox
 from surfaces.i18n import Texts
-from surfaces.state import PendingSend
+from surfaces.state import InboxItem, PendingSend
+
+
+def answer_relation(item: InboxItem) -> dict | None:
+    """Where an answer to ``item`` goes: into its thread (None: the main timeline)."""
+    root = item.thread
+    return thread_relation(root, item.event_id) if root else None
 
 
 @attrs.define
@@ -22,14 +29,25 @@ class Notifier:
     outbox: Outbox
     texts: Texts
 
-    async def notice(self, room_id: str, key: str, *, txn_id: str, **fields: Any) -> str | None:
-        """A durable ``m.notice`` from the catalogue (exactly once per ``txn_id``)."""
-        return await self.notice_text(room_id, self.texts(key, **fields), txn_id=txn_id)
+    async def notice(
+        self, room_id: str, key: str, *, txn_id: str, relation: dict | None = None, **fields: Any
+    ) -> str | None:
+        """A durable ``m.notice`` from the catalogue (exactly once per ``txn_id``);
+        ``relation``: its ``m.relates_to`` (the thread it answers in)."""
+        text = self.texts(key, **fields)
+        return await self.notice_text(room_id, text, txn_id=txn_id, relation=relation)
 
-    async def notice_text(self, room_id: str, text: str, *, txn_id: str) -> str | None:
+    async def notice_text(
+        self, room_id: str, text: str, *, txn_id: str, relation: dict | None = None
+    ) -> str | None:
         """A durable ``m.notice`` with this text (exactly once per ``txn_id``)."""
-        return await self.outbox.send(self.pending(room_id, text, txn_id=txn_id))
+        return await self.outbox.send(self.pending(room_id, text, txn_id=txn_id, relation=relation))
 
-    def pending(self, room_id: str, text: str, *, txn_id: str) -> PendingSend:
+    def pending(
+        self, room_id: str, text: str, *, txn_id: str, relation: dict | None = None
+    ) -> PendingSend:
         """The notice as a send to commit together with other changes."""
-        return PendingSend(room_id, txn_id, "m.room.message", notice_content(text))
+        content = notice_content(text)
+        if relation is not None:
+            content["m.relates_to"] = relation
+        return PendingSend(room_id, txn_id, "m.room.message", content)

@@ -21,7 +21,7 @@ two never race on the same room (order, and doubled retries under 429).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import structlog
@@ -54,6 +54,9 @@ class Outbox:
     send_deadline_s: float = 180.0  # covers the client's own 429/5xx retries
     ephemeral_deadline_s: float = 30.0
     max_backoff_s: float = 60.0
+    #: Told (room id, when the request started) after each event sent: a sender's own
+    #: event marks the room read for it (``ReadReceipts.covered``).
+    on_sent: Callable[[str, float], None] | None = None
     _blocked_rooms: set[str] = attrs.field(factory=set)
     _nudge: trio.Event = attrs.field(factory=trio.Event)
     _inflight: dict[str, int] = attrs.field(factory=dict)  # room -> inline sends running
@@ -105,11 +108,15 @@ class Outbox:
         """A best-effort send (stream edits, typing-time notices): not persisted."""
         if room_id in self._blocked_rooms:
             return None
+        started = trio.current_time()
         try:
             with trio.fail_after(self.ephemeral_deadline_s):
-                return await self.matrix.send_event(
+                event_id = await self.matrix.send_event(
                     room_id, event_type, content, txn_id=new_txn_id()
                 )
+            if self.on_sent is not None:
+                self.on_sent(room_id, started)
+            return event_id
         except UnknownTokenError:
             raise
         except Exception as exc:  # best effort: whatever the kind, the final edit follows
@@ -141,6 +148,7 @@ class Outbox:
                 await self.store.mark_sent(row.txn_id, None, status=OutboxStatus.FAILED)
                 return None, SendOutcome.FAILED
             content = {**content, "m.relates_to": {**content["m.relates_to"], "event_id": target}}
+        started = trio.current_time()
         try:
             # httpx's timeouts restart on every byte; a server that drips its answer
             # must not hold the room's worker forever. Expiry is transient: the row
@@ -173,6 +181,8 @@ class Outbox:
                 return None, SendOutcome.FAILED
             self._block(row, exc)
             return None, SendOutcome.DEFERRED
+        if self.on_sent is not None:
+            self.on_sent(row.room_id, started)
         await self.store.mark_sent(row.txn_id, event_id, part=part)
         return event_id, SendOutcome.SENT
 

@@ -62,12 +62,13 @@ EN: dict[str, str] = {
         "!rename <name> — rename this chat\n"
         "!archive — archive this chat\n"
         "!clear — reset the agent's context\n"
-        "!stop — stop the reply\n"
-        "!yes / !no — answer the agent's question\n"
+        "!stop — stop the reply (or react 🛑 to it)\n"
+        "!yes / !no — answer the agent's question (or react 👍 / 👎 to it)\n"
         "!list — staged files\n"
         "!remove <n> | all — unstage files\n"
         "!status — status\n"
-        "!settings — settings"
+        "!settings — settings\n"
+        "🔁 on the latest reply — answer again; edit your message — the reply follows"
     ),
     "settings": "Agent settings are not available from the platform yet.",
     "unknown_command": "Unknown command {command}. See !help.",
@@ -77,9 +78,9 @@ EN: dict[str, str] = {
     ),
     "busy": (
         "⏳ Still answering your earlier messages ({n} waiting). "
-        "New messages are not accepted right now — send again after the reply."
+        "Further messages were not passed on — send them again after the reply."
     ),
-    "confirm_request": "❓ {text}\nAnswer !yes or !no.",
+    "confirm_request": "❓ {text}\nAnswer !yes or !no (or react 👍 / 👎).",
     "confirm_sent": "Answer sent to the agent: {answer}.",
     "confirm_yes_text": "yes",
     "confirm_no_text": "no",
@@ -99,4 +100,8 @@ EN: dict[str, str] = {
     "phase_idle": "pause in the reply",
     "phase_total": "total time",
     "dm_use_rooms": "I answer in the working chats of your space. Invites sent again.",
+    "unsupported_location": "📍 Locations do not reach the agent — describe the place in text.",
+    "unsupported_sticker": "Stickers are not passed to the agent — please write it in text.",
+    "unsupported_poll": "Polls are not passed to the agent — please ask in text.",
+    "unsupported_other": "This kind of message cannot reach the agent — please write it in text.",
 }

@@ -56,3 +56,34 @@ def parse_command(body: str) -> Command | None:
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         return None
     return Command(ALIASES.get(name, name), " ".join(args.split()), word)
+
+
+class ReactionControl(enum.StrEnum):
+    """What a reaction of the chat's owner asks for (``surfaces.commands.reactions``
+    runs it with the same handlers as the commands)."""
+
+    STOP = "stop"  # 🛑 on a reply still streaming = !stop
+    YES = "yes"  # 👍 on the agent's question = !yes
+    NO = "no"  # 👎 on the agent's question = !no
+    REGENERATE = "regenerate"  # 🔁 on the latest reply: the same turn again, into it
+
+
+REACTION_KEYS: dict[str, ReactionControl] = {
+    "\U0001f6d1": ReactionControl.STOP,  # 🛑
+    "\U0001f44d": ReactionControl.YES,  # 👍
+    "\U0001f44e": ReactionControl.NO,  # 👎
+    "\U0001f501": ReactionControl.REGENERATE,  # 🔁
+}
+#: Run on the control lane: about the running turn, never behind it.
+CONTROL_REACTIONS = frozenset({ReactionControl.STOP, ReactionControl.YES, ReactionControl.NO})
+#: Presentation selectors (Element's quick reactions send 👍️ = U+1F44D U+FE0F) and
+#: skin tones: the same reaction to us.
+_MODIFIERS = dict.fromkeys([0xFE0E, 0xFE0F, *range(0x1F3FB, 0x1F400)])
+
+
+def parse_reaction(key: object) -> ReactionControl | None:
+    """A reaction key → the control it means, or None (any other key is just a
+    reaction). ``"👍️"`` (with U+FE0F) and ``"👍"`` are the same."""
+    if not isinstance(key, str) or len(key) > 16:
+        return None
+    return REACTION_KEYS.get(key.translate(_MODIFIERS))

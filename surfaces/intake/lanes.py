@@ -26,9 +26,11 @@ from surfaces.state import Claim, InboxItem, Store
 
 log = structlog.get_logger(__name__)
 
-#: Handles one item; returns True if it already marked the item finished in the
-#: inbox (a turn does so atomically with its final sends), saving a round trip.
-Handler = Callable[[InboxItem], Awaitable[bool | None]]
+#: Handles one item; returns how many inbox items it already marked finished (a turn
+#: does so atomically with its final sends, for every message merged into it), so
+#: the lane neither finishes the item again nor counts merged items as still queued.
+#: 0 (or None): the lane marks the item done.
+Handler = Callable[[InboxItem], Awaitable[int | None]]
 
 
 @attrs.define
@@ -78,6 +80,12 @@ class LaneSupervisor:
 
     def max_depth(self) -> int:
         return max(self._pending.values(), default=0)
+
+    def forget(self, lane: Lane, n: int = 1) -> None:
+        """``n`` items of ``lane`` were finished by another item's handler (merged
+        into its turn) or withdrawn (redacted while queued): they no longer count."""
+        if lane in self._pending:
+            self._pending[lane] = max(0, self._pending[lane] - n)
 
     # ---- intake ----------------------------------------------------------
 
@@ -195,7 +203,7 @@ class LaneSupervisor:
                 return
             try:
                 assert self._handler is not None  # set by run(), before any worker
-                finished = await self._handler(item)
+                finished = await self._handler(item) or 0
             except Exception as exc:
                 if _contains(exc, self.fatal):
                     raise
@@ -205,6 +213,8 @@ class LaneSupervisor:
                 log.exception("inbox_event_failed", failures=failures, kind=item.kind)
                 await trio.sleep(min(30.0, self.retry_base_s * math.pow(2, failures - 1)))
                 return
+            if finished > 1:
+                self.forget(item.lane, finished - 1)  # the worker counts the item itself
             if not finished:
                 await self.store.finish_event(item.event_id, ItemStatus.DONE)
         finally:

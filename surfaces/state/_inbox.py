@@ -25,32 +25,82 @@ class InboxTables(Database):
         return await self._admit_threaded(next_batch, items)
 
     def _admit(self, next_batch: str, items: Sequence[InboxItem]) -> list[InboxItem]:
-        admitted: list[InboxItem] = []
-        now = time.time()
         with self._tx():
-            for item in items:
-                cur = self._conn.execute(
-                    "INSERT OR IGNORE INTO inbox "
-                    "(event_id, lane, room_id, sender, kind, payload, status, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        item.event_id,
-                        str(item.lane),
-                        item.room_id,
-                        item.sender,
-                        item.kind,
-                        json.dumps(item.payload),
-                        item.status,
-                        now,
-                    ),
-                )
-                if cur.rowcount:
-                    admitted.append(attrs.evolve(item, seq=cur.lastrowid))
+            admitted = self._insert(items, time.time())
             self._set(self.SINCE_KEY, next_batch)
         return admitted
 
     _admit_quick = _quick(_admit)
     _admit_threaded = _threaded(_admit)
+
+    def _insert(self, items: Sequence[InboxItem], now: float) -> list[InboxItem]:
+        admitted: list[InboxItem] = []
+        for item in items:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO inbox "
+                "(event_id, lane, room_id, sender, kind, payload, status, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    item.event_id,
+                    str(item.lane),
+                    item.room_id,
+                    item.sender,
+                    item.kind,
+                    json.dumps(item.payload),
+                    item.status,
+                    now,
+                ),
+            )
+            if cur.rowcount:
+                admitted.append(attrs.evolve(item, seq=cur.lastrowid))
+        return admitted
+
+    @_quick
+    def hand_off(self, source_event_id: str, items: Sequence[InboxItem]) -> list[InboxItem]:
+        """Admit ``items`` and finish ``source_event_id`` in one transaction (a lane
+        handing work to another, ``surfaces.intake.queue``). Returns the new items."""
+        with self._tx():
+            admitted = self._insert(items, time.time())
+            self._conn.execute(
+                "UPDATE inbox SET status = 'done' WHERE event_id = ? AND status = 'pending'",
+                (source_event_id,),
+            )
+        return admitted
+
+    @_quick
+    def withdraw(self, event_id: str) -> Lane | None:
+        """Mark a queued room-lane item withdrawn if no worker or turn took it up yet
+        (its start count is still 0); returns its lane, or None when it was not."""
+        with self._tx():
+            row = self._conn.execute(
+                "SELECT lane FROM inbox WHERE event_id = ? AND status = 'pending' "
+                "AND attempts = 0 AND lane LIKE 'room:%'",
+                (event_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            self._conn.execute(
+                "UPDATE inbox SET status = ? WHERE event_id = ?",
+                (ItemStatus.WITHDRAWN, event_id),
+            )
+        return Lane.parse(row["lane"])
+
+    @_quick
+    def replace_queued(self, event_id: str, payload: dict) -> bool:
+        """Give a queued item new content (the user edited it before any turn took it
+        up); False when it is not queued any more."""
+        with self._tx():
+            cur = self._conn.execute(
+                "UPDATE inbox SET payload = ? WHERE event_id = ? AND status = 'pending' "
+                "AND attempts = 0",
+                (json.dumps(payload), event_id),
+            )
+        return cur.rowcount > 0
+
+    @_quick
+    def inbox_item(self, event_id: str) -> InboxItem | None:
+        row = self._conn.execute("SELECT * FROM inbox WHERE event_id = ?", (event_id,)).fetchone()
+        return None if row is None else _inbox(row)
 
     @_threaded
     def pending_inbox(self) -> list[InboxItem]:
@@ -113,10 +163,22 @@ class InboxTables(Database):
             self._conn.execute(
                 "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (cutoff,)
             )
+            # What a turn was asked outlives its inbox row only while it is the latest
+            # of its conversation (an edit or 🔁 of it still works after a week).
             self._conn.execute(
-                "DELETE FROM turns WHERE event_id NOT IN (SELECT event_id FROM inbox)"
+                "DELETE FROM turn_inputs WHERE event_id NOT IN (SELECT event_id FROM inbox) "
+                "AND seq < (SELECT MAX(seq) FROM turn_inputs o WHERE "
+                "o.room_id = turn_inputs.room_id AND o.thread_root = turn_inputs.thread_root)"
             )
             self._conn.execute(
-                "DELETE FROM turn_parts WHERE event_id NOT IN (SELECT event_id FROM inbox)"
+                "DELETE FROM turn_messages WHERE turn_id NOT IN (SELECT event_id FROM turn_inputs)"
+            )
+            self._conn.execute(
+                "DELETE FROM turns WHERE event_id NOT IN (SELECT event_id FROM inbox) "
+                "AND event_id NOT IN (SELECT event_id FROM turn_inputs)"
+            )
+            self._conn.execute(
+                "DELETE FROM turn_parts WHERE event_id NOT IN (SELECT event_id FROM inbox) "
+                "AND event_id NOT IN (SELECT event_id FROM turn_inputs)"
             )
         return cur.rowcount

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -22,6 +23,12 @@ class InboxItem:
     seq: int = 0
     status: ItemStatus = ItemStatus.PENDING
     attempts: int = 0
+
+    @property
+    def thread(self) -> str | None:
+        """The root of the thread the event was sent in (None: the main timeline)."""
+        root = self.payload.get("thread")
+        return root if isinstance(root, str) else None
 
 
 @attrs.frozen
@@ -121,6 +128,47 @@ class TurnStart:
     attempt: int
     parts: dict[int, str]
     staged: list[StagedFile]
+    #: Queued items taken into this turn (a burst merged), in order.
+    followers: list[InboxItem] = attrs.Factory(list)
+
+
+@attrs.frozen
+class Followers:
+    """Which queued items a turn takes along: the lane's next pending items after
+    ``after_seq``, as long as ``accept`` says yes, at most ``limit``."""
+
+    lane: Lane
+    after_seq: int
+    limit: int
+    accept: Callable[[InboxItem], bool]
+
+
+@attrs.frozen
+class TurnMessage:
+    """One user message a turn answered: its event, its words, what it quoted."""
+
+    event_id: str
+    text: str
+    reply_to: str | None = None
+
+
+@attrs.frozen
+class TurnRecord:
+    """What a turn was asked, kept so an edit or 🔁 can run it again."""
+
+    turn_id: str
+    room_id: str
+    thread_root: str | None
+    messages: tuple[TurnMessage, ...]
+    attachments: tuple[str, ...]
+
+
+@attrs.frozen
+class ThreadRecord:
+    room_id: str
+    root: str
+    platform_chat_id: str
+    mirrored: bool
 
 
 @attrs.frozen

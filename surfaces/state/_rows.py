@@ -12,6 +12,9 @@ from surfaces.state._records import (
     Intent,
     OutboxItem,
     StagedFile,
+    ThreadRecord,
+    TurnMessage,
+    TurnRecord,
     UserRecord,
 )
 
@@ -84,4 +87,21 @@ def _outbox(row: sqlite3.Row) -> OutboxItem:
         content=json.loads(row["content"]),
         status=OutboxStatus(row["status"]),
         event_id=row["event_id"],
+    )
+
+
+def _thread(r: sqlite3.Row) -> ThreadRecord:
+    return ThreadRecord(r["room_id"], r["root"], r["platform_chat_id"], bool(r["mirrored"]))
+
+
+def _turn_record(r: sqlite3.Row) -> TurnRecord:
+    messages = tuple(
+        TurnMessage(m["id"], m["text"], m.get("reply_to")) for m in json.loads(r["messages"])
+    )
+    return TurnRecord(
+        turn_id=r["event_id"],
+        room_id=r["room_id"],
+        thread_root=r["thread_root"] or None,
+        messages=messages,
+        attachments=tuple(json.loads(r["attachments"])),
     )

@@ -102,4 +102,30 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX stage_room ON stage (room_id, user_id, id);
     """,
+    # 2: threads as conversations of their own, and what each turn was asked (edits and
+    # 🔁 run a turn again into its own reply).
+    """
+    CREATE TABLE threads (
+        room_id          TEXT NOT NULL,
+        root             TEXT NOT NULL,
+        platform_chat_id TEXT NOT NULL,
+        mirrored         INTEGER NOT NULL DEFAULT 0,  -- its state event is in the room
+        created_at       REAL NOT NULL,
+        PRIMARY KEY (room_id, root)
+    );
+    CREATE TABLE turn_inputs (
+        event_id    TEXT PRIMARY KEY,          -- the turn (its first message)
+        room_id     TEXT NOT NULL,
+        thread_root TEXT NOT NULL DEFAULT '',  -- '' = the room's main timeline
+        messages    TEXT NOT NULL,             -- JSON [{id, text, reply_to}] in order
+        attachments TEXT NOT NULL,             -- JSON [workspace-relative path]
+        seq         INTEGER NOT NULL           -- the highest per conversation is the latest
+    );
+    CREATE INDEX turn_inputs_latest ON turn_inputs (room_id, thread_root, seq);
+    CREATE TABLE turn_messages (
+        message_id TEXT PRIMARY KEY,           -- a user message a turn answered
+        turn_id    TEXT NOT NULL
+    );
+    CREATE INDEX turn_parts_reply ON turn_parts (reply_event_id);
+    """,
 ]

@@ -1,12 +1,13 @@
-"""Turns: one user message (and its staged files) to the agent, the reply streamed
-back. The runner, the reply streamer, the running turns, files both ways, and the
-choice of agent."""
+"""Turns: the user's messages (a burst merged, quotes, staged files) to the agent, the
+reply streamed back. The runner, the prompt formats, the reply streamer, the running
+turns, files both ways, and the choice of agent."""
 
 from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.outgoing_files import OutgoingFiles
+from surfaces.turns.prompt import PromptMessage, Quote, prompt_text
 from surfaces.turns.reply import ReplyStream
-from surfaces.turns.runner import TurnRunner
+from surfaces.turns.runner import TurnRequest, TurnRunner
 from surfaces.turns.staging import IncomingFiles
 
 __all__ = [
@@ -15,6 +16,10 @@ __all__ = [
     "AgentChoice",
     "IncomingFiles",
     "OutgoingFiles",
+    "PromptMessage",
+    "Quote",
     "ReplyStream",
+    "TurnRequest",
     "TurnRunner",
+    "prompt_text",
 ]

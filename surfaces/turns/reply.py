@@ -42,11 +42,17 @@ from surfaces.state import PendingSend
 log = structlog.get_logger(__name__)
 
 
-def message_content(body: str) -> dict:
-    """A reply message with sanitised HTML when Markdown adds anything (and fits)."""
+def message_content(body: str, relation: dict | None = None) -> dict:
+    """A reply message with sanitised HTML when Markdown adds anything (and fits);
+    ``relation``: its ``m.relates_to`` (a thread, see ``surfaces.core.thread_relation``).
+    Edits (``edit_of``) never carry it: an edit's relation is its ``m.replace``."""
     content = text_content(body, html=render_markdown(body))
+    if relation is not None:
+        content["m.relates_to"] = relation
     if event_size("m.room.message", content) > MAX_EVENT_BYTES:
         content = text_content(body)
+        if relation is not None:
+            content["m.relates_to"] = relation
     return content
 
 
@@ -78,6 +84,8 @@ class ReplyStream:
     #: end of the turn, whichever is first) so text that follows at once joins it.
     first_message_after_s: float = 0.0
     on_edit: Callable[[], None] | None = None
+    #: ``m.relates_to`` of the reply's messages (its thread), None in the main timeline.
+    relation: dict | None = None
     text: str = ""
     progress: str | None = None
     edits_sent: int = 0
@@ -193,7 +201,7 @@ class ReplyStream:
                         self.room_id,
                         f"{self.turn_key}.p{i}",
                         "m.room.message",
-                        message_content(body),
+                        message_content(body, self.relation),
                     ),
                     part=(self.turn_key, i),
                 )
@@ -225,7 +233,10 @@ class ReplyStream:
 
     def _part_send(self, i: int, body: str) -> PendingSend:
         return PendingSend(
-            self.room_id, f"{self.turn_key}.p{i}", "m.room.message", message_content(body)
+            self.room_id,
+            f"{self.turn_key}.p{i}",
+            "m.room.message",
+            message_content(body, self.relation),
         )
 
     async def resolve_parts(self) -> None:

@@ -33,22 +33,71 @@ from agent_client import (
     ToolProgress,
     TurnEnd,
 )
-from matrix_client import MatrixClient
+from matrix_client import MatrixClient, MatrixError, TransportError
 from surfaces.config import StreamingConfig
-from surfaces.core import ItemStatus
-from surfaces.delivery import Notifier, Outbox, TypingLease
+from surfaces.core import ItemKind, ItemStatus, thread_relation
+from surfaces.delivery import Notifier, Outbox, TypingLease, answer_relation
 from surfaces.i18n import Texts
 from surfaces.metrics import Metrics
-from surfaces.render import PART_BUDGET_BYTES, EditThrottle, progress_line
-from surfaces.state import ChatRecord, InboxItem, PendingSend, Store
-from surfaces.turns.active import ActiveTurns
+from surfaces.render import (
+    PART_BUDGET_BYTES,
+    EditThrottle,
+    latest_content,
+    message_text,
+    progress_line,
+)
+from surfaces.state import (
+    ChatRecord,
+    Followers,
+    InboxItem,
+    PendingSend,
+    StagedFile,
+    Store,
+    TurnMessage,
+    TurnRecord,
+)
+from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.outgoing_files import OutgoingFiles
+from surfaces.turns.prompt import (
+    MAX_PROMPT_CHARS,
+    MAX_QUOTE_CHARS,
+    PromptMessage,
+    Quote,
+    prompt_text,
+)
 from surfaces.turns.reply import ReplyStream
+from surfaces.turns.staging import IncomingFiles
 
 log = structlog.get_logger(__name__)
 
 SETTLE_DEADLINE_S = 10.0  # a reply send in flight may finish before the flusher stops
+QUOTE_DEADLINE_S = 5.0  # fetching the replied-to message; past it, no quote
+#: Kept in step with ``surfaces.intake.MAX_BODY_CHARS`` (intake cuts bodies to it).
+MAX_BODY_CHARS = 32_000
+#: What merges into a turn: texts and files (a command keeps its place in the queue).
+_MERGEABLE = frozenset({ItemKind.TEXT, ItemKind.FILE})
+#: (event id, text, replied-to event id, file path) of one message of a turn.
+_Message = tuple[str, str, str | None, str | None]
+
+
+@attrs.frozen
+class TurnRequest:
+    """One turn to run: the item it runs for, the chat, the agent conversation (the
+    room's platform chat id, or its thread's), and for a re-run (an edit, 🔁) the
+    earlier turn to answer again into its own reply."""
+
+    item: InboxItem
+    chat: ChatRecord
+    platform_chat_id: str
+    rerun: TurnRecord | None = None
+    merge_max: int = 1  # take up to this many messages (the item included)
+
+
+def _words(item: InboxItem) -> str:
+    value = item.payload.get("body") or item.payload.get("caption") or ""
+    return value if isinstance(value, str) else ""
+
 
 _FAILURE_KEYS = {
     "AGENT_TIMEOUT": "agent_timeout",
@@ -72,23 +121,83 @@ class TurnRunner:
     files_out: OutgoingFiles
     streaming: StreamingConfig
     texts: Texts
+    files_in: IncomingFiles
     active: ActiveTurns = attrs.field(factory=ActiveTurns)
     metrics: Metrics | None = None
     budget: int = PART_BUDGET_BYTES
 
     # ---- the turn ----------------------------------------------------------
 
-    async def run(self, item: InboxItem, chat: ChatRecord, text: str) -> None:
+    async def run(self, request: TurnRequest) -> int:
+        """Run one turn; returns how many inbox items it finished (the item and the
+        queued messages merged into it), all in the transaction of its final sends."""
+        item, chat = request.item, request.chat
+        rerun = request.rerun
+        key = rerun.turn_id if rerun is not None else item.event_id
+        thread = rerun.thread_root if rerun is not None else item.thread
+        room_id = chat.room_id
+        # Registered before anything is taken from the queue, so a redaction or an
+        # edit of any message this turn takes finds it here (``ActiveTurn.concerns``).
+        active = self.active.start(room_id, key, thread)
+        active.messages.add(item.event_id)
+        if rerun is not None:
+            active.messages.update(m.event_id for m in rerun.messages)
+        try:
+            return await self._run(request, active, key, thread)
+        finally:
+            self.active.end(active)
+
+    def _followers(self, request: TurnRequest, thread: str | None) -> Followers | None:
+        """Which queued messages this turn takes along (a burst merged, bounded)."""
+        if request.rerun is not None or request.merge_max <= 1:
+            return None
+        item, owner = request.item, request.chat.owner
+        chars = len(_words(item))
+
+        def accept(other: InboxItem) -> bool:
+            nonlocal chars
+            if other.kind not in _MERGEABLE or other.sender != owner or other.thread != thread:
+                return False
+            chars += len(_words(other))
+            return chars <= MAX_PROMPT_CHARS
+
+        return Followers(item.lane, item.seq, request.merge_max - 1, accept)
+
+    async def _run(
+        self, request: TurnRequest, active: ActiveTurn, key: str, thread: str | None
+    ) -> int:
+        item, chat, rerun = request.item, request.chat, request.rerun
         spec = await self.choice.for_chat(chat)
-        start = await self.store.begin_turn(item.event_id, chat.room_id, chat.owner)
-        attempt, staged = start.attempt, start.staged
-        attachments = [f.rel_path for f in staged]
+        start = await self.store.begin_turn(
+            key, chat.room_id, chat.owner, self._followers(request, thread)
+        )
+        followers = start.followers
+        active.messages.update(f.event_id for f in followers)
+        attempt = start.attempt
+        staged = list(start.staged) if rerun is None else []
+        if rerun is not None:
+            messages = [(m.event_id, m.text, m.reply_to, None) for m in rerun.messages]
+            attachments = list(rerun.attachments)
+        else:
+            messages, staged = await self._gather(chat, [item, *followers], staged)
+            attachments = [f.rel_path for f in staged]
+        record = TurnRecord(
+            turn_id=key,
+            room_id=chat.room_id,
+            thread_root=thread,
+            messages=tuple(TurnMessage(m[0], m[1], m[2]) for m in messages),
+            attachments=tuple(attachments),
+        )
+        text = prompt_text(
+            [PromptMessage(m[1], await self._quote(chat, m[2]), m[3]) for m in messages]
+        )
+        relation = thread_relation(thread, messages[-1][0]) if thread else None
         cfg = self.streaming
         metrics = self.metrics
         reply = ReplyStream(
             outbox=self.outbox,
             room_id=chat.room_id,
-            turn_key=item.event_id,
+            turn_key=key,
             attempt=attempt,
             parts=dict(start.parts),
             throttle=EditThrottle(
@@ -101,19 +210,22 @@ class TurnRunner:
             budget=self.budget,
             first_message_after_s=cfg.first_message_after_s,
             on_edit=metrics.stream_edit_sent if metrics else None,
+            relation=relation,
         )
+        active.reply_parts = reply.parts
         typing = TypingLease(self.matrix, chat.room_id, cfg.typing_lease_s)
-        active = self.active.start(chat.room_id, item.event_id)
         started = time.monotonic()
         first_text_at: float | None = None
         failure: AgentFailure | None = None
         files_sent = 0
         log.debug(
             "turn_started",
-            platform_chat_id=chat.platform_chat_id,
+            platform_chat_id=request.platform_chat_id,
             agent_id=spec.id,
             attempt=attempt,
             attachments=len(attachments),
+            merged=len(followers),
+            rerun=rerun is not None,
         )
         if metrics:
             metrics.turn_started()
@@ -124,7 +236,7 @@ class TurnRunner:
                 with active.scope:
                     try:
                         async with self.agents.turn(
-                            spec.base_url, chat.platform_chat_id, text, attachments
+                            spec.base_url, request.platform_chat_id, text, attachments
                         ) as turn:
                             active.turn = turn
                             async for event in turn:
@@ -140,16 +252,19 @@ class TurnRunner:
                                         chat,
                                         spec.workspace_path,
                                         event.path,
+                                        # A re-run's files are its own (a crash
+                                        # re-run of it finds them by this id).
                                         f"{item.event_id}.f{files_sent}",
                                     )
                                 elif isinstance(event, ToolProgress):
                                     reply.set_progress(progress_line(event.kind, event.data))
                                 elif isinstance(event, ConfirmRequest):
                                     active.confirm_id = event.id
-                                    await self.notifier.notice(
+                                    active.confirm_event = await self.notifier.notice(
                                         chat.room_id,
                                         "confirm_request",
-                                        txn_id=f"{item.event_id}.a{attempt}.c{_short(event.id)}",
+                                        txn_id=f"{key}.a{attempt}.c{_short(event.id)}",
+                                        relation=relation,
                                         text=event.text,
                                     )
                                 elif isinstance(event, TurnEnd):
@@ -179,12 +294,13 @@ class TurnRunner:
             raise
         finally:
             self.active.end(active)
+        finished = [f.event_id for f in followers]
 
         sends: list[PendingSend]
         if failure is not None:
             outcome = f"failed:{failure.code}"
             sends = reply.final_sends(self.texts("interrupted_mark")) if reply.has_text else []
-            sends.append(self._failure_notice(chat.room_id, item.event_id, attempt, failure))
+            sends.append(self._failure_notice(chat.room_id, key, attempt, failure, relation))
             if metrics:
                 metrics.agent_failed(failure.code)
         elif active.stopped:
@@ -199,6 +315,8 @@ class TurnRunner:
                 ItemStatus.DONE,
                 sends,
                 unstage=[f.id for f in staged] if outcome == "ok" else (),
+                also=finished,
+                record=record,
             )
             await self.outbox.deliver(rows)
         finally:
@@ -217,11 +335,77 @@ class TurnRunner:
             edits=reply.edits_sent,
             files=files_sent,
         )
+        return 1 + len(finished)
+
+    # ---- preparing the prompt ------------------------------------------------
+
+    async def _gather(
+        self, chat: ChatRecord, items: list[InboxItem], staged: list[StagedFile]
+    ) -> tuple[list[_Message], list[StagedFile]]:
+        """The turn's messages in order (files staged on the way, without a "got it"
+        notice: they go to the agent now) and every file the turn carries."""
+        messages: list[_Message] = []
+        known = {f.id for f in staged}
+        for queued in items:
+            payload = queued.payload
+            if payload.get("truncated"):
+                await self.notifier.notice(
+                    chat.room_id,
+                    "message_truncated",
+                    txn_id=f"{queued.event_id}.t",
+                    relation=answer_relation(queued),
+                    limit=MAX_BODY_CHARS,
+                )
+            reply_to = payload.get("reply_to") if isinstance(payload.get("reply_to"), str) else None
+            if queued.kind is ItemKind.FILE:
+                file = await self.files_in.stage(queued, chat, announce=False)
+                if file is not None and file.id not in known:
+                    known.add(file.id)
+                    staged.append(file)
+                caption = payload.get("caption") or ""
+                if caption or file is not None:
+                    messages.append(
+                        (queued.event_id, caption, reply_to, file.rel_path if file else None)
+                    )
+            else:
+                messages.append((queued.event_id, payload.get("body", ""), reply_to, None))
+        if not messages:
+            messages.append((items[0].event_id, "", None, None))
+        return messages, staged
+
+    async def _quote(self, chat: ChatRecord, event_id: str | None) -> Quote | None:
+        """The replied-to message, as the agent is shown it (bounded; None when it
+        cannot be fetched in time: the turn goes on without it)."""
+        if event_id is None:
+            return None
+        event = None
+        with trio.move_on_after(QUOTE_DEADLINE_S):
+            try:
+                event = await self.matrix.get_event(chat.room_id, event_id)
+            except (MatrixError, TransportError) as exc:
+                log.info("quote_unavailable", quoted=event_id, error=repr(exc))
+        if event is None:
+            return None
+        content = latest_content(event.content, event.unsigned)
+        text = message_text(content, is_reply=True)[: MAX_QUOTE_CHARS * 2]
+        if not text.strip():
+            return None
+        sender = event.sender
+        if sender == chat.owner:
+            sender = "you"
+        elif sender == self.matrix.user_id:
+            sender = "assistant"
+        return Quote(sender, text)
 
     # ---- helpers -----------------------------------------------------------
 
     def _failure_notice(
-        self, room_id: str, event_id: str, attempt: int, failure: AgentFailure
+        self,
+        room_id: str,
+        event_id: str,
+        attempt: int,
+        failure: AgentFailure,
+        relation: dict | None,
     ) -> PendingSend:
         key = _FAILURE_KEYS.get(failure.code, "turn_failed")
         fields: dict[str, str] = {}
@@ -230,7 +414,10 @@ class TurnRunner:
         elif failure.code == "AGENT_ERROR":
             fields["code"] = failure.agent_code or failure.code
         return self.notifier.pending(
-            room_id, self.texts(key, **fields), txn_id=f"{event_id}.a{attempt}.failure"
+            room_id,
+            self.texts(key, **fields),
+            txn_id=f"{event_id}.a{attempt}.failure",
+            relation=relation,
         )
 
 

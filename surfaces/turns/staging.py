@@ -13,10 +13,10 @@ import structlog
 import trio
 
 from matrix_client import MatrixClient, MatrixError
-from surfaces.delivery import Notifier
+from surfaces.delivery import Notifier, answer_relation
 from surfaces.files import relative_to_workspace, sanitize_filename, write_new_file
 from surfaces.i18n import human_size
-from surfaces.state import ChatRecord, InboxItem, Store
+from surfaces.state import ChatRecord, InboxItem, StagedFile, Store
 from surfaces.turns.agent_choice import AgentChoice
 
 log = structlog.get_logger(__name__)
@@ -33,12 +33,19 @@ class IncomingFiles:
     agents: AgentChoice
     max_file_bytes: int
 
-    async def stage(self, item: InboxItem, chat: ChatRecord) -> None:
+    async def stage(
+        self, item: InboxItem, chat: ChatRecord, *, announce: bool = True
+    ) -> StagedFile | None:
+        """Stage the file of ``item`` (once per event); None when it was refused (the
+        user is told why). ``announce=False``: no "got it" notice — the file goes to
+        the agent in the turn being prepared (a caption, a merged burst)."""
         reply_txn = f"{item.event_id}.r"
         payload = item.payload
         name = sanitize_filename(payload.get("name"))
-        if await self.store.staged_from(item.event_id) is not None:
-            return
+        staged = await self.store.staged_from(item.event_id)
+        if staged is not None:
+            return staged
+        relation = answer_relation(item)
         limit = self.max_file_bytes
         declared = payload.get("info", {}).get("size")
         if isinstance(declared, int) and not isinstance(declared, bool) and declared > limit:
@@ -46,48 +53,57 @@ class IncomingFiles:
                 chat.room_id,
                 "file_too_large",
                 txn_id=reply_txn,
+                relation=relation,
                 name=name,
                 size=human_size(declared),
                 limit=human_size(limit),
             )
-            return
+            return None
         url = payload.get("url")
         if not url or not url.startswith("mxc://"):
             log.warning("file_event_without_url")
-            await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
-            return
+            await self.notifier.notice(
+                chat.room_id, "file_failed", txn_id=reply_txn, relation=relation, name=name
+            )
+            return None
         try:
             with trio.fail_after(DOWNLOAD_DEADLINE_S):
                 download = await self.matrix.download(url)
         except (MatrixError, trio.TooSlowError) as exc:
             log.warning("file_download_failed", error=repr(exc))
-            await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
-            return
+            await self.notifier.notice(
+                chat.room_id, "file_failed", txn_id=reply_txn, relation=relation, name=name
+            )
+            return None
         data = download.data
         if len(data) > limit:
             await self.notifier.notice(
                 chat.room_id,
                 "file_too_large",
                 txn_id=reply_txn,
+                relation=relation,
                 name=name,
                 size=human_size(len(data)),
                 limit=human_size(limit),
             )
-            return
+            return None
         workspace = self.agents.workspace_of(chat).workspace_path
         path = await write_new_file(workspace / INCOMING_DIR, name, data)
         rel = relative_to_workspace(path, workspace)
         mime = payload.get("info", {}).get("mimetype") or download.content_type
         if not isinstance(mime, str):
             mime = "application/octet-stream"
-        await self.store.stage_file(
+        staged = await self.store.stage_file(
             chat.room_id, chat.owner, rel, path.name, len(data), mime, source_event=item.event_id
         )
         log.info("file_staged", rel_path=rel, size=len(data))
-        await self.notifier.notice(
-            chat.room_id,
-            "file_staged",
-            txn_id=reply_txn,
-            name=path.name,
-            size=human_size(len(data)),
-        )
+        if announce:
+            await self.notifier.notice(
+                chat.room_id,
+                "file_staged",
+                txn_id=reply_txn,
+                relation=relation,
+                name=path.name,
+                size=human_size(len(data)),
+            )
+        return staged

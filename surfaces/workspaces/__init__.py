@@ -1,8 +1,18 @@
 """Workspaces: a user's Space and chats — creating them once (``Rooms``), the DM flow
-(``Onboarding``), and rebuilding them from Matrix (``reconcile``)."""
+(``Onboarding``), threads as conversations (``Threads``), and rebuilding them from
+Matrix (``reconcile``)."""
 
 from surfaces.workspaces.onboarding import Onboarding
 from surfaces.workspaces.reconcile import ReconcileReport, reconcile
 from surfaces.workspaces.rooms import Rooms
+from surfaces.workspaces.threads import ThreadContext, Threads, restore_threads
 
-__all__ = ["Onboarding", "ReconcileReport", "Rooms", "reconcile"]
+__all__ = [
+    "Onboarding",
+    "ReconcileReport",
+    "Rooms",
+    "ThreadContext",
+    "Threads",
+    "reconcile",
+    "restore_threads",
+]

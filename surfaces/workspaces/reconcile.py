@@ -1,7 +1,8 @@
 """Rebuild state from Matrix: the Space tree and the bot's own state events.
 
 Run at start for every joined room the database does not know (all of them
-after a lost database). Never creates rooms; idempotent; reports what it found.
+after a lost database); a recovered chat's threads come back with it
+(``surfaces.workspaces.threads``). Never creates rooms; idempotent; reports what it found.
 The platform chat id counter is raised past every recovered id, so a rebuilt
 bot never hands out an id an agent already has memory for.
 """
@@ -15,6 +16,7 @@ import trio
 from matrix_client import MatrixClient, MatrixError
 from surfaces.core import CHAT_EVENT, SPACE_EVENT, ChatBinding, SpaceBinding
 from surfaces.state import ChatRecord, Store
+from surfaces.workspaces.threads import restore_threads
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +29,7 @@ class ReconcileReport:
     chats: int = 0
     spaces: int = 0
     other: int = 0
+    threads: int = 0
     errors: int = 0
     users: set[str] = attrs.field(factory=set)
 
@@ -49,6 +52,7 @@ async def reconcile(matrix: MatrixClient, store: Store) -> ReconcileReport:
                     report.users.add(chat.owner)
                     await store.put_chat(ChatRecord.from_binding(room_id, chat))
                     report.chats += 1
+                    report.threads += await restore_threads(matrix, store, room_id)
                     return
                 space = SpaceBinding.from_content(
                     await matrix.get_state_event(room_id, SPACE_EVENT)
@@ -73,6 +77,7 @@ async def reconcile(matrix: MatrixClient, store: Store) -> ReconcileReport:
         scanned=report.scanned,
         chats=report.chats,
         spaces=report.spaces,
+        threads=report.threads,
         other_rooms=report.other,
         errors=report.errors,
         users=sorted(report.users),
