@@ -155,10 +155,10 @@ class _TextParser(html.parser.HTMLParser):
             self._block()
             self._out.append("- ")
         elif tag == "a":
-            href = dict(attrs_).get("href") or ""
+            href = unquote(dict(attrs_).get("href") or "")
             match = _PILL.match(href) or _MATRIX_URI_USER.match(href)
             if match:
-                ident = unquote(match.group("id"))
+                ident = match.group("id")
                 self._pill = ident if ident[0] in "@#!" else f"@{ident}"
                 self._pill_text = []
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from matrix_client import (
     InviteItem,
     JoinedRoom,
@@ -66,7 +68,7 @@ def test_plain_text_and_commands():
     assert kinds(items) == [
         ("text", f"room:{ROOM}", "hello"),
         ("command", f"room:{ROOM}", "!new X"),
-        ("text", f"room:{ROOM}", "waves"),
+        ("text", f"room:{ROOM}", "/me waves"),  # an emote is text, in its /me form
     ]
     assert all(i.sender == ALICE and i.room_id == ROOM for i in items)
 
@@ -76,7 +78,7 @@ def test_ignored_events():
         batch(
             text("own message", sender=BOT),
             ev({"msgtype": "m.notice", "body": "a bot's notice"}),
-            ev(
+            ev(  # an edit without m.new_content: nothing to re-run with
                 {
                     "msgtype": "m.text",
                     "body": "* edit",
@@ -84,17 +86,20 @@ def test_ignored_events():
                 }
             ),
             text("from outside", sender=EVE),
-            ev({"msgtype": "m.location", "body": "geo"}),
             ev({"msgtype": "m.text", "body": "   "}),
             ev({"name": "x"}, type="m.room.name", state_key=""),
-            ev({"key": "👍"}, type="m.reaction"),
+            ev({"key": "👍"}, type="m.reaction"),  # no relation
+            ev(  # a reaction that is not a control
+                {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$x", "key": "😀"}},
+                type="m.reaction",
+            ),
         ),
         policy(),
     )
     assert items == []
 
 
-def test_reply_is_a_prompt_but_edit_is_not():
+def test_reply_is_a_prompt_with_what_it_quotes():
     reply = ev(
         {
             "msgtype": "m.text",
@@ -102,7 +107,9 @@ def test_reply_is_a_prompt_but_edit_is_not():
             "m.relates_to": {"m.in_reply_to": {"event_id": "$q"}},
         }
     )
-    assert kinds(classify(batch(reply), policy())) == [("text", f"room:{ROOM}", "yes please")]
+    [item] = classify(batch(reply), policy())
+    assert kinds([item]) == [("text", f"room:{ROOM}", "yes please")]
+    assert item.payload["reply_to"] == "$q"
 
 
 def test_history_before_the_bot_joined_is_ignored():
@@ -317,3 +324,164 @@ async def test_malformed_events_do_not_stop_the_bot(harness, tools, autojump_clo
     await tools.say(alice, room, "still alive?", settle=10)
     assert "still alive?" in harness.bot_texts(room)[-1]
     assert harness.agent.turns_served == 1
+
+
+# ---- what Element sends ------------------------------------------------------------
+
+
+def _reply(body: str, formatted: str | None = None, **relates) -> RoomEvent:
+    content: dict[str, Any] = {
+        "msgtype": "m.text",
+        "body": body,
+        "m.relates_to": {"m.in_reply_to": {"event_id": "$orig"}, **relates},
+    }
+    if formatted is not None:
+        content |= {"format": "org.matrix.custom.html", "formatted_body": formatted}
+    return ev(content)
+
+
+def test_reply_fallbacks_are_stripped_so_commands_in_replies_parse():
+    fallback = "> <@bot:test.local> Turn 1. You said: «x».\n> second line\n\n!stop"
+    html = "<mx-reply><blockquote>quoted <b>html</b></blockquote></mx-reply>!stop"
+    items = classify(batch(_reply(fallback, html)), policy())
+    assert kinds(items) == [("command", f"ctl:{ROOM}", "!stop")]
+    [item] = classify(batch(_reply("> <@a:x> q\n\nmy own words")), policy())
+    assert item.payload["body"] == "my own words"
+    # Without m.in_reply_to a leading quote is the user's own text.
+    [quote] = classify(batch(text("> a quote\n\nmine")), policy())
+    assert quote.payload["body"] == "> a quote\n\nmine"
+
+
+def test_html_only_messages_become_text_with_pills_as_names():
+    content = {
+        "msgtype": "m.text",
+        "body": "",
+        "format": "org.matrix.custom.html",
+        "formatted_body": (
+            '<p>Hi <a href="https://matrix.to/#/@bob:test.local">Bob</a> and '
+            '<a href="https://matrix.to/#/%40carol%3Atest.local"></a>:</p>'
+            "<ul><li>one</li><li>two &amp; three</li></ul>line<br>break"
+        ),
+    }
+    [item] = classify(batch(ev(content)), policy())
+    assert (
+        item.payload["body"] == "Hi Bob and @carol:test.local:\n- one\n- two & three\nline\nbreak"
+    )
+
+
+def test_unknown_msgtypes_with_a_body_are_text_others_get_a_notice():
+    items = classify(
+        batch(
+            ev({"msgtype": "org.example.custom", "body": "hello"}),
+            ev({"msgtype": "org.example.custom"}),
+            ev({"msgtype": "m.location", "body": "geo", "geo_uri": "geo:1,2"}),
+            ev({"body": "s", "url": "mxc://x/y", "info": {}}, type="m.sticker"),
+            ev({"m.poll": {}}, type="org.matrix.msc3381.poll.start"),
+            ev({"m.poll": {}}, type="m.poll.start"),
+        ),
+        policy(),
+    )
+    assert [(i.kind, i.payload.get("body") or i.payload.get("what")) for i in items] == [
+        ("text", "hello"),
+        ("unsupported", "other"),
+        ("unsupported", "location"),
+        ("unsupported", "sticker"),
+        ("unsupported", "poll"),
+        ("unsupported", "poll"),
+    ]
+    assert all(str(i.lane) == f"ctl:{ROOM}" for i in items[1:])  # told at once
+
+
+def test_a_captioned_file_carries_its_caption():
+    captioned = ev(
+        {
+            "msgtype": "m.image",
+            "body": "what is on this picture?",
+            "filename": "cat.png",
+            "url": "mxc://x/cat",
+            "info": {"size": 3},
+        }
+    )
+    plain = ev({"msgtype": "m.file", "body": "report.pdf", "url": "mxc://x/r"})
+    same = ev({"msgtype": "m.file", "body": "r.pdf", "filename": "r.pdf", "url": "mxc://x/r"})
+    items = classify(batch(captioned, plain, same), policy())
+    assert [(i.kind, i.payload["name"], i.payload.get("caption")) for i in items] == [
+        ("file", "cat.png", "what is on this picture?"),
+        ("file", "report.pdf", None),
+        ("file", "r.pdf", None),
+    ]
+
+
+def test_edits_carry_the_new_content_never_the_fallback():
+    edit = ev(
+        {
+            "msgtype": "m.text",
+            "body": "* fixed text",
+            "m.new_content": {"msgtype": "m.text", "body": "fixed text"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": "$orig"},
+        }
+    )
+    [item] = classify(batch(edit), policy())
+    assert (item.kind, str(item.lane)) == ("edit", f"ctl:{ROOM}")
+    assert item.payload == {"target": "$orig", "body": "fixed text"}
+
+
+def test_control_reactions_with_and_without_the_variation_selector():
+    def react(key: str) -> RoomEvent:
+        relates = {"rel_type": "m.annotation", "event_id": "$reply", "key": key}
+        return ev({"m.relates_to": relates}, type="m.reaction")
+
+    items = classify(
+        batch(react("🛑"), react("👍️"), react("👍"), react("👎\ufe0f"), react("🔁"), react("👍🏽")),
+        policy(),
+    )
+    assert [(i.payload["control"], str(i.lane)) for i in items] == [
+        ("stop", f"ctl:{ROOM}"),
+        ("yes", f"ctl:{ROOM}"),
+        ("yes", f"ctl:{ROOM}"),
+        ("no", f"ctl:{ROOM}"),
+        ("regenerate", f"room:{ROOM}"),  # reaches the agent: on the room's lane
+        ("yes", f"ctl:{ROOM}"),
+    ]
+    assert {i.payload["target"] for i in items} == {"$reply"}
+
+
+def test_redactions_in_both_room_version_shapes():
+    old = ev({}, type="m.room.redaction")
+    old = attrs.evolve(old, redacts="$a")
+    new = ev({"redacts": "$b"}, type="m.room.redaction")
+    items = classify(batch(old, new, ev({}, type="m.room.redaction")), policy())
+    assert [(i.kind, i.payload["target"], str(i.lane)) for i in items] == [
+        ("redaction", "$a", f"ctl:{ROOM}"),
+        ("redaction", "$b", f"ctl:{ROOM}"),
+    ]
+
+
+def test_threads_carry_their_root_and_a_fallback_reply_is_no_quote():
+    in_thread = ev(
+        {
+            "msgtype": "m.text",
+            "body": "in the thread",
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": "$root",
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": "$last"},
+            },
+        }
+    )
+    quoting = _reply("real reply", rel_type="m.thread", event_id="$root")
+    command = ev(
+        {
+            "msgtype": "m.text",
+            "body": "!clear",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"},
+        }
+    )
+    items = classify(batch(in_thread, quoting, command), policy())
+    assert [(i.kind, i.payload.get("thread"), i.payload.get("reply_to")) for i in items] == [
+        ("text", "$root", None),
+        ("text", "$root", "$orig"),
+        ("command", "$root", None),
+    ]
+    assert all(i.thread == "$root" for i in items)
