@@ -14,7 +14,7 @@ from matrix_client.crypto import (
 )
 
 ROOM = "!room:x"
-J, I = Membership.JOIN, Membership.INVITE
+J, INV = Membership.JOIN, Membership.INVITE
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_with_joined_visibility_a_new_member_means_a_new_session(
 def test_invited_members_get_the_key_as_history_visibility_allows(
     alice: Peer, bob: Peer, visibility: HistoryVisibility, invited_gets_key: bool
 ) -> None:
-    alice.share(ROOM, {alice.user_id: J, bob.user_id: I}, visibility)
+    alice.share(ROOM, {alice.user_id: J, bob.user_id: INV}, visibility)
     session_id = send(alice, "welcome")["session_id"]
     assert room_keys(bob) == ([session_id] if invited_gets_key else [])
 
