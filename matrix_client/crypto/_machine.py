@@ -34,6 +34,7 @@ from ._account import OwnAccount
 from ._errors import AccountNotFoundError, StoreError
 from ._olm import decrypt_to_device, encrypt_for_device
 from ._requests import Purpose
+from ._sessions import device_key
 from ._state import State
 from ._store import Changes, CryptoStore
 from ._types import (
@@ -52,8 +53,6 @@ from ._types import (
 
 logger = structlog.get_logger(__name__)
 
-#: To-device events handled per ``receive_sync_changes`` call (a sync batch is smaller).
-MAX_TO_DEVICE_PER_CALL = 1_000
 #: How often at most we replace a wedged Olm session with one device.
 UNWEDGE_INTERVAL_MS = 60 * 60 * 1000
 #: The spec's ``m.room.encryption`` defaults.
@@ -124,6 +123,7 @@ class OlmMachine:
         )
         state.seq = max(
             [0]
+            + list(state.tracked.values())
             + [r.data["seq"] for r in state.requests.values()]
             + [k.data["seq"] for k in state.key_requests.values()]
         )
@@ -183,7 +183,7 @@ class OlmMachine:
         _tracking.mark_changed(state, changed_users)
         decrypted = []
         requests: list[tuple[str, dict[str, Any]]] = []
-        for event in list(to_device_events)[:MAX_TO_DEVICE_PER_CALL]:
+        for event in to_device_events:  # one sync batch: the server bounds it (~100)
             sender, content = event.get("sender"), event.get("content")
             if not isinstance(sender, str) or not isinstance(content, dict):
                 state.warn(WarningKind.TO_DEVICE_MALFORMED, "to-device without sender/content")
@@ -292,6 +292,35 @@ class OlmMachine:
                 _requests.add_to_device(state, "m.room.encrypted", messages, Purpose.DUMMY)
         elif purpose is Purpose.ROOM_KEY:
             _sharing.room_key_sent(state, record)
+
+    def mark_request_failed(self, request_id: str, *, now_ms: int) -> None:
+        """The server refused ``request_id`` for good (an error a retry will not fix).
+
+        The request is dropped, so it does not come back in a loop: a claim's devices are
+        left alone for an hour; a room-key send's devices are offered the key again on the
+        next share; a query's users count as queried until their next device-list change;
+        an upload's keys stay unpublished and go out again after the next sync's counts;
+        a key request may be made again.
+        """
+        state = self._state
+        record = state.requests.get(request_id)
+        if record is None:
+            return
+        state.remove_request(request_id)
+        purpose = Purpose(record.data["purpose"])
+        logger.warning("crypto_request_failed", request_id=request_id, purpose=purpose.value)
+        if purpose in (Purpose.CLAIM_FOR_SHARE, Purpose.CLAIM_FOR_UNWEDGE):
+            for user_id, devices in record.data["body"]["one_time_keys"].items():
+                for device_id in devices:
+                    state.claim_failures[device_key(user_id, device_id)] = now_ms
+        elif purpose is Purpose.QUERY:
+            for user_id, seq in record.data["users"].items():
+                if state.tracked.get(user_id) == seq:
+                    state.set_tracked(user_id, 0)
+        elif purpose is Purpose.ROOM_KEY:
+            _sharing.room_key_failed(state, record)
+        elif purpose is Purpose.KEY_REQUEST:
+            state.remove_key_request(record.data["room_id"], record.data["session_id"])
 
     # -- rooms -----------------------------------------------------------------------
     def share_room_key(

@@ -248,7 +248,12 @@ def decrypt(state: State, room_id: str, event: dict[str, Any]) -> DecryptedEvent
         raise RoomMismatchError("the plaintext names another room")
     if seen is None:
         state.add_replay_entry(ReplayRecord(room_id, session_id, index, event_id, ts))
-    device = state.device_by_curve(sender, session.sender_key)
+    own = state.account
+    if sender == own.user_id and session.sender_key == own.identity_keys.curve25519:
+        device_id: str | None = own.device_id
+    else:
+        device = state.device_by_curve(sender, session.sender_key)
+        device_id = device.device_id if device is not None else None
     trust = _trust(state, session, sender)
     decrypted_content = dict(plaintext["content"])
     decrypted_content.pop(RELATES_TO, None)
@@ -264,7 +269,7 @@ def decrypt(state: State, room_id: str, event: dict[str, Any]) -> DecryptedEvent
         session_id,
         index,
         session.sender_key,
-        device.device_id if device is not None else None,
+        device_id,
         trust,
     )
 

@@ -8,6 +8,13 @@ session with that sender key, most recently used first. The plaintext is then ch
 and ``keys.ed25519`` is the pinned key of the sender's device when we know it. Without
 those checks anyone who can send us a to-device event could replay someone else's Olm
 message to us, or claim to be another device.
+
+Wedged sessions: when a normal message from a known device decrypts with none of our
+sessions (we lost the session it uses, e.g. after restoring an old database), the device
+is marked wedged. The next ``outgoing_requests(now_ms=…)`` claims one of its one-time keys,
+starts a new outbound session and sends it an ``m.dummy`` over it, so the device's next
+messages use the new session; at most once an hour per device. The lost message itself
+stays lost (a room key in it is recovered through a key request when its events fail).
 """
 
 from __future__ import annotations

@@ -165,3 +165,14 @@ def room_key_sent(state: State, record: PendingRequestRecord) -> None:
     state.outbound_changed(outbound)
     if inbound is not None:
         state.inbound_changed(inbound)
+
+
+def room_key_failed(state: State, record: PendingRequestRecord) -> None:
+    """The to-device with the key was refused: offer it again on the next share."""
+    outbound = state.outbound(record.data["room_id"])
+    if outbound is None or outbound.session_id != record.data["session_id"]:
+        return
+    for key, entry in list(outbound.pending.items()):
+        if entry[2] == record.request_id:
+            del outbound.pending[key]
+    state.outbound_changed(outbound)

@@ -123,7 +123,7 @@ class State:
 
     def next_seq(self) -> int:
         """A fresh, increasing number (device-list change sequence, request order)."""
-        self.seq = max(self.seq, *self.tracked.values(), 0) + 1
+        self.seq += 1
         return self.seq
 
     # -- account ---------------------------------------------------------------------
@@ -133,7 +133,9 @@ class State:
     # -- Olm sessions ----------------------------------------------------------------
     def olm_sessions(self, sender_key: str) -> list[OlmSession]:
         """Every Olm session with ``sender_key``, most recently used first (live list)."""
-        sessions = self._olm_dirty.get(sender_key) or self._olm_cache.get(sender_key)
+        sessions = self._olm_dirty.get(sender_key)
+        if sessions is None:
+            sessions = self._olm_cache.get(sender_key)
         if sessions is None:
             sessions = [
                 OlmSession.from_record(r, self.pickle_key)
@@ -194,7 +196,9 @@ class State:
     # -- devices ---------------------------------------------------------------------
     def devices(self, user_id: str) -> dict[str, Device]:
         """Every pinned device of ``user_id`` by device id (deleted ones included)."""
-        devices = self._devices_dirty.get(user_id) or self._device_cache.get(user_id)
+        devices = self._devices_dirty.get(user_id)
+        if devices is None:
+            devices = self._device_cache.get(user_id)
         if devices is None:
             devices = {r.device_id: Device.from_record(r) for r in self.store.devices(user_id)}
             self._device_cache.put(user_id, devices)

@@ -67,6 +67,7 @@ def test_own_events_decrypt_and_unknown_sender_device(alice: Peer, bob: Peer) ->
     own = alice.machine.decrypt_room_event(ROOM, room_event(content, alice.user_id, "$1"))
     assert own.content == {"body": "x"}
     assert own.trust is SenderTrust.PINNED_DEVICE
+    assert own.sender_device_id == alice.device_id
     bob.sync()  # bob never queried alice's devices
     event = bob.machine.decrypt_room_event(ROOM, room_event(content, alice.user_id, "$1"))
     assert event.trust is SenderTrust.UNKNOWN_DEVICE

@@ -208,3 +208,30 @@ def test_settings_from_room_encryption_content() -> None:
     assert odd == EncryptionSettings()
     assert EncryptionSettings.from_content({"rotation_period_msgs": 5}).rotation_period_msgs == 5
     assert HistoryVisibility.parse("nonsense") is HistoryVisibility.SHARED
+
+
+def test_a_refused_claim_is_not_retried_in_a_loop(alice: Peer, bob: Peer) -> None:
+    members = {alice.user_id: J, bob.user_id: J}
+    (query,) = alice.machine.share_room_key(ROOM, members, HistoryVisibility.SHARED, 0)
+    alice.send(query)
+    (claim,) = alice.machine.share_room_key(ROOM, members, HistoryVisibility.SHARED, 0)
+    alice.machine.mark_request_failed(claim.request_id, now_ms=0)
+    assert claim not in alice.machine.outgoing_requests()
+    assert alice.share(ROOM, members, now_ms=1) == []  # bob's device is skipped for now
+    assert room_keys(bob) == []
+    assert alice.share(ROOM, members, now_ms=3_600_000)[0].kind.value == "keys_claim"
+    assert len(room_keys(bob)) == 1
+
+
+def test_a_refused_key_send_is_offered_again(alice: Peer, bob: Peer) -> None:
+    members = {alice.user_id: J, bob.user_id: J}
+    for _ in range(2):
+        for request in alice.machine.share_room_key(ROOM, members, HistoryVisibility.SHARED, 0):
+            alice.send(request)
+    (to_device,) = alice.machine.share_room_key(ROOM, members, HistoryVisibility.SHARED, 0)
+    alice.machine.mark_request_failed(to_device.request_id, now_ms=0)
+    (again,) = alice.machine.share_room_key(ROOM, members, HistoryVisibility.SHARED, 0)
+    assert again.request_id != to_device.request_id
+    alice.send(again)
+    session_id = send(alice, "x")["session_id"]
+    assert room_keys(bob) == [session_id]
