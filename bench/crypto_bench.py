@@ -36,29 +36,19 @@ from matrix_client.crypto import (
     OlmMachine,
     SqliteCryptoStore,
 )
-from matrix_client.crypto._signing import sign_json
+from matrix_client.crypto._account import OwnAccount
 
 KEY = b"b" * 32
 ROOM = "!bench:x"
 
 
 def _peer(n: int) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
-    user_id, device_id = f"@u{n}:x", f"DEV{n}"
-    account = vodozemac.Account()
-    keys = {
-        "user_id": user_id,
-        "device_id": device_id,
-        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
-        "keys": {
-            f"curve25519:{device_id}": account.curve25519_key.to_base64(),
-            f"ed25519:{device_id}": account.ed25519_key.to_base64(),
-        },
-    }
-    account.generate_one_time_keys(1)
-    (key_id, otk), *_ = account.one_time_keys.items()
-    signed_otk = sign_json(account, {"key": otk.to_base64()}, user_id, device_id)
-    device_keys = sign_json(account, keys, user_id, device_id)
-    return user_id, device_id, device_keys, {f"signed_curve25519:{key_id}": signed_otk}
+    """A bare device: its signed device keys and one signed one-time key."""
+    peer = OwnAccount(f"@u{n}:x", f"DEV{n}", vodozemac.Account())
+    peer.account.generate_one_time_keys(1)
+    (key_id, otk), *_ = peer.account.one_time_keys.items()
+    otks = {f"signed_curve25519:{key_id}": peer.sign({"key": otk.to_base64()})}
+    return peer.user_id, peer.device_id, peer.device_keys(), otks
 
 
 def share_once(devices: int, save: bool) -> float:

@@ -63,6 +63,25 @@ def store_inbound(state: State, new: InboundSession) -> bool:
     return True
 
 
+def _open(
+    state: State, kind: WarningKind, session_key: str, session_id: str, sender: str
+) -> vodozemac.InboundGroupSession | None:
+    """The session in a room key (``kind`` says which: a forward carries an export)."""
+    try:
+        if kind is WarningKind.FORWARDED_KEY_REJECTED:
+            key = vodozemac.ExportedSessionKey(session_key)
+            session = vodozemac.InboundGroupSession.import_session(key)
+        else:
+            session = vodozemac.InboundGroupSession(vodozemac.SessionKey(session_key))
+    except ValueError:
+        state.warn(kind, "invalid session key", sender)
+        return None
+    if session.session_id != session_id:
+        state.warn(kind, "session id does not match the key", sender)
+        return None
+    return session
+
+
 def add_room_key(state: State, event: DecryptedToDevice) -> str | None:
     """Accept an ``m.room_key``; the (room id, session id) it gave us, or ``None``."""
     c = event.content
@@ -71,13 +90,8 @@ def add_room_key(state: State, event: DecryptedToDevice) -> str | None:
     if c.get("algorithm") != MEGOLM_ALGORITHM or not (room_id and session_id and session_key):
         state.warn(WarningKind.ROOM_KEY_REJECTED, "malformed m.room_key", event.sender)
         return None
-    try:
-        session = vodozemac.InboundGroupSession(vodozemac.SessionKey(session_key))
-    except ValueError:
-        state.warn(WarningKind.ROOM_KEY_REJECTED, "invalid session key", event.sender)
-        return None
-    if session.session_id != session_id:
-        state.warn(WarningKind.ROOM_KEY_REJECTED, "session id does not match", event.sender)
+    session = _open(state, WarningKind.ROOM_KEY_REJECTED, session_key, session_id, event.sender)
+    if session is None:
         return None
     inbound = InboundSession(room_id, event.sender_key, session, event.sender_ed25519, event.sender)
     if not store_inbound(state, inbound):
@@ -110,15 +124,10 @@ def add_forwarded_key(state: State, event: DecryptedToDevice) -> tuple[str, str]
     if not (from_creator or own_device):
         state.warn(WarningKind.FORWARDED_KEY_REJECTED, "not from a trusted device", event.sender)
         return None
-    try:
-        session = vodozemac.InboundGroupSession.import_session(
-            vodozemac.ExportedSessionKey(session_key)
-        )
-    except ValueError:
-        state.warn(WarningKind.FORWARDED_KEY_REJECTED, "invalid session key", event.sender)
-        return None
-    if session.session_id != session_id:
-        state.warn(WarningKind.FORWARDED_KEY_REJECTED, "session id mismatch", event.sender)
+    session = _open(
+        state, WarningKind.FORWARDED_KEY_REJECTED, session_key, session_id, event.sender
+    )
+    if session is None:
         return None
     inbound = InboundSession(
         room_id,

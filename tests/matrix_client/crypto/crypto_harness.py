@@ -213,7 +213,7 @@ class RawDevice:
     def ed25519(self) -> str:
         return self.account.ed25519_key.to_base64()
 
-    def publish(self, server: KeyServer) -> None:
+    def device_keys(self) -> dict[str, Any]:
         from matrix_client.crypto._signing import sign_json
 
         keys = {
@@ -225,8 +225,10 @@ class RawDevice:
                 f"ed25519:{self.device_id}": self.ed25519,
             },
         }
-        signed = sign_json(self.account, keys, self.user_id, self.device_id)
-        server.device_keys.setdefault(self.user_id, {})[self.device_id] = signed
+        return sign_json(self.account, keys, self.user_id, self.device_id)
+
+    def publish(self, server: KeyServer) -> None:
+        server.device_keys.setdefault(self.user_id, {})[self.device_id] = self.device_keys()
 
     def olm_event(self, server: KeyServer, target: Peer, payload: dict[str, Any]) -> dict[str, Any]:
         """An Olm to-device event carrying ``payload`` verbatim to ``target``'s device."""

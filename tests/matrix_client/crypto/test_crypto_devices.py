@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import copy
 
-import vodozemac
-from crypto_harness import KeyServer, Peer, new_peer
+from crypto_harness import KeyServer, Peer, RawDevice, new_peer
 
 from matrix_client.crypto import HistoryVisibility, Membership, RequestKind, WarningKind
-from matrix_client.crypto._signing import sign_json
 
 ROOM = "!room:x"
 
@@ -17,19 +15,9 @@ def queries(server: KeyServer, user_id: str) -> list[dict]:
     return [b for u, k, b in server.log if u == user_id and k is RequestKind.KEYS_QUERY]
 
 
-def forged_device(user_id: str, device_id: str, *, sign_as: str | None = None) -> dict:
-    """Device keys of a fresh account, signed (by default) correctly."""
-    account = vodozemac.Account()
-    keys = {
-        "user_id": user_id,
-        "device_id": device_id,
-        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
-        "keys": {
-            f"curve25519:{device_id}": account.curve25519_key.to_base64(),
-            f"ed25519:{device_id}": account.ed25519_key.to_base64(),
-        },
-    }
-    return sign_json(account, keys, sign_as or user_id, device_id)
+def forged_device(user_id: str, device_id: str) -> dict:
+    """Correctly self-signed device keys of a fresh account."""
+    return RawDevice(user_id, device_id).device_keys()
 
 
 def test_query_pins_devices_and_a_key_change_is_refused_and_warned(
