@@ -338,7 +338,12 @@ class OlmMachine:
         included; nobody else ever gets the key.
         """
         return _sharing.share_room_key(
-            self._state, room_id, members, history_visibility, settings, now_ms
+            self._state,
+            room_id,
+            {user_id: Membership(m) for user_id, m in members.items()},  # "join" works too
+            HistoryVisibility(history_visibility),
+            settings,
+            now_ms,
         )
 
     def invalidate_room_session(self, room_id: str) -> None:

@@ -9,12 +9,14 @@ key, which then counts as used), to-device sends are deduplicated by (sender, tx
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from matrix_client.crypto import (
     CryptoStore,
+    DecryptedToDevice,
     HistoryVisibility,
     Membership,
     MemoryCryptoStore,
@@ -141,7 +143,9 @@ class Peer:
                 self.send(request)
         raise AssertionError("outgoing requests did not settle")
 
-    def sync(self, now_ms: int = 0, changed: list[str] = (), left: list[str] = ()) -> list:  # type: ignore[assignment]
+    def sync(
+        self, now_ms: int = 0, changed: Sequence[str] = (), left: Sequence[str] = ()
+    ) -> list[DecryptedToDevice]:
         data = self.server.sync_data(self.user_id, self.device_id)
         out = self.machine.receive_sync_changes(
             data["to_device_events"],

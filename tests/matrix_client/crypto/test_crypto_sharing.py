@@ -235,3 +235,8 @@ def test_a_refused_key_send_is_offered_again(alice: Peer, bob: Peer) -> None:
     alice.send(again)
     session_id = send(alice, "x")["session_id"]
     assert room_keys(bob) == [session_id]
+
+
+def test_plain_strings_work_for_membership_and_visibility(alice: Peer, bob: Peer) -> None:
+    alice.share(ROOM, {alice.user_id: "join", bob.user_id: "invite"}, "shared")  # type: ignore[arg-type, dict-item]
+    assert room_keys(bob) == [send(alice, "x")["session_id"]]
