@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
 import structlog
 import vodozemac
 
@@ -169,9 +170,11 @@ class OlmMachine:
     ) -> list[DecryptedToDevice]:
         """Take one sync batch's crypto data; the to-device events that decrypted.
 
-        ``m.room_key`` / ``m.forwarded_room_key`` are applied here (and returned too);
-        events that fail to decrypt or fail the payload checks are dropped with a
-        warning. ``None`` for the key counts means "the server did not say".
+        ``m.room_key`` / ``m.forwarded_room_key`` are applied here and, when accepted,
+        returned without their ``session_key`` (their ``room_id``/``session_id`` say which
+        waiting events to retry); events that fail to decrypt, fail the payload checks or
+        carry a refused key are dropped with a warning. ``None`` for the key counts means
+        "the server did not say".
 
         A user in ``left_users`` is no longer tracked, but its pinned device keys are
         kept: forgetting them would let a server swap a device's keys while we share no
@@ -184,6 +187,9 @@ class OlmMachine:
         decrypted = []
         requests: list[tuple[str, dict[str, Any]]] = []
         for event in to_device_events:  # one sync batch: the server bounds it (~100)
+            if not isinstance(event, Mapping):
+                state.warn(WarningKind.TO_DEVICE_MALFORMED, "to-device event is not an object")
+                continue
             sender, content = event.get("sender"), event.get("content")
             if not isinstance(sender, str) or not isinstance(content, dict):
                 state.warn(WarningKind.TO_DEVICE_MALFORMED, "to-device without sender/content")
@@ -194,7 +200,8 @@ class OlmMachine:
             elif event_type == "m.room.encrypted":
                 result = decrypt_to_device(state, sender, content, now_ms)
                 if result is not None:
-                    self._handle_decrypted(result)
+                    result = self._handle_decrypted(result)
+                if result is not None:
                     decrypted.append(result)
         cancelled = {(s, c.get("request_id")) for s, c in requests if c.get("action") != "request"}
         for sender, content in requests:
@@ -211,18 +218,25 @@ class OlmMachine:
             self._ensure_upload(count, fallback_used=fallback_used)
         return decrypted
 
-    def _handle_decrypted(self, event: DecryptedToDevice) -> None:
+    def _handle_decrypted(self, event: DecryptedToDevice) -> DecryptedToDevice | None:
+        """Apply a room key; what to hand the caller (``None``: a refused room key).
+
+        A room key is handed out without its ``session_key``: the caller needs the room
+        and session id (to retry events that waited for it), never the key itself.
+        """
         state = self._state
-        settled: tuple[str, str] | None = None
         if event.event_type == "m.room_key":
             room_id = _megolm.add_room_key(state, event)
-            session_id = event.content.get("session_id")
-            if room_id is not None and isinstance(session_id, str):
-                settled = (room_id, session_id)
+            settled = (room_id, event.content["session_id"]) if room_id is not None else None
         elif event.event_type == "m.forwarded_room_key":
             settled = _megolm.add_forwarded_key(state, event)
-        if settled is not None:
-            _key_requests.settle(state, *settled)
+        else:
+            return event
+        if settled is None:
+            return None
+        _key_requests.settle(state, *settled)
+        redacted = {k: v for k, v in event.content.items() if k != "session_key"}
+        return attrs.evolve(event, content=redacted)
 
     def _ensure_upload(self, server_count: int | None, *, fallback_used: bool) -> None:
         state = self._state

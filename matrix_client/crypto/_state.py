@@ -148,7 +148,7 @@ class State:
 
     def olm_session_changed(self, session: OlmSession) -> None:
         sessions = self.olm_sessions(session.sender_key)
-        if session not in sessions:
+        if not any(s is session for s in sessions):
             sessions.append(session)
         sessions.sort(key=lambda s: s.last_used_ms, reverse=True)
         for old in sessions[MAX_OLM_SESSIONS_PER_DEVICE:]:

@@ -142,3 +142,24 @@ def test_bad_ciphertext(alice: Peer, bob: Peer) -> None:
 def test_encrypt_before_share_is_refused(alice: Peer) -> None:
     with pytest.raises(RoomKeyNotSharedError):
         alice.machine.encrypt_room_event(ROOM, "m.room.message", {"body": "x"}, 0)
+
+
+def test_room_keys_are_handed_out_without_the_key(alice: Peer, bob: Peer) -> None:
+    alice.share(ROOM, members(alice, bob))
+    (room_key,) = bob.sync()
+    assert room_key.content["room_id"] == ROOM
+    assert "session_key" not in room_key.content
+    assert bob.machine.has_room_key(ROOM, room_key.content["session_id"])
+
+
+def test_a_refused_room_key_is_not_handed_out(alice: Peer, server: KeyServer) -> None:
+    from crypto_harness import RawDevice
+
+    mallory = RawDevice("@mallory:x", "EVIL")
+    bad = {"algorithm": "m.megolm.v1.aes-sha2", "room_id": ROOM, "session_id": "x"}
+    event = mallory.olm_event(server, alice, mallory.payload(alice, "m.room_key", bad))
+    assert alice.machine.receive_sync_changes([event, "junk"], now_ms=0) == []  # type: ignore[list-item]
+    assert [w.reason for w in alice.machine.drain_warnings()] == [
+        "malformed m.room_key",
+        "to-device event is not an object",
+    ]
