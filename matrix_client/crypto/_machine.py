@@ -10,15 +10,21 @@ those changes with :meth:`take_changes` and saves them in its own transaction, a
 must do so **before sending any request it got** — requests are durable so that a crash
 after the send re-issues the same request. A typical caller::
 
-    machine.receive_sync_changes(...)   # inside the transaction that stores the batch
-    store.save_changes(machine.take_changes())
-    for request in machine.outgoing_requests():
+    machine.receive_sync_changes(...)   # with the to-device events stored at admit time
+    store.save_changes(machine.take_changes())   # + "these events are processed"
+    for request in machine.outgoing_requests(now_ms=now):
         response = send(request)         # POST/PUT with the HTTP client, with retries
-        machine.mark_request_sent(request.request_id, response)
+        machine.mark_request_sent(request.request_id, response)  # or mark_request_failed
         store.save_changes(machine.take_changes())
 
 To send in a room: loop ``share_room_key`` (send what it returns, mark it, save) until it
-returns nothing, then ``encrypt_room_event``.
+returns nothing, then ``encrypt_room_event``; do it before every send (it is cheap when
+nothing changed, and it is where rotation happens). To receive: ``decrypt_room_event``;
+on :class:`MissingSessionError` call ``request_room_key`` and retry the event when a
+returned ``m.room_key``/``m.forwarded_room_key`` names its session (``has_room_key``).
+
+Not here (yet): cross-signing, server-side key backup, ``m.room_key.withheld``, SAS
+verification. Trust is trust on first use of each device's keys.
 """
 
 from __future__ import annotations
