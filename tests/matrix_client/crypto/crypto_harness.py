@@ -231,8 +231,18 @@ class RawDevice:
         }
         return sign_json(self.account, keys, self.user_id, self.device_id)
 
-    def publish(self, server: KeyServer) -> None:
+    def publish(self, server: KeyServer, one_time_keys: int = 0) -> None:
+        from matrix_client.crypto._signing import sign_json
+
         server.device_keys.setdefault(self.user_id, {})[self.device_id] = self.device_keys()
+        self.account.generate_one_time_keys(one_time_keys)
+        server.otks[self.user_id, self.device_id] = {
+            f"signed_curve25519:{key_id}": sign_json(
+                self.account, {"key": key.to_base64()}, self.user_id, self.device_id
+            )
+            for key_id, key in self.account.one_time_keys.items()
+        }
+        self.account.mark_keys_as_published()
 
     def olm_event(self, server: KeyServer, target: Peer, payload: dict[str, Any]) -> dict[str, Any]:
         """An Olm to-device event carrying ``payload`` verbatim to ``target``'s device."""

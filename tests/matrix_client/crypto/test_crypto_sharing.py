@@ -240,3 +240,17 @@ def test_a_refused_key_send_is_offered_again(alice: Peer, bob: Peer) -> None:
 def test_plain_strings_work_for_membership_and_visibility(alice: Peer, bob: Peer) -> None:
     alice.share(ROOM, {alice.user_id: "join", bob.user_id: "invite"}, "shared")  # type: ignore[arg-type, dict-item]
     assert room_keys(bob) == [send(alice, "x")["session_id"]]
+
+
+def test_many_devices_are_split_over_several_to_device_requests(
+    alice: Peer, server: KeyServer
+) -> None:
+    from crypto_harness import RawDevice
+
+    for n in range(130):
+        RawDevice("@many:x", f"D{n}").publish(server, one_time_keys=1)
+    sent = alice.share(ROOM, {alice.user_id: J, "@many:x": J})
+    to_device = [r for r in sent if r.kind.value == "to_device"]
+    sizes = sorted(len(r.body["messages"]["@many:x"]) for r in to_device)
+    assert sizes == [30, 100]
+    assert alice.machine.share_room_key(ROOM, {alice.user_id: J, "@many:x": J}, "shared", 0) == []  # type: ignore[arg-type]
