@@ -233,7 +233,8 @@ def test_exposed_families_are_exactly_the_documented_ones(metrics):
     exposed = exposed_names(metrics.render().decode())
     assert exposed == documented_names()
     ours = {name for name in exposed if not name.startswith(("process_", "python_"))}
-    assert ours and all(name.startswith("surfaces_") for name in ours), sorted(ours)
+    assert ours
+    assert all(name.startswith("surfaces_") for name in ours), sorted(ours)
     assert "surfaces_build_info" in exposed
 
 
@@ -255,7 +256,8 @@ def test_process_and_runtime_metrics(metrics):
     assert value(metrics, "process_open_fds") > 0
     assert value(metrics, "process_cpu_seconds_total") >= 0
     pythons = [lab for name, lab, _ in samples(metrics) if name == "python_info"]
-    assert len(pythons) == 1 and pythons[0]["implementation"]
+    assert len(pythons) == 1
+    assert pythons[0]["implementation"]
     assert value(metrics, "python_gc_collections_total", generation="0") >= 0
 
 
