@@ -371,9 +371,7 @@ def configure_logging(
 
     structlog.configure(
         processors=[*first, *shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            min([numeric, *per_logger.values()])
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(min([numeric, *per_logger.values()])),
         # One shared PrintLogger: the default factory builds a new one (and looks up
         # its file lock) for every call through a lazy module-level logger.
         logger_factory=_LoggerFactory(structlog.PrintLogger(out)),
