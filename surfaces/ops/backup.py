@@ -101,7 +101,7 @@ def backup_database(source: Path, dest: Path, *, force: bool = False) -> BackupR
         schema_version = _copy_and_verify(source, temporary)
         _fsync(temporary)
         _put_in_place(temporary, dest, force=force)
-        _fsync_directory(dest.parent)
+        _fsync(dest.parent, best_effort=True)
     except OSError as exc:
         raise BackupError(f"cannot write {dest}: {exc.strerror or exc}")
     finally:
@@ -173,23 +173,19 @@ def _put_in_place(temporary: Path, dest: Path, *, force: bool) -> None:
         os.replace(temporary, dest)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(path: Path) -> None:
+def _fsync(path: Path, *, best_effort: bool = False) -> None:
+    """fsync a file, or a directory (its entries: the rename), where the OS allows it."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:  # not possible everywhere; the rename is done either way
-        return
+    except OSError:
+        if best_effort:
+            return
+        raise
     try:
         os.fsync(fd)
     except OSError:
-        pass
+        if not best_effort:
+            raise
     finally:
         os.close(fd)
 
