@@ -44,7 +44,8 @@ def load_config_and_registry(
 
     The registry is checked even when other sections of the configuration have
     problems (it needs only a valid ``agents`` section), so an operator sees every
-    problem in one run.
+    problem in one run; not when the YAML file does not parse (its ``agents`` settings
+    are unknown).
 
     Raises:
         ConfigError: every problem of the configuration and the registry.
@@ -53,7 +54,7 @@ def load_config_and_registry(
     problems = list(loader.problems)
     registry: AgentRegistry | None = None
     agents = loader.sections.get("agents")
-    if agents is not None:
+    if agents is not None and not loader.yaml_failed:
         try:
             registry = registry_for(agents)
         except ConfigError as error:

@@ -660,6 +660,11 @@ def test_config_and_registry_problems_in_one_run(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config_and_registry(None, {**BASE_ENV, "SURFACES_AGENTS__RETRIES": "x"})
     assert [p.field for p in info.value.problems] == ["agents.retries"]
+    # nor when the YAML file does not parse: it may hold the agent settings
+    broken = write(tmp_path, 'agents:\n  default_base_url: "ws://a\n')
+    with pytest.raises(ConfigError) as info:
+        load_config_and_registry(broken, BASE_ENV)
+    assert [p.source for p in info.value.problems] == [broken]
     config, reg = load_config_and_registry(None, {**BASE_ENV, "AGENT_BASE_URL": "ws://a/"})
     assert config.matrix.user_id == "@bot:example.org"
     assert reg.default.base_url == "ws://a/"
