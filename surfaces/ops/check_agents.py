@@ -29,7 +29,7 @@ from agent_client import (
     TurnLimits,
 )
 from surfaces.agents import turn_limits
-from surfaces.config import load_config_or_exit, load_registry_or_exit
+from surfaces.config import load_config_and_registry_or_exit
 
 CHECK_CHAT_ID_BASE = 999_000_000_000
 STAGES = ("none", "connected", "status", "turn")
@@ -218,8 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         limits = TurnLimits()
     else:
         prog = "surfaces check-agents"
-        config = load_config_or_exit(args.config, prog=prog)
-        registry = load_registry_or_exit(config, prog=prog)
+        config, registry = load_config_and_registry_or_exit(args.config, prog=prog)
         limits = turn_limits(config.agents)
         specs = list(registry.agents)
     if args.agent:

@@ -15,7 +15,6 @@ import trio
 from matrix_client import MatrixClient, MatrixError
 from surfaces.delivery import Notifier
 from surfaces.files import relative_to_workspace, sanitize_filename, write_new_file
-from surfaces.i18n import human_size
 from surfaces.state import ChatRecord, InboxItem, Store
 from surfaces.turns.agent_choice import AgentChoice
 
@@ -47,8 +46,8 @@ class IncomingFiles:
                 "file_too_large",
                 txn_id=reply_txn,
                 name=name,
-                size=human_size(declared),
-                limit=human_size(limit),
+                size=declared,
+                limit=limit,
             )
             return
         url = payload.get("url")
@@ -70,8 +69,8 @@ class IncomingFiles:
                 "file_too_large",
                 txn_id=reply_txn,
                 name=name,
-                size=human_size(len(data)),
-                limit=human_size(limit),
+                size=len(data),
+                limit=limit,
             )
             return
         workspace = self.agents.workspace_of(chat).workspace_path
@@ -89,5 +88,5 @@ class IncomingFiles:
             "file_staged",
             txn_id=reply_txn,
             name=path.name,
-            size=human_size(len(data)),
+            size=len(data),
         )
