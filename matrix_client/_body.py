@@ -60,24 +60,39 @@ class _Inflate:
             raise ResponseFormatError(None, 200, f"corrupt compressed body: {exc}") from exc
 
 
-def _decoder(headers: httpx.Headers) -> _Inflate | None:
-    encoding = headers.get("content-encoding", "").strip().lower()
-    if encoding in ("", "identity"):
+def _encoding_and_length(headers: httpx.Headers) -> tuple[str, int | None]:
+    """``Content-Encoding`` (lower case, ``""`` if none) and the declared length of an
+    unencoded body (``Content-Length`` when a plain number: a claim). One pass
+    over the raw headers: this runs for every response."""
+    encoding = b""
+    length: bytes | None = None
+    for key, value in headers.raw:
+        if len(key) == 16 and key.lower() == b"content-encoding":
+            encoding = value
+        elif len(key) == 14 and key.lower() == b"content-length":
+            length = value
+    text = encoding.decode("latin-1").strip().lower()
+    if text == "identity":
+        text = ""
+    if text or length is None:
+        return text, None
+    length = length.strip()
+    return text, int(length) if length.isdigit() else None
+
+
+def declared_length(headers: httpx.Headers) -> int | None:
+    """``Content-Length`` of an unencoded body, when it is a plain number (a claim)."""
+    return _encoding_and_length(headers)[1]
+
+
+def _decoder(encoding: str) -> _Inflate | None:
+    if not encoding:
         return None
     if encoding in ("gzip", "x-gzip"):
         return _Inflate(zlib.MAX_WBITS | 16, raw_fallback=False)
     if encoding == "deflate":
         return _Inflate(zlib.MAX_WBITS, raw_fallback=True)
     raise ResponseFormatError(None, 200, f"unsupported Content-Encoding {encoding!r}")
-
-
-def declared_length(headers: httpx.Headers) -> int | None:
-    """``Content-Length`` of an unencoded body, when it is a plain number (a claim)."""
-    value = headers.get("content-length")
-    if value is None or headers.get("content-encoding", "identity").lower() != "identity":
-        return None
-    value = value.strip()
-    return int(value) if value.isascii() and value.isdigit() else None
 
 
 class CappedChunks:
@@ -91,10 +106,10 @@ class CappedChunks:
     __slots__ = ("_decoder", "_done", "_limit", "_size", "_source")
 
     def __init__(self, stream: httpx.AsyncByteStream, headers: httpx.Headers, limit: int) -> None:
-        declared = declared_length(headers)
+        encoding, declared = _encoding_and_length(headers)
         if declared is not None and declared > limit:
             raise BodyTooLargeError(declared)
-        self._decoder = _decoder(headers)
+        self._decoder = _decoder(encoding)
         self._source: AsyncIterator[bytes] = stream.__aiter__()
         self._limit = limit
         self._size = 0

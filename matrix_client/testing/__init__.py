@@ -18,12 +18,15 @@ runs on trio time, so tests use ``autojump_clock`` and never sleep::
 """
 
 from ._faults import Fault, LoggedRequest
+from ._model import EncryptionDefault, FakeLogin
 from ._server import DEFAULT_VERSIONS, FakeHomeserver, FakeHomeserverError, FakeUser
 
 __all__ = [
     "DEFAULT_VERSIONS",
+    "EncryptionDefault",
     "FakeHomeserver",
     "FakeHomeserverError",
+    "FakeLogin",
     "FakeUser",
     "Fault",
     "LoggedRequest",

@@ -7,10 +7,55 @@ from typing import Any
 
 from .._content import MAX_EVENT_BYTES, canonical_json
 from ._model import (
+    FakeHomeserverError,
     JsonDict,
     _HttpError,
+    _Room,
     _Session,
+    _version_at_least,
 )
+
+_RECEIPT_TYPES = ("m.read", "m.read.private", "m.fully_read")
+_POWER_KEYS = (
+    "ban",
+    "events",
+    "events_default",
+    "kick",
+    "redact",
+    "state_default",
+    "users",
+    "users_default",
+)
+
+
+def redacted_content(event_type: str, content: JsonDict, room_version: Any) -> JsonDict:
+    """What a redaction leaves of ``content`` (spec: "Redactions", rules per room version).
+
+    Only the keys the auth rules need survive; everything else (``body``,
+    ``m.relates_to``, a reaction's key …) is gone.
+    """
+    v8, v9, v11 = (_version_at_least(room_version, n) for n in (8, 9, 11))
+    keep: tuple[str, ...] = ()
+    if event_type == "m.room.member":
+        keep = ("membership", "join_authorised_via_users_server") if v9 else ("membership",)
+        kept = {k: content[k] for k in keep if k in content}
+        invite = content.get("third_party_invite")
+        if v11 and isinstance(invite, dict) and "signed" in invite:
+            kept["third_party_invite"] = {"signed": invite["signed"]}
+        return copy.deepcopy(kept)
+    if event_type == "m.room.create":
+        return (
+            copy.deepcopy(content) if v11 else {k: content[k] for k in ("creator",) if k in content}
+        )
+    if event_type == "m.room.join_rules":
+        keep = ("join_rule", "allow") if v8 else ("join_rule",)
+    elif event_type == "m.room.power_levels":
+        keep = (*_POWER_KEYS, "invite") if v11 else _POWER_KEYS
+    elif event_type == "m.room.history_visibility":
+        keep = ("history_visibility",)
+    elif event_type == "m.room.redaction" and v11:
+        keep = ("redacts",)
+    return copy.deepcopy({k: content[k] for k in keep if k in content})
 
 
 class EventHandlers:
@@ -37,6 +82,39 @@ class EventHandlers:
         self._txns[key] = event["event_id"]
         return {"event_id": event["event_id"]}
 
+    def redact_as(
+        self, user: Any, room_id: str, event_id: str, *, reason: str | None = None
+    ) -> str:
+        """Redact ``event_id`` as ``user`` (must be joined) → the redaction's event id."""
+        user_id = self._uid(user)
+        room = self._room(room_id)
+        if room.membership(user_id) != "join":
+            raise FakeHomeserverError(f"{user_id} is not joined to {room_id}")
+        content = {} if reason is None else {"reason": reason}
+        return self._do_redact(room, user_id, event_id, content, None)["event_id"]
+
+    def _do_redact(
+        self,
+        room: _Room,
+        sender: str,
+        event_id: str,
+        content: JsonDict,
+        txn: tuple[str, str, str] | None,
+    ) -> JsonDict:
+        found = room.entry(event_id)
+        if found is None:
+            raise _HttpError(404, "M_NOT_FOUND", "Event not found")
+        target = found.event
+        event = self._append(
+            room, sender, "m.room.redaction", content, txn=txn, extra={"redacts": event_id}
+        )
+        # The stored dict is the state entry too: redacted state is redacted state.
+        target["content"] = redacted_content(
+            str(target.get("type")), target.get("content") or {}, _room_version(room)
+        )
+        target.setdefault("unsigned", {})["redacted_because"] = copy.deepcopy(event)
+        return event
+
     async def _h_redact(
         self, *, session: _Session, roomId: str, eventId: str, txnId: str, body: Any, **_: Any
     ) -> JsonDict:
@@ -44,22 +122,7 @@ class EventHandlers:
         if key in self._txns:
             return {"event_id": self._txns[key]}
         room = self._joined_room(roomId, session)
-        content = dict(self._object(body))
-        target = next(
-            (
-                e.event
-                for e in room.entries
-                if isinstance(e.event, dict) and e.event.get("event_id") == eventId
-            ),
-            None,
-        )
-        if target is None:
-            raise _HttpError(404, "M_NOT_FOUND", "Event not found")
-        event = self._append(
-            room, session.user_id, "m.room.redaction", content, txn=key, extra={"redacts": eventId}
-        )
-        target["content"] = {}
-        target.setdefault("unsigned", {})["redacted_because"] = copy.deepcopy(event)
+        event = self._do_redact(room, session.user_id, eventId, dict(self._object(body)), key)
         self._txns[key] = event["event_id"]
         return {"event_id": event["event_id"]}
 
@@ -75,11 +138,51 @@ class EventHandlers:
         return {}
 
     async def _h_receipt(
+        self,
+        *,
+        session: _Session,
+        roomId: str,
+        receiptType: str,
+        eventId: str,
+        body: Any,
+        **_: Any,
+    ) -> JsonDict:
+        """As Synapse's ``ReceiptRestServlet``: known types, a ``$`` event id, a JSON
+        object body (``{}`` will do), a non-empty string ``thread_id`` if any."""
+        if receiptType not in _RECEIPT_TYPES:
+            raise _HttpError(400, "M_UNKNOWN", f"Receipt type must be {', '.join(_RECEIPT_TYPES)}")
+        if not eventId.startswith("$"):
+            raise _HttpError(400, "M_UNKNOWN", "A valid room ID and event ID must be specified")
+        if body is None:
+            raise _HttpError(400, "M_NOT_JSON", "Content not JSON.")
+        content = self._object(body)
+        if "thread_id" in content and not (
+            isinstance(content["thread_id"], str) and content["thread_id"]
+        ):
+            raise _HttpError(400, "M_INVALID_PARAM", "thread_id field must be a non-empty string")
+        self._joined_room(roomId, session)
+        if receiptType == "m.read":
+            self.receipts[(roomId, session.user_id)] = eventId
+        self.receipt_log.append((roomId, session.user_id, receiptType, eventId, dict(content)))
+        return {}
+
+    async def _h_get_event(
         self, *, session: _Session, roomId: str, eventId: str, **_: Any
     ) -> JsonDict:
-        self._joined_room(roomId, session)
-        self.receipts[(roomId, session.user_id)] = eventId
-        return {}
+        """One event as the client API serves it (with ``room_id``); 404 when it does
+        not exist or the user cannot see it (never joined, or sent after they left)."""
+        room = self._rooms.get(roomId)
+        entry = None if room is None else room.entry(eventId)
+        membership = None if room is None else room.membership(session.user_id)
+        visible = entry is not None and (
+            membership == "join"
+            or (membership is not None and entry.pos <= room.member_pos.get(session.user_id, 0))
+        )
+        if not visible:
+            raise _HttpError(404, "M_NOT_FOUND", "Event not found.")
+        event = self._render(entry, session, self._memberships(room, session.user_id))
+        event["room_id"] = roomId
+        return event
 
     async def _h_messages(
         self, *, session: _Session, roomId: str, query: dict[str, str], **_: Any
@@ -111,3 +214,8 @@ class EventHandlers:
         if end is not None:
             answer["end"] = end
         return answer
+
+
+def _room_version(room: _Room) -> Any:
+    create = room.state.get(("m.room.create", ""))
+    return None if create is None else create["content"].get("room_version")

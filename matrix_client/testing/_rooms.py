@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 from ._model import (
+    MEGOLM_ALGORITHM,
+    EncryptionDefault,
     JsonDict,
     _HttpError,
     _Room,
@@ -82,6 +84,9 @@ class RoomHandlers:
                 event.get("content") or {},
                 state_key=event.get("state_key", ""),
             )
+        if self._encrypts_by_default(preset) and ("m.room.encryption", "") not in room.state:
+            encryption = {"algorithm": MEGOLM_ALGORITHM}
+            self._append(room, creator, "m.room.encryption", encryption, state_key="")
         if body.get("name") is not None:
             self._append(room, creator, "m.room.name", {"name": body["name"]}, state_key="")
         if body.get("topic") is not None:
@@ -89,6 +94,12 @@ class RoomHandlers:
         for invitee in invitees:
             self._do_invite(room, creator, invitee, bool(body.get("is_direct")))
         return room_id
+
+    def _encrypts_by_default(self, preset: str) -> bool:
+        """Synapse's ``encryption_enabled_by_default_for_room_type`` for a new room."""
+        rule = self.encryption_by_default
+        private = preset in ("private_chat", "trusted_private_chat")
+        return rule is EncryptionDefault.ALL or (rule is EncryptionDefault.INVITE and private)
 
     @staticmethod
     def _is_power_levels(event: JsonDict) -> bool:
@@ -190,6 +201,21 @@ class RoomHandlers:
             content = room.state[("m.room.member", user_id)]["content"]
             joined[user_id] = {"display_name": content.get("displayname"), "avatar_url": None}
         return {"joined": joined}
+
+    async def _h_room_members(
+        self, *, session: _Session, roomId: str, query: dict[str, str], **_: Any
+    ) -> JsonDict:
+        """``GET /rooms/{roomId}/members``: member state events, filtered by membership."""
+        room = self._joined_room(roomId, session)
+        wanted, unwanted = query.get("membership"), query.get("not_membership")
+        chunk = [
+            copy.deepcopy(event)
+            for (etype, _key), event in room.state.items()
+            if etype == "m.room.member"
+            and (wanted is None or event["content"].get("membership") == wanted)
+            and (unwanted is None or event["content"].get("membership") != unwanted)
+        ]
+        return {"chunk": chunk}
 
     async def _h_state_all(self, *, session: _Session, roomId: str, **_: Any) -> list[Any]:
         room = self._joined_room(roomId, session)

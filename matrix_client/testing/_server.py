@@ -9,6 +9,18 @@ v1.11), the ``room.timeline`` part of filters (``limit``, ``senders``,
 ``(user, device, txn_id)``, a long-poll that waits on trio time (so
 ``autojump_clock`` runs it instantly), and scripted faults.
 
+Several devices per user (``login`` with another device id; ``/logout`` deletes
+its device, as Synapse does); E2EE transport (``_keys``: device keys, one-time
+and fallback keys, to-device inboxes deleted when the sync token passes them,
+``device_lists``); ``m.room.encryption`` by default per room type
+(``encryption_by_default``); presence on or off (off answers as Synapse does);
+redactions that strip content by the spec's per-room-version rules; ``GET`` of
+one event; members with their membership; receipts checked as Synapse checks them.
+
+The class is composed like the client: this core (wiring, faults, direct
+helpers, routing) plus one mixin per part — ``_accounts``, ``_rooms``,
+``_events``, ``_syncing``, ``_media``, ``_keys`` — over the data in ``_model``.
+
 Room versions (``FakeHomeserver.room_version``, default ``"12"`` as on Synapse
 1.163; a ``createRoom`` body may ask for another): from v11 the create event has
 no ``creator`` (MSC2175); from v12 creators have unlimited power (MSC4289): the
@@ -18,8 +30,9 @@ listing a creator in ``users`` are refused with 400 ``M_UNKNOWN`` (a ``createRoo
 so refused leaves the room with just the create event and the creator's join, as
 on Synapse).
 
-Not modelled: federation, other power-level enforcement, hash room ids (v12),
-push rules, presence, to-device, encryption, aliases, ephemeral events in ``/sync``.
+Not modelled: federation, other power-level enforcement (anyone joined may
+redact), hash room ids (v12), push rules, presence in ``/sync``, cross-signing,
+aliases, ephemeral events in ``/sync``, relation aggregation in ``unsigned``.
 """
 
 from __future__ import annotations
@@ -40,13 +53,17 @@ from .._retry import RetryPolicy
 from ._accounts import AccountHandlers
 from ._events import EventHandlers
 from ._faults import Fault, FaultRule, LoggedRequest
+from ._keys import KeyHandlers
 from ._media import MediaHandlers
 from ._model import (
     DEFAULT_VERSIONS,
+    EncryptionDefault,
     FakeHomeserverError,
+    FakeLogin,
     FakeUser,
     Handler,
     JsonDict,
+    _Device,
     _Entry,
     _HttpError,
     _Room,
@@ -58,7 +75,9 @@ from ._syncing import SyncHandlers
 
 
 @attrs.define(eq=False)
-class FakeHomeserver(AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers, MediaHandlers):
+class FakeHomeserver(
+    AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers, MediaHandlers, KeyHandlers
+):
     """A stateful fake homeserver for deterministic tests.
 
     Typical use::
@@ -88,6 +107,12 @@ class FakeHomeserver(AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers,
         typing: ``(room_id, user_id) -> typing flag`` from the last typing request.
         typing_log: every typing request, ``(room_id, user_id, typing)``.
         receipts: ``(room_id, user_id) -> event_id`` of the last read receipt.
+        receipt_log: every receipt, ``(room_id, user_id, receipt_type, event_id, body)``.
+        presence_enabled: ``False`` answers presence as Synapse with
+            ``presence.enabled: false`` does: ``PUT .../status`` is accepted and
+            ignored, ``GET`` says ``offline`` (for 403/404-style servers, inject a Fault).
+        encryption_by_default: as Synapse's
+            ``encryption_enabled_by_default_for_room_type`` (:class:`EncryptionDefault`).
     """
 
     server_name: str = "test.local"
@@ -96,10 +121,15 @@ class FakeHomeserver(AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers,
     upload_size: int = 50 * 1024 * 1024
     legacy_media: bool = True
     room_version: str = "12"
+    presence_enabled: bool = True
+    encryption_by_default: EncryptionDefault = attrs.field(
+        default=EncryptionDefault.OFF, converter=EncryptionDefault
+    )
     requests: list[LoggedRequest] = attrs.field(factory=list, init=False)
     typing: dict[tuple[str, str], bool] = attrs.field(factory=dict, init=False)
     typing_log: list[tuple[str, str, bool]] = attrs.field(factory=list, init=False)
     receipts: dict[tuple[str, str], str] = attrs.field(factory=dict, init=False)
+    receipt_log: list[tuple[str, str, str, str, JsonDict]] = attrs.field(factory=list, init=False)
     _users: dict[str, FakeUser] = attrs.field(factory=dict, init=False)
     _sessions: dict[str, _Session] = attrs.field(factory=dict, init=False)
     _rooms: dict[str, _Room] = attrs.field(factory=dict, init=False)
@@ -111,6 +141,9 @@ class FakeHomeserver(AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers,
     _ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
     _routes: list[_Route] = attrs.field(factory=list, init=False)
+    _devices: dict[str, dict[str, _Device]] = attrs.field(factory=dict, init=False)
+    _device_changes: list[tuple[int, str]] = attrs.field(factory=list, init=False)
+    _presence: dict[str, tuple[str, str | None, float]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._install_routes()
@@ -126,10 +159,15 @@ class FakeHomeserver(AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers,
         return httpx.MockTransport(self.handle)
 
     def user_client(
-        self, user: FakeUser | str, *, retry: RetryPolicy | None = None, **kwargs: Any
+        self,
+        user: FakeUser | FakeLogin | str,
+        *,
+        retry: RetryPolicy | None = None,
+        **kwargs: Any,
     ) -> MatrixClient:
-        """A ``MatrixClient`` logged in as ``user`` (use it with ``async with``)."""
-        account = self._user(user)
+        """A ``MatrixClient`` logged in as ``user`` (use it with ``async with``): the
+        user's latest login, or the device of a :class:`FakeLogin`."""
+        account = user if isinstance(user, FakeLogin) else self._user(user)
         return MatrixClient(
             self.base_url,
             access_token=account.access_token,
@@ -183,7 +221,34 @@ class FakeHomeserver(AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers,
         user = FakeUser(user_id, password, token, device, displayname)
         self._users[user_id] = user
         self._sessions[token] = _Session(user_id, device)
+        # The first device is no device-list change: nobody shares a room with it yet.
+        self._devices[user_id] = {device: _Device(device)}
         return user
+
+    def login(
+        self,
+        user: FakeUser | str,
+        *,
+        device_id: str | None = None,
+        display_name: str | None = None,
+    ) -> FakeLogin:
+        """Log ``user`` in on another (or the same) device, as ``POST /login`` does.
+
+        A new device shows up in ``device_lists.changed`` of everyone who shares a
+        room with the user. Pass the result to :meth:`user_client`.
+        """
+        user_id = self._uid(user)
+        device = device_id or f"DEV{next(self._ids)}"
+        token = self._login_device(user_id, device, display_name)
+        return FakeLogin(user_id, device, token)
+
+    def logout(self, login: FakeLogin) -> None:
+        """``POST /logout`` for that device: Synapse deletes the device with it."""
+        self._delete_device(login.user_id, login.device_id)
+
+    def devices(self, user: FakeUser | str) -> list[str]:
+        """Device ids of ``user``, in creation order."""
+        return list(self._devices.get(self._uid(user), {}))
 
     def revoke_token(self, user_or_token: FakeUser | str) -> None:
         """Invalidate a token (or all of a user's): next use gets ``M_UNKNOWN_TOKEN``."""
@@ -359,8 +424,8 @@ class FakeHomeserver(AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers,
 
     # -- internals: ids, rooms, events ----------------------------------------------
 
-    def _uid(self, user: FakeUser | str) -> str:
-        return user.user_id if isinstance(user, FakeUser) else user
+    def _uid(self, user: FakeUser | FakeLogin | str) -> str:
+        return user if isinstance(user, str) else user.user_id
 
     def _user(self, user: FakeUser | str) -> FakeUser:
         return self._users[self._uid(user)]
@@ -595,6 +660,14 @@ class FakeHomeserver(AccountHandlers, SyncHandlers, RoomHandlers, EventHandlers,
             ),
             ("GET", f"{c1}/media/config", self._h_config_v1, True),
             ("GET", f"{m3}/config", self._h_config_legacy, True),
+            ("GET", f"{c3}/rooms/{{roomId}}/event/{{eventId}}", self._h_get_event, True),
+            ("GET", f"{c3}/rooms/{{roomId}}/members", self._h_room_members, True),
+            ("PUT", f"{c3}/presence/{{userId}}/status", self._h_presence_put, True),
+            ("GET", f"{c3}/presence/{{userId}}/status", self._h_presence_get, True),
+            ("POST", f"{c3}/keys/upload", self._h_keys_upload, True),
+            ("POST", f"{c3}/keys/query", self._h_keys_query, True),
+            ("POST", f"{c3}/keys/claim", self._h_keys_claim, True),
+            ("PUT", f"{c3}/sendToDevice/{{eventType}}/{{txnId}}", self._h_send_to_device, True),
         ]
         self._routes = [
             _Route(method, tuple(template.split("/")), handler, auth)

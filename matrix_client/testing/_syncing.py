@@ -86,12 +86,22 @@ class SyncHandlers:
         deadline = trio.current_time() + timeout_s
         while True:
             rooms = self._sync_rooms(session, since, timeline_filter)
-            if any(rooms.values()) or trio.current_time() >= deadline:
+            to_device = self._sync_to_device(session, since)
+            device_lists = self._sync_device_lists(session.user_id, since)
+            news = any(rooms.values()) or to_device or any(device_lists.values())
+            if news or trio.current_time() >= deadline:
                 break
             changed = self._changed
             with trio.move_on_at(deadline):
                 await changed.wait()
-        return {"next_batch": f"s{self._pos}", "rooms": rooms, "account_data": {"events": []}}
+        return {
+            "next_batch": f"s{self._pos}",
+            "rooms": rooms,
+            "account_data": {"events": []},
+            "to_device": {"events": to_device},
+            "device_lists": device_lists,
+            **self._sync_keys(session),
+        }
 
     def _render(
         self, entry: _Entry, session: _Session, membership: dict[int, str] | None = None
