@@ -99,11 +99,12 @@ class CappedChunks:
     """Decoded chunks of a response stream, raising :class:`BodyTooLargeError` past ``limit``.
 
     An async iterator class, not an async generator: a generator abandoned
-    mid-body is finalised late under trio; this holds nothing to finalise.
+    mid-body is finalised late under trio (and warned about). The transport's
+    own iterator *is* one, so whoever stops early calls :meth:`aclose`.
     The chunk that crosses the cap is read from the network but never returned.
     """
 
-    __slots__ = ("_decoder", "_done", "_limit", "_size", "_source")
+    __slots__ = ("_decoder", "_done", "_limit", "_open", "_size", "_source")
 
     def __init__(self, stream: httpx.AsyncByteStream, headers: httpx.Headers, limit: int) -> None:
         encoding, declared = _encoding_and_length(headers)
@@ -114,6 +115,7 @@ class CappedChunks:
         self._limit = limit
         self._size = 0
         self._done = False
+        self._open = True  # the source iterator is neither exhausted nor closed
 
     @property
     def size(self) -> int:
@@ -130,25 +132,44 @@ class CappedChunks:
                 raw = await self._source.__anext__()
             except StopAsyncIteration:
                 self._done = True
+                self._open = False
                 if decoder is not None and (tail := decoder.flush()):
-                    return self._take(tail)
+                    return await self._take(tail)
                 break
             chunk = raw if decoder is None else decoder.feed(raw, self._limit - self._size + 1)
             if chunk:
-                return self._take(chunk)
+                return await self._take(chunk)
         raise StopAsyncIteration
 
-    def _take(self, chunk: bytes) -> bytes:
+    async def _take(self, chunk: bytes) -> bytes:
         size = self._size + len(chunk)
         if size > self._limit:
             self._done = True
+            await self.aclose()
             raise BodyTooLargeError(size)
         self._size = size
         return chunk
+
+    async def aclose(self) -> None:
+        """Close the source iterator if it is still open (idempotent)."""
+        if self._open:
+            self._open = False
+            self._done = True
+            await aclose_iterator(self._source)
 
 
 async def read_capped(stream: httpx.AsyncByteStream, headers: httpx.Headers, limit: int) -> bytes:
     """The whole decoded body, or :class:`BodyTooLargeError` once it passes ``limit``."""
     chunks = CappedChunks(stream, headers, limit)
-    parts = [chunk async for chunk in chunks]
+    try:
+        parts = [chunk async for chunk in chunks]
+    finally:
+        await chunks.aclose()  # only does something after a failure half-way
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def aclose_iterator(iterator: object) -> None:
+    """``aclose()`` an async iterator that has one (async generators do)."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import attrs
 import httpx
 
-from ._body import BodyTooLargeError, CappedChunks, declared_length
+from ._body import BodyTooLargeError, CappedChunks, aclose_iterator, declared_length
 from ._errors import MediaTooLargeError, ResponseTooLargeError, TransportError
 from ._http import CLIENT_V1, MEDIA_V3, HttpCore, Reply, field, json_object, seg
 from ._models import Download, MediaConfig
@@ -91,9 +91,11 @@ class _SizedChunks:
                 ) from None
             raise
         if not isinstance(chunk, bytes | bytearray | memoryview):
+            await aclose_iterator(self._source)
             raise TypeError(f"upload stream yielded {type(chunk).__name__}, not bytes")
         self._sent += len(chunk)
         if self._sent > self._size:
+            await aclose_iterator(self._source)
             raise ValueError(f"upload stream yielded more than the declared {self._size} bytes")
         return bytes(chunk)
 
@@ -262,6 +264,7 @@ class MediaMethods(HttpCore):
             label=label,
             rng=self._rng,
         )
+        chunks: CappedChunks | None = None
         try:
             try:
                 chunks = CappedChunks(response.stream, response.headers, cap)
@@ -276,7 +279,11 @@ class MediaMethods(HttpCore):
                 label=label,
             )
         finally:
-            await self._close_stream(response)
+            try:
+                if chunks is not None:
+                    await chunks.aclose()
+            finally:
+                await self._close_stream(response)
 
     async def media_config(self) -> MediaConfig:
         """Media limits (``m.upload.size``), authenticated endpoint when available."""

@@ -22,6 +22,11 @@ class MediaHandlers:
         self, *, query: dict[str, str], request: httpx.Request, **_: Any
     ) -> JsonDict:
         data = request.content
+        declared = request.headers.get("content-length")
+        if declared is None:  # Synapse reads the body by its Content-Length
+            raise _HttpError(400, "M_MISSING_PARAM", "Request must specify a Content-Length")
+        if declared != str(len(data)):
+            raise _HttpError(400, "M_UNKNOWN", "Content-Length does not match the body")
         if len(data) > self.upload_size:
             raise _HttpError(413, "M_TOO_LARGE", "Cannot upload files larger than the limit")
         media_id = f"media{next(self._ids)}"

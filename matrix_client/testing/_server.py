@@ -512,6 +512,7 @@ class FakeHomeserver(
                 body=body,
                 user_id=session.user_id if session else None,
                 fault=None if fault is None else fault.kind,
+                headers={k: v for k, v in request.headers.items() if k.lower() != "authorization"},
             )
         )
         if fault is not None:
