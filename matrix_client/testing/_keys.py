@@ -59,6 +59,14 @@ def _claim(device: _Device, algorithm: str) -> tuple[str, Any] | None:
     return fallback.key_id, copy.deepcopy(fallback.key)
 
 
+def _per_user(body: JsonDict, field: str, value_type: type) -> dict[str, Any]:
+    """``body[field]``: user id → ``value_type`` (a list of devices, a device map)."""
+    wanted = body.get(field)
+    if not isinstance(wanted, dict) or not all(isinstance(v, value_type) for v in wanted.values()):
+        raise _HttpError(400, "M_BAD_JSON", f"{field} must map user ids to {value_type.__name__}s")
+    return wanted
+
+
 def _key_map(value: Any, what: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -203,13 +211,8 @@ class KeyHandlers:
         return {"one_time_key_counts": device.key_counts()}
 
     async def _h_keys_query(self, *, body: Any, **_: Any) -> JsonDict:
-        wanted = self._object(body).get("device_keys")
-        if not isinstance(wanted, dict):
-            raise _HttpError(400, "M_BAD_JSON", "device_keys must be an object")
         answer: JsonDict = {}
-        for user_id, device_ids in wanted.items():
-            if not isinstance(device_ids, list):
-                raise _HttpError(400, "M_BAD_JSON", "device_keys values must be lists")
+        for user_id, device_ids in _per_user(self._object(body), "device_keys", list).items():
             found: JsonDict = {}
             for device in self._devices.get(user_id, {}).values():
                 if device.keys is None or (device_ids and device.device_id not in device_ids):
@@ -222,13 +225,8 @@ class KeyHandlers:
         return {"device_keys": answer, "failures": {}}
 
     async def _h_keys_claim(self, *, body: Any, **_: Any) -> JsonDict:
-        wanted = self._object(body).get("one_time_keys")
-        if not isinstance(wanted, dict):
-            raise _HttpError(400, "M_BAD_JSON", "one_time_keys must be an object")
         answer: JsonDict = {}
-        for user_id, by_device in wanted.items():
-            if not isinstance(by_device, dict):
-                raise _HttpError(400, "M_BAD_JSON", "one_time_keys values must be objects")
+        for user_id, by_device in _per_user(self._object(body), "one_time_keys", dict).items():
             for device_id, algorithm in by_device.items():
                 device = self._devices.get(user_id, {}).get(device_id)
                 claimed = None if device is None else _claim(device, str(algorithm))
