@@ -12,7 +12,7 @@ import attrs
 import structlog
 import trio
 
-from matrix_client import MatrixClient, MatrixError
+from matrix_client import MatrixClient, MatrixError, MediaTooLargeError, TransportError
 from surfaces.delivery import Notifier
 from surfaces.files import relative_to_workspace, sanitize_filename, write_new_file
 from surfaces.state import ChatRecord, InboxItem, Store
@@ -57,22 +57,23 @@ class IncomingFiles:
             return
         try:
             with trio.fail_after(DOWNLOAD_DEADLINE_S):
-                download = await self.matrix.download(url)
-        except (MatrixError, trio.TooSlowError) as exc:
-            log.warning("file_download_failed", error=repr(exc))
-            await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
-            return
-        data = download.data
-        if len(data) > limit:
+                # Reading stops at limit + 1 bytes: the sender's info.size is a claim.
+                download = await self.matrix.download(url, max_bytes=limit)
+        except MediaTooLargeError as exc:
             await self.notifier.notice(
                 chat.room_id,
                 "file_too_large",
                 txn_id=reply_txn,
                 name=name,
-                size=len(data),
+                size=exc.seen_at_least,
                 limit=limit,
             )
             return
+        except (MatrixError, TransportError, trio.TooSlowError) as exc:
+            log.warning("file_download_failed", error=repr(exc))
+            await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
+            return
+        data = download.data
         workspace = self.agents.workspace_of(chat).workspace_path
         path = await write_new_file(workspace / INCOMING_DIR, name, data)
         rel = relative_to_workspace(path, workspace)
