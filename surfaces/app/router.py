@@ -25,8 +25,12 @@ _ARCHIVE_OK = frozenset({CommandName.NEW, CommandName.CHATS, CommandName.HELP})
 _OWNER_ONLY_SILENT = frozenset({ItemKind.REACTION, ItemKind.REDACTION, ItemKind.EDIT})
 
 
-def _unsupported(what: object) -> str:
-    return what if what in ("location", "sticker", "poll") else "other"
+#: The notice for what intake could not pass on (``UNSUPPORTED`` items' ``what``).
+_UNSUPPORTED = {
+    "location": "unsupported_location",
+    "sticker": "unsupported_sticker",
+    "poll": "unsupported_poll",
+}
 
 
 @attrs.define
@@ -112,7 +116,7 @@ class Router:
         elif kind is ItemKind.UNSUPPORTED:
             await self.notifier.notice(
                 chat.room_id,
-                f"unsupported_{_unsupported(item.payload.get('what'))}",
+                _UNSUPPORTED.get(item.payload.get("what"), "unsupported_other"),
                 txn_id=f"{item.event_id}.r",
                 relation=answer_relation(item),
             )
