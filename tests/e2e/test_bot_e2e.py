@@ -28,10 +28,11 @@ from e2e_users import (
 )
 
 from agent_client.reference import ReferenceAgent, serve_reference_agent
+from matrix_client import new_txn_id
 from matrix_client.testing import LocalSynapse, RegisteredUser
 from surfaces.app import BotApp
 from surfaces.config import load_config, load_registry
-from surfaces.core import CHAT_EVENT
+from surfaces.core import CHAT_EVENT, THREAD_EVENT
 
 pytestmark = pytest.mark.synapse
 
@@ -591,3 +592,123 @@ async def test_own_events_filtered_and_pre_join_history_ignored(
             from_bot = [m for m in shown if m.sender == bot]
             # The invite and "after the join" answered; the two old messages not.
             assert len(from_bot) == 2, describe(shown)
+
+
+async def test_threads_captions_edits_and_reactions_as_element_sends_them(
+    synapse: LocalSynapse, make_user, tmp_path: Path
+) -> None:
+    """Issue 14 on a real Synapse: a thread answered in the thread with its own
+    conversation (bound in room state), a captioned image as one turn, an edit re-run
+    into the same reply, 🔁 (with U+FE0F) regenerating into it, 👍 answering a question."""
+    async with bot_rig(synapse, make_user, tmp_path) as rig:
+        bot = rig.bot_id
+        async with SimUser.open(synapse, await make_user("tess")) as tess:
+            ws = await onboard(tess, bot)
+            room = ws.chat_id
+            client = tess.client
+
+            async def send(content: dict, event_type: str = "m.room.message") -> str:
+                return await client.send_event(room, event_type, content, txn_id=new_txn_id())
+
+            # A thread: answered in it, as a conversation of its own.
+            await say(tess, room, bot, "root", echo_done("root", first=True))
+            root = next(m for m in await tess.shown(room) if m.body == "root").event_id
+            thread = {"rel_type": "m.thread", "event_id": root, "is_falling_back": True}
+            asked = await send(
+                {
+                    "msgtype": "m.text",
+                    "body": "in the thread",
+                    "m.relates_to": {**thread, "m.in_reply_to": {"event_id": root}},
+                }
+            )
+            with within(STEP_S, tess, room, "the reply in the thread"):
+                reply = await tess.wait_reply(
+                    room, asked, bot, echo_done("in the thread", first=True)
+                )
+            events = {e.event_id: e for e in await tess.timeline(room)}
+            relation = events[reply.event_id].content["m.relates_to"]
+            assert relation["rel_type"] == "m.thread", relation
+            assert relation["event_id"] == root
+            assert relation["m.in_reply_to"] == {"event_id": asked}
+            binding = await tess.state(room, THREAD_EVENT, root)
+            assert binding is not None
+            assert binding["platform_chat_id"] != await platform_chat_id(tess, room)
+
+            # A captioned image: one turn, the caption as the text.
+            url = await client.upload(b"\x89PNG", content_type="image/png", filename="cat.png")
+            captioned = await send(
+                {
+                    "msgtype": "m.image",
+                    "body": "what is this?",
+                    "filename": "cat.png",
+                    "url": url,
+                    "info": {"mimetype": "image/png", "size": 4},
+                }
+            )
+            with within(STEP_S, tess, room, "the caption's turn"):
+                body = (
+                    await tess.wait_reply(room, captioned, bot, echo_done("what is this?"))
+                ).body
+            assert "Attachments (1): incoming/cat.png" in body, body
+
+            # An edit re-runs the latest turn into the same reply.
+            question = await tess.send_text(room, "teh question")
+            with within(STEP_S, tess, room, "the first answer"):
+                answer = await tess.wait_reply(room, question, bot, echo_done("teh question"))
+            await send(
+                {
+                    "msgtype": "m.text",
+                    "body": "* the question",
+                    "m.new_content": {"msgtype": "m.text", "body": "the question"},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": question},
+                }
+            )
+
+            def edited(shown: list) -> bool:
+                mine = [m for m in shown if m.event_id == answer.event_id]
+                return bool(mine) and "«the question»" in mine[0].body
+
+            with within(STEP_S, tess, room, "the reply edited in place"):
+                shown = await tess.wait_shown(room, edited)
+            bot_texts = [m for m in after(shown, question) if m.sender == bot]
+            assert [m.event_id for m in bot_texts] == [answer.event_id], describe(shown)
+
+            # 🔁 (Element's quick reaction, with U+FE0F) regenerates into the same reply.
+            turn = int(re.match(r"Turn (\d+)", bot_texts[0].body).group(1))
+            await send(
+                {
+                    "m.relates_to": {
+                        "rel_type": "m.annotation",
+                        "event_id": answer.event_id,
+                        "key": "\U0001f501\ufe0f",
+                    }
+                },
+                event_type="m.reaction",
+            )
+
+            def regenerated(shown: list) -> bool:
+                mine = [m for m in shown if m.event_id == answer.event_id]
+                return bool(mine) and mine[0].body.startswith(f"Turn {turn + 1}.")
+
+            with within(STEP_S, tess, room, "the regenerated reply"):
+                shown = await tess.wait_shown(room, regenerated)
+            assert [m.event_id for m in after(shown, question) if m.sender == bot] == [
+                answer.event_id
+            ]
+
+            # 👍 on the agent's question answers it.
+            ask = await tess.send_text(room, "/confirm")
+            with within(STEP_S, tess, room, "the question"):
+                notice = await tess.wait_notice(room, ask, bot, "👍")
+            await send(
+                {
+                    "m.relates_to": {
+                        "rel_type": "m.annotation",
+                        "event_id": notice.event_id,
+                        "key": "\U0001f44d\ufe0f",
+                    }
+                },
+                event_type="m.reaction",
+            )
+            with within(STEP_S, tess, room, "the approved reply"):
+                await tess.wait_reply(room, ask, bot, lambda b: b == "approved")

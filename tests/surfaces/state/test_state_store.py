@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import sqlite3
 
+import attrs
 import pytest
 
 from surfaces.core import ItemKind, ItemStatus, Lane
-from surfaces.state import ChatRecord, InboxItem, PendingSend, Store, TurnStart
+from surfaces.state import (
+    ChatRecord,
+    Followers,
+    InboxItem,
+    PendingSend,
+    Store,
+    TurnMessage,
+    TurnRecord,
+    TurnStart,
+)
 from surfaces.state._schema import MIGRATIONS
 
 ROOM = Lane.room("!r")
@@ -319,3 +329,82 @@ async def test_turns_and_counts(store):
     counts = await store.counts()
     assert set(counts) == {"users", "chats", "inbox", "outbox", "stage", "intents"}
     assert await store.integrity_check() == "ok"
+
+
+# ---- issue 14: merged turns, hand-offs, withdrawals, re-runs, threads ----------------
+
+
+async def test_a_turn_takes_the_queued_messages_behind_it_and_finishes_them_at_once(store):
+    items = [item("$a"), item("$b"), item("$c"), item("$cmd", kind=ItemKind.COMMAND), item("$d")]
+    admitted = await store.admit("s1", items)
+    head = (await store.claim_next(ROOM)).item
+    follow = Followers(ROOM, head.seq, 9, lambda i: i.kind is ItemKind.TEXT)
+    start = await store.begin_turn("$a", "!r", "@alice:x", follow)
+    assert [f.event_id for f in start.followers] == ["$b", "$c"]  # stops at the command
+    # Taken items count a start: a redaction can no longer withdraw them.
+    assert await store.withdraw("$b") is None
+    assert await store.withdraw("$d") == ROOM  # still queued
+    await store.finish_event("$a", ItemStatus.DONE, also=["$b", "$c"])
+    statuses = [await store.inbox_status(i.event_id) for i in admitted]
+    assert statuses == ["done", "done", "done", "pending", "withdrawn"]
+    assert (await store.claim_next(ROOM)).item.event_id == "$cmd"
+
+
+async def test_hand_off_admits_the_new_item_and_finishes_the_source_in_one_txn(store):
+    await store.admit("s1", [item("$yes", lane=CTL, kind=ItemKind.COMMAND)])
+    new = item("$yes.answer")
+    [admitted] = await store.hand_off("$yes", [new])
+    assert admitted.seq > 0
+    assert await store.inbox_status("$yes") == "done"
+    assert await store.hand_off("$yes", [new]) == []  # a re-run after a crash: once
+    assert (await store.claim_next(ROOM)).item.event_id == "$yes.answer"
+
+
+async def test_queued_items_take_an_edit_until_a_turn_takes_them(store):
+    await store.admit("s1", [item("$q"), item("$r")])
+    assert await store.replace_queued("$q", {"body": "edited"})
+    claim = await store.claim_next(ROOM)
+    assert claim.item.payload == {"body": "edited"}
+    assert not await store.replace_queued("$q", {"body": "too late"})
+
+
+async def test_turn_records_latest_per_conversation_and_lookups(store):
+    def record(turn: str, thread: str | None = None) -> TurnRecord:
+        return TurnRecord(turn, "!r", thread, (TurnMessage(turn, f"text {turn}"),), ("a.txt",))
+
+    for turn, thread in (("$1", None), ("$t1", "$root"), ("$2", None)):
+        await store.admit("s", [item(turn)])
+        await store.finish_event(turn, record=record(turn, thread))
+    assert await store.turn_of_message("$1") == "$1"
+    assert not await store.is_latest_turn("$1")
+    assert await store.is_latest_turn("$2")
+    assert await store.is_latest_turn("$t1")  # a thread is its own conversation
+    rec = await store.turn_record("$t1")
+    assert (rec.thread_root, rec.attachments, rec.messages[0].text) == (
+        "$root",
+        ("a.txt",),
+        "text $t1",
+    )
+    # A re-run updates what was asked but keeps its place (it stays the latest).
+    await store.admit("s", [item("$2.rerun")])
+    edited = attrs.evolve(record("$2"), messages=(TurnMessage("$2", "edited"),))
+    await store.finish_event("$2.rerun", record=edited)
+    assert (await store.turn_record("$2")).messages[0].text == "edited"
+    assert await store.is_latest_turn("$2")
+    await store.record_part("$2", 0, "$reply")
+    assert await store.turn_of_reply("$reply") == "$2"
+    # Pruning keeps the latest turn of each conversation (🔁 works after a week).
+    await store.prune_inbox(-1)
+    assert await store.turn_record("$1") is None
+    assert await store.turn_record("$2") is not None
+    assert await store.turn_of_reply("$reply") == "$2"
+
+
+async def test_thread_bindings(store):
+    first = await store.bind_thread("!r", "$root")
+    assert not first.mirrored
+    assert await store.bind_thread("!r", "$root") == first  # bound once
+    await store.set_thread_mirrored("!r", "$root", first.platform_chat_id)
+    assert (await store.thread("!r", "$root")).mirrored
+    await store.put_thread("!r", "$other", "900")  # restored: the counter moves past it
+    assert int(await store.allocate_platform_chat_id()) > 900

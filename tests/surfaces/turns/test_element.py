@@ -462,3 +462,24 @@ async def test_the_agent_never_sees_two_connections_for_one_conversation(chat, a
     )
     assert h.app.lanes.pending(Lane.room(chat.room)) == 0
     assert not h.app.turns.running(chat.room)
+
+
+async def test_a_crash_mid_merged_turn_answers_the_whole_burst_once_into_one_reply(
+    chat, autojump_clock
+):
+    h = chat.h
+    h.hs.text_as(chat.user, chat.room, "/instant")
+    await h.settle(1)
+    chat.mark()
+    h.agent.chunk_delay_s = 2.0
+    h.hs.text_as(chat.user, chat.room, "/slow 2 3")  # the room is busy for ~4 s
+    await trio.sleep(1)
+    burst = [h.hs.text_as(chat.user, chat.room, f"part {i}") for i in range(3)]
+    await wait_for(lambda: len(reply_events(chat)) == 2, limit=30)  # the merged reply began
+    await h.crash()
+    await h.start()
+    await h.settle(60)
+    assert [await h.app.store.inbox_status(e) for e in burst] == ["done"] * 3
+    assert len(reply_events(chat)) == 2  # the slow reply and one merged reply, no more
+    final = chat.replies()[-1]
+    assert all(f"part {i}" in final for i in range(3))
