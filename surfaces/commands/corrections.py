@@ -19,8 +19,8 @@ from __future__ import annotations
 import attrs
 import structlog
 
-from surfaces.core import ItemKind, ItemStatus, Lane
-from surfaces.intake import RoomQueue
+from surfaces.core import ItemKind, ItemStatus
+from surfaces.intake import RoomQueue, room_item
 from surfaces.state import ChatRecord, InboxItem, Store, TurnMessage, TurnRecord
 from surfaces.turns import ActiveTurns, TurnRequest, TurnRunner
 from surfaces.workspaces import Threads
@@ -63,15 +63,8 @@ class Corrections:
             if turn is None or not await self.store.is_latest_turn(turn):
                 log.info("edit_ignored", target=target, reason="not the latest turn")
                 return
-        rerun = InboxItem(
-            event_id=f"{item.event_id}.rerun",
-            lane=Lane.room(item.room_id),
-            room_id=item.room_id,
-            sender=item.sender,
-            kind=ItemKind.RERUN,
-            payload={"target": target, "body": body},
-        )
-        await self.queue.hand_off(item, rerun)
+        payload = {"target": target, "body": body}
+        await self.queue.hand_off(item, room_item(item, "rerun", ItemKind.RERUN, payload))
 
     # ---- re-runs (room lane) -------------------------------------------------
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import attrs
 import structlog
 
-from surfaces.core import ItemKind, Lane
+from surfaces.core import ItemKind
 from surfaces.i18n import Texts
-from surfaces.intake import RoomQueue
-from surfaces.state import InboxItem
+from surfaces.intake import RoomQueue, room_item
 from surfaces.turns import ActiveTurns
 
 from ._invocation import Invocation
@@ -59,15 +58,7 @@ class TurnControl:
         payload: dict = {"body": self._text(approved)}
         if item.thread:
             payload["thread"] = item.thread
-        turn = InboxItem(
-            event_id=f"{item.event_id}.answer",
-            lane=Lane.room(item.room_id),
-            room_id=item.room_id,
-            sender=item.sender,
-            kind=ItemKind.TEXT,
-            payload=payload,
-        )
-        await self.queue.hand_off(item, turn)
+        await self.queue.hand_off(item, room_item(item, "answer", ItemKind.TEXT, payload))
 
     async def _sent(self, call: Invocation, approved: bool) -> None:
         await call.reply("confirm_sent", answer=self._text(approved))

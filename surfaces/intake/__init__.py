@@ -17,7 +17,7 @@ from surfaces.intake.command_syntax import (
     parse_reaction,
 )
 from surfaces.intake.lanes import Handler, LaneSupervisor
-from surfaces.intake.queue import RoomQueue
+from surfaces.intake.queue import RoomQueue, room_item
 
 __all__ = [
     "ALIASES",
@@ -38,4 +38,5 @@ __all__ = [
     "gapped_rooms",
     "parse_command",
     "parse_reaction",
+    "room_item",
 ]

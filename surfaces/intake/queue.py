@@ -13,15 +13,30 @@ is withdrawn from the queue.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import structlog
 
-from surfaces.core import ItemStatus
+from surfaces.core import ItemKind, ItemStatus, Lane
 from surfaces.intake.backpressure import Backpressure
 from surfaces.intake.lanes import LaneSupervisor
 from surfaces.state import InboxItem, Store
 
 log = structlog.get_logger(__name__)
+
+
+def room_item(source: InboxItem, suffix: str, kind: ItemKind, payload: dict[str, Any]) -> InboxItem:
+    """The room-lane item ``source`` hands off (its id derived from the source's, so a
+    re-run of the source hands off the same item)."""
+    return InboxItem(
+        event_id=f"{source.event_id}.{suffix}",
+        lane=Lane.room(source.room_id),
+        room_id=source.room_id,
+        sender=source.sender,
+        kind=kind,
+        payload=payload,
+    )
 
 
 @attrs.define

@@ -610,6 +610,10 @@ async def test_threads_captions_edits_and_reactions_as_element_sends_them(
             async def send(content: dict, event_type: str = "m.room.message") -> str:
                 return await client.send_event(room, event_type, content, txn_id=new_txn_id())
 
+            async def react(target: str, key: str) -> str:
+                relates = {"rel_type": "m.annotation", "event_id": target, "key": key}
+                return await send({"m.relates_to": relates}, event_type="m.reaction")
+
             # A thread: answered in it, as a conversation of its own.
             await say(tess, room, bot, "root", echo_done("root", first=True))
             root = next(m for m in await tess.shown(room) if m.body == "root").event_id
@@ -675,16 +679,7 @@ async def test_threads_captions_edits_and_reactions_as_element_sends_them(
 
             # 🔁 (Element's quick reaction, with U+FE0F) regenerates into the same reply.
             turn = int(re.match(r"Turn (\d+)", bot_texts[0].body).group(1))
-            await send(
-                {
-                    "m.relates_to": {
-                        "rel_type": "m.annotation",
-                        "event_id": answer.event_id,
-                        "key": "\U0001f501\ufe0f",
-                    }
-                },
-                event_type="m.reaction",
-            )
+            await react(answer.event_id, "\U0001f501\ufe0f")
 
             def regenerated(shown: list) -> bool:
                 mine = [m for m in shown if m.event_id == answer.event_id]
@@ -700,15 +695,6 @@ async def test_threads_captions_edits_and_reactions_as_element_sends_them(
             ask = await tess.send_text(room, "/confirm")
             with within(STEP_S, tess, room, "the question"):
                 notice = await tess.wait_notice(room, ask, bot, "👍")
-            await send(
-                {
-                    "m.relates_to": {
-                        "rel_type": "m.annotation",
-                        "event_id": notice.event_id,
-                        "key": "\U0001f44d\ufe0f",
-                    }
-                },
-                event_type="m.reaction",
-            )
+            await react(notice.event_id, "\U0001f44d\ufe0f")
             with within(STEP_S, tess, room, "the approved reply"):
                 await tess.wait_reply(room, ask, bot, lambda b: b == "approved")

@@ -69,8 +69,19 @@ async def _world(hs: LocalSynapse, tmp_path: Path, nursery: trio.Nursery, **env:
     return BotProcess(base_env, tmp_path / "logs"), bot, agent
 
 
+#: A merged turn's messages (docs/agent-protocol.md, "Text conventions").
+MERGED = re.compile(r'<message n="\d+" of="\d+"[^>]*>\n(.*?)\n</message>', re.DOTALL)
+
+
+def _answered(reply: str) -> list[str]:
+    """The messages one reply answers: several when a burst was merged into its turn."""
+    said = YOU_SAID.search(reply).group(1)
+    return MERGED.findall(said) or [said]
+
+
 def _check_replies(users: list[User], events: dict[str, list[dict]], bot_id: str) -> list[str]:
-    """Problems with the replies, as readable lines (empty: all good)."""
+    """Problems with the replies, as readable lines (empty: all good). Every message is
+    answered by exactly one reply (one reply may answer a merged burst)."""
     problems: list[str] = []
     for user in users:
         shown = visible_bot_messages(events[user.user_id], bot_id)
@@ -79,14 +90,14 @@ def _check_replies(users: list[User], events: dict[str, list[dict]], bot_id: str
             for m in shown
             if m.get("msgtype") != "m.notice" and YOU_SAID.search(m.get("body", ""))
         ]
-        answered = Counter(YOU_SAID.search(m["body"]).group(1) for m in replies)
+        answered = Counter(said for m in replies for said in _answered(m["body"]))
         for body in user.sent.values():
             if answered[body] != 1:
                 problems.append(f"{user.user_id}: {body!r} has {answered[body]} replies")
         for m in replies:
             if "прерван" in m["body"] or "перезапускается" in m["body"]:
                 problems.append(f"{user.user_id}: reply not final: {m['body'][:120]!r}")
-            if YOU_SAID.search(m["body"]).group(1) not in user.sent.values():
+            if any(said not in user.sent.values() for said in _answered(m["body"])):
                 problems.append(f"{user.user_id}: reply to nothing: {m['body'][:120]!r}")
         failed = [
             m["body"] for m in shown if m.get("msgtype") == "m.notice" and "Не удалось" in m["body"]

@@ -49,6 +49,15 @@ async def redact(chat, target: str) -> None:
         await client.redact(chat.room, target, txn_id=f"redact-{target}")
 
 
+async def queue_behind_a_turn(chat, body: str) -> str:
+    """Send ``body`` while a 5-second turn runs: it waits in the queue."""
+    chat.h.hs.text_as(chat.user, chat.room, "/slow 1 5")
+    await trio.sleep(2)
+    queued = chat.h.hs.text_as(chat.user, chat.room, body)
+    await trio.sleep(1)
+    return queued
+
+
 def reply_events(chat) -> list[dict[str, Any]]:
     """The bot's messages after the mark (edits not included)."""
     return [e for e in chat.events() if not is_edit(e)]
@@ -262,10 +271,7 @@ async def test_an_edit_stops_the_running_turn_first(chat, autojump_clock):
 
 async def test_an_edit_of_a_queued_message_is_what_the_agent_gets(chat, autojump_clock):
     h = chat.h
-    h.hs.text_as(chat.user, chat.room, "/slow 1 5")
-    await trio.sleep(2)
-    queued = h.hs.text_as(chat.user, chat.room, "typo")
-    await trio.sleep(1)
+    queued = await queue_behind_a_turn(chat, "typo")
     edit(chat, queued, "fixed")
     await h.settle(40)
     texts = await received(chat)
@@ -348,10 +354,7 @@ async def test_reactions_of_others_are_ignored(chat, autojump_clock):
 
 async def test_a_redacted_queued_message_never_reaches_the_agent(chat, autojump_clock):
     h = chat.h
-    h.hs.text_as(chat.user, chat.room, "/slow 1 5")
-    await trio.sleep(2)
-    queued = h.hs.text_as(chat.user, chat.room, "oops, secret")
-    await trio.sleep(1)
+    queued = await queue_behind_a_turn(chat, "oops, secret")
     await redact(chat, queued)
     await h.settle(40)
     assert "oops, secret" not in "".join(await received(chat))
