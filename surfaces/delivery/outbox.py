@@ -21,7 +21,7 @@ two never race on the same room (order, and doubled retries under 429).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 import structlog
@@ -81,12 +81,19 @@ class Outbox:
             return row.event_id
         return await self._deliver_row(row, part)
 
-    async def deliver(self, rows: Iterable[OutboxItem]) -> list[str | None]:
-        """Send rows that are already persisted (``Store.finish_event`` returns them)."""
+    async def deliver(
+        self, rows: Iterable[OutboxItem], parts: Mapping[str, tuple[str, int]] | None = None
+    ) -> list[str | None]:
+        """Send rows that are already persisted (``Store.finish_event`` returns them).
+
+        ``parts`` (txn id → turn event id, part index): rows that are a turn's reply
+        messages, remembered as its parts when sent (in the transaction of the sent
+        mark), so a later edit or 🔁 finds the reply of an instant turn too."""
         out: list[str | None] = []
         for row in rows:
             if row.status is OutboxStatus.PENDING:
-                out.append(await self._deliver_row(row, None))
+                part = parts.get(row.txn_id) if parts else None
+                out.append(await self._deliver_row(row, part))
             else:
                 out.append(row.event_id if row.status is OutboxStatus.SENT else None)
         return out

@@ -97,6 +97,7 @@ class ReplyStream:
     _edit_seq: int = 0
     _gathered: bool = False  # the first message has had its window
     _throttled: bool = False  # the flusher waits for the edit throttle
+    _final_count: int = 0  # parts of the final text (``final_sends``)
 
     # ---- feeding (called by the turn loop; never blocks) ------------------
 
@@ -239,6 +240,12 @@ class ReplyStream:
             message_content(body, self.relation),
         )
 
+    def part_txns(self) -> dict[str, tuple[str, int]]:
+        """The txn ids of the reply's part messages → (turn, part index), for the
+        outbox to remember the parts the final sends create."""
+        count = max(self._final_count, max(self.parts, default=-1) + 1)
+        return {f"{self.turn_key}.p{i}": (self.turn_key, i) for i in range(count)}
+
     async def resolve_parts(self) -> None:
         """Learn the event ids of part messages whose send did not report one (the
         flusher was cancelled mid-send, or the send was deferred). Call after the
@@ -258,6 +265,7 @@ class ReplyStream:
         if suffix:
             text = f"{text}\n\n{suffix}" if text else ""
         final = split_reply(text, self.budget) if text else []
+        self._final_count = len(final)
         sends: list[PendingSend] = []
         for i, body in enumerate(final):
             event_id = self.parts.get(i)

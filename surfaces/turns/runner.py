@@ -318,7 +318,7 @@ class TurnRunner:
                 also=finished,
                 record=record,
             )
-            await self.outbox.deliver(rows)
+            await self.outbox.deliver(rows, parts=reply.part_txns())
         finally:
             # After the final text: the user sees the answer one round trip sooner.
             await typing.clear()

@@ -486,3 +486,17 @@ async def test_a_crash_mid_merged_turn_answers_the_whole_burst_once_into_one_rep
     assert len(reply_events(chat)) == 2  # the slow reply and one merged reply, no more
     final = chat.replies()[-1]
     assert all(f"part {i}" in final for i in range(3))
+
+
+async def test_regenerate_finds_an_instant_reply_too(chat, autojump_clock):
+    # An instant reply is one of the turn's final sends (no streaming message): the
+    # outbox still remembers it as the turn's reply part.
+    h = chat.h
+    await chat.say("/instant")
+    [reply] = reply_events(chat)
+    react(chat, reply["event_id"], "🔁")
+    await h.settle(30)
+    assert (await received(chat)) == ["/instant", "/instant"]
+    edits = [e for e in chat.events() if is_edit(e)]
+    assert [e["content"]["m.relates_to"]["event_id"] for e in edits] == [reply["event_id"]]
+    assert len(reply_events(chat)) == 1
