@@ -500,3 +500,18 @@ async def test_regenerate_finds_an_instant_reply_too(chat, autojump_clock):
     edits = [e for e in chat.events() if is_edit(e)]
     assert [e["content"]["m.relates_to"]["event_id"] for e in edits] == [reply["event_id"]]
     assert len(reply_events(chat)) == 1
+
+
+async def test_answers_without_a_question_count_against_the_rooms_queue(chat, autojump_clock):
+    h = chat.h
+    await h.restart(SURFACES_BOT__ROOM_QUEUE_SIZE="1", SURFACES_BOT__MERGE_MAX_MESSAGES="1")
+    chat.mark()
+    h.hs.text_as(chat.user, chat.room, "/slow 1 10")
+    await trio.sleep(2)
+    for _ in range(6):
+        h.hs.text_as(chat.user, chat.room, "!yes")
+    await h.settle(120)
+    answers = [t for t in await received(chat) if t == chat.t("confirm_yes_text")]
+    assert 1 <= len(answers) < 6  # bounded by the queue, like any message
+    busy = [r for r in chat.replies() if r.startswith(chat.t("busy", n=0)[:10])]
+    assert len(busy) == 1
