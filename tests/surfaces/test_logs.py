@@ -26,12 +26,17 @@ def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     excepthook = sys.excepthook
+    saved = structlog.get_config()
     yield
     sys.excepthook = excepthook
     logging.captureWarnings(False)
     while logs._leveled:
         logs._leveled.pop().setLevel(logging.NOTSET)
+    # The suite's own configuration (tests/conftest.py: plain tracebacks), not
+    # structlog's defaults, whose rich tracebacks with locals cost seconds per logged
+    # exception in every later test that provokes one.
     structlog.reset_defaults()
+    structlog.configure(**saved)
     structlog.contextvars.clear_contextvars()
     for handler in list(root.handlers):
         if handler not in handlers:
