@@ -229,9 +229,9 @@ def _trace_turn_steps() -> None:
         TRACE.add("dispatched", (item.event_id, time.monotonic()))
         return dispatch(self, item)
 
-    async def traced_run(self, item, chat, text):  # type: ignore[no-untyped-def]
-        TRACE.add("turn_started", (item.event_id, time.monotonic()))
-        return await run(self, item, chat, text)
+    async def traced_run(self, request):  # type: ignore[no-untyped-def]
+        TRACE.add("turn_started", (request.item.event_id, time.monotonic()))
+        return await run(self, request)
 
     def traced_turn(self, base_url, chat_id, text, attachments=()):  # type: ignore[no-untyped-def]
         words = text.split()
