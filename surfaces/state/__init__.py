@@ -1,6 +1,7 @@
 """Durable state: the SQLite store and its records."""
 
 from surfaces.state._db import DatabaseInfo
+from surfaces.state._dir import DB_NAME, LOCK_NAME, StateDir, StateError, StateLockedError
 from surfaces.state._records import (
     ChatRecord,
     Claim,
@@ -13,8 +14,13 @@ from surfaces.state._records import (
     UserRecord,
 )
 from surfaces.state._store import Store
+from surfaces.state._workspaces import ChatConflictError, ChatConflictField
 
 __all__ = [
+    "DB_NAME",
+    "LOCK_NAME",
+    "ChatConflictError",
+    "ChatConflictField",
     "ChatRecord",
     "Claim",
     "DatabaseInfo",
@@ -23,6 +29,9 @@ __all__ = [
     "OutboxItem",
     "PendingSend",
     "StagedFile",
+    "StateDir",
+    "StateError",
+    "StateLockedError",
     "Store",
     "TurnStart",
     "UserRecord",

@@ -28,6 +28,7 @@ a turn with its final sends) are single methods for that reason.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,13 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 import attrs
 import trio
 
+from surfaces.state._dir import (
+    FILE_MODE,
+    StateError,
+    ensure_private_dir,
+    make_private,
+    make_private_fd,
+)
 from surfaces.state._records import ChatRecord
 from surfaces.state._schema import MIGRATIONS
 
@@ -134,26 +142,47 @@ class Database:
     @classmethod
     def open_sync(cls, path: Path | str, *, inline: bool = False) -> Self:
         """Open (creating and migrating) the database. Blocking: call before trio.run
-        or via ``open``."""
+        or via ``open``.
+
+        The directory is created 0700 and the database files are kept 0600 (they
+        hold the access token; ``_dir``). Anything that makes the file unusable — not
+        a database, unreadable, a schema newer than this build — is a
+        :class:`StateError` with one line for the operator, never a traceback."""
         path = Path(path)
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=10.0
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash (not a power loss of the last
-        # commits); FULL costs an fsync per commit. A bot crash is what we guard against.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        # Commits on the event loop must not fsync: checkpoints (the fsync) run from
-        # ``checkpoint`` in the worker thread. Lock waits happen only there too
-        # (``_in_thread`` sets the busy timeout); an inline call fails fast instead.
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-        store = cls(conn, path, inline=inline)
-        store._migrate()
-        conn.execute("PRAGMA busy_timeout=0")
+        memory = str(path) == ":memory:"
+        if not memory:
+            ensure_private_dir(path.parent)
+            _create_private(path)
+        try:
+            conn = sqlite3.connect(
+                str(path), check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"state database {path} cannot be opened: {exc}") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process crash (not a power loss of the last
+            # commits); FULL costs an fsync per commit. A bot crash is what we guard against.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            # Commits on the event loop must not fsync: checkpoints (the fsync) run from
+            # ``checkpoint`` in the worker thread. Lock waits happen only there too
+            # (``_in_thread`` sets the busy timeout); an inline call fails fast instead.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            store = cls(conn, path, inline=inline)
+            store._migrate()
+            conn.execute("PRAGMA busy_timeout=0")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StateError(f"state database {path} cannot be used: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        if not memory:
+            # SQLite creates -wal/-shm with the database's mode; made sure of here.
+            for suffix in ("-wal", "-shm"):
+                make_private(path.with_name(path.name + suffix))
         return store
 
     @staticmethod
@@ -235,7 +264,7 @@ class Database:
         row = c.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
         current = row["v"] or 0
         if current > len(MIGRATIONS):
-            raise RuntimeError(
+            raise StateError(
                 f"state database {self.path} has schema version {current}, newer than this "
                 f"build knows ({len(MIGRATIONS)}); upgrade surfaces or restore a backup"
             )
@@ -305,6 +334,21 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask),
+    or tighten an existing one; never through a symlink."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except IsADirectoryError:
+        raise StateError(f"state database {path} is a directory") from None
+    except OSError as exc:
+        raise StateError(f"state database {path} cannot be opened: {exc.strerror}") from None
+    try:
+        make_private_fd(fd, path)
+    finally:
+        os.close(fd)
 
 
 def _split_sql(script: str) -> list[str]:

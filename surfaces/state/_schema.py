@@ -102,4 +102,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX stage_room ON stage (room_id, user_id, id);
     """,
+    # 2: platform chat ids are looked up when a binding is stored (issue 13: two rooms
+    # must never share one agent conversation; the store refuses the second).
+    """
+    CREATE INDEX chats_platform ON chats (platform_chat_id);
+    """,
 ]

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from surfaces.core import ItemKind, ItemStatus, Lane
-from surfaces.state import ChatRecord, InboxItem, PendingSend, Store, TurnStart
+from surfaces.state import ChatRecord, InboxItem, PendingSend, StateError, Store, TurnStart
 from surfaces.state._schema import MIGRATIONS
 
 ROOM = Lane.room("!r")
@@ -51,7 +51,7 @@ async def test_wal_mode_schema_version_and_idempotent_migration(tmp_path):
         conn.commit()
     finally:
         conn.close()
-    with pytest.raises(RuntimeError, match="newer than this build"):
+    with pytest.raises(StateError, match="newer than this build"):
         Store.open_sync(path, inline=True)
 
 
