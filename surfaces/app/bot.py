@@ -27,7 +27,7 @@ import trio
 
 from agent_client import AgentClient, Connector
 from matrix_client import MatrixClient, UnknownTokenError
-from surfaces import __version__
+from surfaces import __version__, version_fields
 from surfaces.agents import turn_limits
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
@@ -287,10 +287,7 @@ class BotApp:
             self._ready.set()
             task_status.started()
             log.info(
-                "bot_started",
-                user_id=user_id,
-                agents=len(self.registry.agents),
-                version=__version__,
+                "bot_started", user_id=user_id, agents=len(self.registry.agents), **version_fields()
             )
 
             await self._stop.wait()

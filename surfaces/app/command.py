@@ -19,7 +19,7 @@ import trio
 
 from matrix_client import UnknownTokenError
 from surfaces.app.bot import FATAL_ERRORS, BotApp, first_leaf
-from surfaces.config import EXIT_CONFIG, load_config_or_exit, load_registry_or_exit
+from surfaces.config import EXIT_CONFIG, load_config_and_registry_or_exit
 from surfaces.core import FatalError
 from surfaces.logs import configure_logging
 from surfaces.state import StateError, StateLockedError
@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="surfaces run", description="Run the bot.")
     parser.add_argument("--config", help="YAML config file (default: $SURFACES_CONFIG)")
     args = parser.parse_args(argv)
-    config = load_config_or_exit(args.config)
-    registry = load_registry_or_exit(config)
-    configure_logging(config.log.format, config.log.level)
+    config, registry = load_config_and_registry_or_exit(args.config, prog="surfaces run")
+    configure_logging(config.log.format, config.log.level, levels=config.log.levels)
     try:
         trio.run(run_with_signals, BotApp(config, registry))
     except (FatalError, UnknownTokenError) as exc:

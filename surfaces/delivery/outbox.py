@@ -27,7 +27,13 @@ import attrs
 import structlog
 import trio
 
-from matrix_client import FailureKind, MatrixClient, UnknownTokenError, classify, new_txn_id
+from matrix_client import (
+    FailureKind,
+    MatrixClient,
+    UnknownTokenError,
+    classify_failure,
+    new_txn_id,
+)
 from surfaces.core import OutboxStatus, SendOutcome
 from surfaces.state import OutboxItem, PendingSend, Store
 
@@ -116,7 +122,7 @@ class Outbox:
             log.warning(
                 "matrix_send_ephemeral_failed",
                 room_id=room_id,
-                kind=classify(exc).value,
+                kind=classify_failure(exc).value,
                 error=repr(exc),
             )
             return None
@@ -160,7 +166,7 @@ class Outbox:
             # One classifier for every Matrix call (matrix_client's): what will not
             # get better by retrying the same request is marked failed at once, so
             # it never holds up the room's later messages.
-            if classify(exc) is FailureKind.PERMANENT:
+            if classify_failure(exc) is FailureKind.PERMANENT:
                 log.error(
                     "outbox_send_failed_permanently",
                     room_id=row.room_id,

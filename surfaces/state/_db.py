@@ -39,6 +39,7 @@ import attrs
 import trio
 
 from surfaces.state._dir import (
+    DB_NAME,  # noqa: F401  (re-exported: its home is the state directory)
     FILE_MODE,
     StateError,
     ensure_private_dir,

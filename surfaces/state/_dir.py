@@ -25,6 +25,7 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+#: The state database's file name inside ``state_dir``.
 DB_NAME = "surfaces.db"
 LOCK_NAME = "surfaces.lock"
 DIR_MODE = 0o700
@@ -54,9 +55,7 @@ class StateLockedError(StateError):
 
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) with mode 0700 if missing; refuse a non-directory.
-
-    An existing directory keeps its mode (the operator chose it), but one that
-    group or others can read is logged, since it holds the access token."""
+    An existing directory keeps its mode (the operator chose it)."""
     try:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except FileExistsError:
@@ -71,10 +70,6 @@ def ensure_private_dir(path: Path) -> Path:
         raise StateError(f"state directory {path} cannot be read: {exc.strerror}") from None
     if not stat.S_ISDIR(info.st_mode):
         raise StateError(f"state directory {path} exists and is not a directory")
-    if info.st_mode & 0o077:
-        log.warning(
-            "state_dir_permissions_open", path=str(path), mode=oct(stat.S_IMODE(info.st_mode))
-        )
     return path
 
 
@@ -115,6 +110,9 @@ class StateDir:
         """Create the directory if needed and take its lock, or raise
         :class:`StateLockedError` at once (never waits). Blocking but quick."""
         directory = ensure_private_dir(Path(path).expanduser())
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        if mode & 0o077:  # it holds the access token: say so once per start
+            log.warning("state_dir_permissions_open", path=str(directory), mode=oct(mode))
         lock_path = directory / LOCK_NAME
         try:
             fd = os.open(

@@ -22,6 +22,7 @@ import trio
 
 from matrix_client import MatrixClient, MatrixError
 from surfaces.config import AgentRegistry
+from surfaces.core import CHAT_EVENT, SPACE_EVENT, ChatBinding, SpaceBinding
 from surfaces.session import homeserver_unavailable
 from surfaces.state import ChatConflictError, ChatRecord, Store
 from surfaces.workspaces.trust import RoomFacts, oldest_first, read_room
@@ -102,8 +103,13 @@ class _Reconcile:
                 nursery.start_soon(inspect, room_id)
         return oldest_first(found)
 
-    async def _read(self, room_id: str) -> RoomFacts | None:
+    async def _read(self, room_id: str, *, claimed: bool = False) -> RoomFacts | None:
+        """The room's facts; ``claimed=False`` first asks for the two binding events
+        (small answers) and reads the full state only when one is well formed, so a
+        room with megabytes of state costs that only when it claims to be ours."""
         try:
+            if not claimed and not await self._claims_a_binding(room_id):
+                return RoomFacts(room_id, bot_created=False, is_space=False, created_ts=0)
             return await read_room(self.matrix, room_id, self.bot)
         except MatrixError as exc:
             if homeserver_unavailable(exc):
@@ -112,6 +118,13 @@ class _Reconcile:
             self.report.errors += 1
             log.warning("reconcile_room_failed", room_id=room_id, status=exc.status)
             return None
+
+    async def _claims_a_binding(self, room_id: str) -> bool:
+        chat = await self.matrix.get_state_event(room_id, CHAT_EVENT)
+        if ChatBinding.from_content(chat) is not None:
+            return True
+        space = await self.matrix.get_state_event(room_id, SPACE_EVENT)
+        return SpaceBinding.from_content(space) is not None
 
     async def adopt_spaces(self, spaces: list[RoomFacts]) -> None:
         for facts in spaces:  # oldest first: the older of two Spaces of one user wins
@@ -166,7 +179,7 @@ class _Reconcile:
         candidates = [s for s in self._spaces.values() if s.space and s.space.owner == owner]
         user = await self.store.get_user(owner)
         if user is not None and user.space_id and user.space_id not in self._spaces:
-            facts = await self._read(user.space_id)
+            facts = await self._read(user.space_id, claimed=True)
             if facts is not None:
                 self._spaces[user.space_id] = facts
                 candidates.append(facts)

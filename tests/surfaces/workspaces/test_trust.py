@@ -133,6 +133,22 @@ async def test_superscript_platform_chat_id_does_not_stop_the_start(
     assert [c[0] for c in await chats(tools, alice.user_id)] == [room_a]
 
 
+async def test_a_room_whose_state_is_too_large_to_read_is_skipped(harness, tools, autojump_clock):
+    """A forged room padded with megabytes of state: its full state is more than the
+    client reads (8 MiB); reconciliation skips the room instead of waiting for it."""
+    alice, mallory, _, _, room_a, _, victim = await victim_and_attacker(harness, tools)
+    forged = forge_chat(harness, mallory, binding(alice.user_id, "C2", "77"))
+    await harness.settle()
+    huge = Fault("response", status=200, body=b"[" + b" " * 9_000_000 + b"]")
+    harness.hs.inject("GET", f"/_matrix/client/v3/rooms/{forged}/state", huge, repeat=50)
+    with structlog.testing.capture_logs() as logs:
+        await tools.restart_with_wiped_database()
+    [report] = [e for e in logs if e["event"] == "state_reconciled"]
+    assert report["errors"] == 1
+    assert await tools.store.get_chat(forged) is None
+    assert [(room_a, "C1", victim.platform_chat_id, "default")] == await chats(tools, alice.user_id)
+
+
 async def test_forged_space_naming_the_victim_leaves_the_victim_alone(
     harness, tools, autojump_clock
 ):
