@@ -20,6 +20,8 @@ skips the grace period. A stop requested during start-up cancels it at once.
 
 from __future__ import annotations
 
+from functools import partial
+
 import attrs
 import httpx
 import structlog
@@ -151,7 +153,7 @@ class BotApp:
             matrix=matrix,
             agents=agents,
             choice=choice,
-            files_out=OutgoingFiles(matrix, store, outbox, notifier),
+            files_out=OutgoingFiles(matrix, store, outbox, notifier, cfg.bot.outgoing_file_limit),
             streaming=cfg.streaming,
             texts=texts,
             active=active,
@@ -283,7 +285,8 @@ class BotApp:
 
             nursery.start_soon(sync_task)
             nursery.start_soon(publish_gauges, self.metrics, store, lanes)
-            nursery.start_soon(maintain, store)
+            retention_s = cfg.bot.incoming_retention_days * 24 * 3600.0
+            nursery.start_soon(partial(maintain, store, incoming_retention_s=retention_s))
             self._ready.set()
             task_status.started()
             log.info(

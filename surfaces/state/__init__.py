@@ -5,6 +5,7 @@ from surfaces.state._dir import DB_NAME, LOCK_NAME, StateDir, StateError, StateL
 from surfaces.state._records import (
     ChatRecord,
     Claim,
+    ExpiredFile,
     InboxItem,
     Intent,
     OutboxItem,
@@ -24,6 +25,7 @@ __all__ = [
     "ChatRecord",
     "Claim",
     "DatabaseInfo",
+    "ExpiredFile",
     "InboxItem",
     "Intent",
     "OutboxItem",

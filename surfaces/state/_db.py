@@ -304,6 +304,11 @@ class Database:
         with self._tx():
             self._set(key, value)
 
+    @_quick
+    def delete_value(self, key: str) -> None:
+        with self._tx():
+            self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+
     # ---- maintenance -----------------------------------------------------
 
     @_threaded
