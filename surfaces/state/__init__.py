@@ -1,6 +1,6 @@
 """Durable state: the SQLite store and its records."""
 
-from surfaces.state._db import DatabaseInfo
+from surfaces.state._db import SCHEMA_VERSION, DatabaseInfo
 from surfaces.state._dir import DB_NAME, LOCK_NAME, StateDir, StateError, StateLockedError
 from surfaces.state._records import (
     ChatRecord,
@@ -20,6 +20,7 @@ from surfaces.state._workspaces import ChatConflictError, ChatConflictField
 __all__ = [
     "DB_NAME",
     "LOCK_NAME",
+    "SCHEMA_VERSION",
     "ChatConflictError",
     "ChatConflictField",
     "ChatRecord",

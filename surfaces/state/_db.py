@@ -49,6 +49,8 @@ from surfaces.state._dir import (
 from surfaces.state._records import ChatRecord
 from surfaces.state._schema import MIGRATIONS
 
+#: The schema version this build creates and understands (newer: refused).
+SCHEMA_VERSION = len(MIGRATIONS)
 #: Chat rows kept in memory (about 0.5 KB each); beyond this the cache starts over.
 CHAT_CACHE_SIZE = 20_000
 #: Admits up to this many events run inline (a catch-up batch goes to the thread).

@@ -14,6 +14,7 @@ from turn_helpers import frame, send_file
 
 from matrix_client.testing import Fault
 from surfaces.app.maintenance import sweep_incoming
+from surfaces.state import Store
 
 DAY = 24 * 3600.0
 
@@ -164,3 +165,25 @@ async def test_retention_deletes_carried_files_after_the_period_only(chat, autoj
     assert not (incoming / "carried.txt").exists()
     assert (incoming / "waiting.txt").exists()
     assert await sweep_incoming(store, 30 * DAY, now=time.time() + 31 * DAY) == 0
+
+
+async def test_a_partial_file_left_by_a_crash_is_removed_by_the_rerun(chat, autojump_clock):
+    """A download interrupted by a crash left ``incoming/a.txt`` half-written; the
+    re-run of the same event removes it and stores the whole file once."""
+    h = chat.h
+    incoming = h.workspace / "incoming"
+    incoming.mkdir()
+    (incoming / "a.txt").write_bytes(b"hal")
+    h.app.request_stop()
+    await h.app_done.wait()
+    event_id = await send_file(chat, "a.txt", b"half and the rest", settle=0)
+    # what the interrupted run had recorded before writing (PARTIAL_KEY)
+    store = Store.open_sync(h.state_dir / "surfaces.db", inline=True)
+    await store.set_value(f"incoming.partial.{event_id}", "incoming/a.txt")
+    store.close()
+    await h.start()
+    await h.settle(10)
+    staged = await h.app.store.staged(chat.room, chat.user.user_id)
+    assert [(f.name, f.size) for f in staged] == [("a.txt", len(b"half and the rest"))]
+    assert sorted(p.name for p in incoming.iterdir()) == ["a.txt"]
+    assert (incoming / "a.txt").read_bytes() == b"half and the rest"
