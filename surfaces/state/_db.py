@@ -28,7 +28,6 @@ a turn with its final sends) are single methods for that reason.
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -40,11 +39,9 @@ import trio
 
 from surfaces.state._dir import (
     DB_NAME,  # noqa: F401  (re-exported: its home is the state directory)
-    FILE_MODE,
     StateError,
     ensure_private_dir,
     make_private,
-    make_private_fd,
 )
 from surfaces.state._records import ChatRecord
 from surfaces.state._schema import MIGRATIONS
@@ -155,7 +152,7 @@ class Database:
         memory = str(path) == ":memory:"
         if not memory:
             ensure_private_dir(path.parent)
-            _create_private(path)
+            make_private(path, create=True)
         try:
             conn = sqlite3.connect(
                 str(path), check_same_thread=False, isolation_level=None, timeout=10.0
@@ -342,21 +339,6 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-
-
-def _create_private(path: Path) -> None:
-    """Create the database file 0600 before SQLite does (it would use the umask),
-    or tighten an existing one; never through a symlink."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
-    except IsADirectoryError:
-        raise StateError(f"state database {path} is a directory") from None
-    except OSError as exc:
-        raise StateError(f"state database {path} cannot be opened: {exc.strerror}") from None
-    try:
-        make_private_fd(fd, path)
-    finally:
-        os.close(fd)
 
 
 def _split_sql(script: str) -> list[str]:

@@ -73,12 +73,19 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def make_private(path: Path) -> None:
-    """Mode 0600 on ``path`` if it exists (never following a symlink)."""
+def make_private(path: Path, *, create: bool = False) -> None:
+    """Mode 0600 on ``path`` — created so (before SQLite would create it with the
+    umask's mode) when ``create``, else only if it exists; never through a symlink."""
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, flags, FILE_MODE)
     except FileNotFoundError:
+        if create:
+            raise StateError(f"{path} cannot be created: its directory is missing") from None
         return
+    except IsADirectoryError:
+        raise StateError(f"{path} is a directory") from None
     except OSError as exc:
         raise StateError(f"{path} cannot be opened: {exc.strerror}") from None
     try:

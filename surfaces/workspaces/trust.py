@@ -94,21 +94,24 @@ class RoomFacts:
     def _refused(self, why: Distrust) -> RoomFacts:
         return attrs.evolve(self, distrust=why)
 
-    def _with_chat(self, event: RoomEvent, bot: str) -> RoomFacts:
+    def _not_the_bots(self, event: RoomEvent, bot: str) -> Distrust | None:
         if event.sender != bot:
-            return self._refused(Distrust.NOT_BOT_SENT)
+            return Distrust.NOT_BOT_SENT
         if not self.bot_created:
-            return self._refused(Distrust.NOT_BOT_CREATED)
+            return Distrust.NOT_BOT_CREATED
+        return None
+
+    def _with_chat(self, event: RoomEvent, bot: str) -> RoomFacts:
+        if why := self._not_the_bots(event, bot):
+            return self._refused(why)
         chat = ChatBinding.from_content(event.content)
         if chat is None or self.is_space:
             return self._refused(Distrust.MALFORMED)
         return attrs.evolve(self, chat=chat)
 
     def _with_space(self, event: RoomEvent, bot: str) -> RoomFacts:
-        if event.sender != bot:
-            return self._refused(Distrust.NOT_BOT_SENT)
-        if not self.bot_created:
-            return self._refused(Distrust.NOT_BOT_CREATED)
+        if why := self._not_the_bots(event, bot):
+            return self._refused(why)
         if not self.is_space:
             return self._refused(Distrust.NOT_A_SPACE)
         space = SpaceBinding.from_content(event.content)

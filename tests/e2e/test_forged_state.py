@@ -24,6 +24,13 @@ from surfaces.core import CHAT_EVENT, SPACE_EVENT
 pytestmark = pytest.mark.synapse
 
 
+async def room_with_binding(user: SimUser, invite: str, content: dict) -> str:
+    """``user`` creates a room with ``content`` as the bot's chat binding, inviting ``invite``."""
+    return await user.client.create_room(
+        invite=[invite], initial_state=[{"type": CHAT_EVENT, "state_key": "", "content": content}]
+    )
+
+
 def forged_binding(owner: str, local_id: str, platform_chat_id: str) -> dict:
     return {
         "version": 1,
@@ -51,15 +58,8 @@ async def test_only_the_bot_can_write_its_bindings_in_its_rooms(
             space = await bot.client.create_room(
                 is_space=True, invite=[mallory.user_id], preset="private_chat"
             )
-            room = await bot.client.create_room(
-                invite=[mallory.user_id],
-                initial_state=[
-                    {
-                        "type": CHAT_EVENT,
-                        "state_key": "",
-                        "content": forged_binding(mallory.user_id, "C1", "1"),
-                    }
-                ],
+            room = await room_with_binding(
+                bot, mallory.user_id, forged_binding(mallory.user_id, "C1", "1")
             )
             await mallory.join(space)
             await mallory.join(room)
@@ -74,15 +74,8 @@ async def test_only_the_bot_can_write_its_bindings_in_its_rooms(
                     )
                 assert (refused.value.status, refused.value.errcode) == (403, "M_FORBIDDEN")
 
-            own = await mallory.client.create_room(
-                invite=[bot.user_id],
-                initial_state=[
-                    {
-                        "type": CHAT_EVENT,
-                        "state_key": "",
-                        "content": forged_binding(mallory.user_id, "C1", "1"),
-                    }
-                ],
+            own = await room_with_binding(
+                mallory, bot.user_id, forged_binding(mallory.user_id, "C1", "1")
             )
             state = {(e.type, e.state_key): e for e in await bot_view(bot, own)}
             bot_state = {(e.type, e.state_key): e for e in await bot.client.get_state(room)}
@@ -114,15 +107,8 @@ async def test_forged_room_naming_another_users_conversation_is_not_adopted(
             await say(carol, ws.chat_id, bot, "my plans", echo_done("my plans", first=True))
             await onboard(mallory, bot)
             with trio.fail_after(STEP_S):
-                forged = await mallory.client.create_room(
-                    invite=[bot],
-                    initial_state=[
-                        {
-                            "type": CHAT_EVENT,
-                            "state_key": "",
-                            "content": forged_binding(mallory.user_id, "C5", pcid),
-                        }
-                    ],
+                forged = await room_with_binding(
+                    mallory, bot, forged_binding(mallory.user_id, "C5", pcid)
                 )
                 await mallory.create_dm(bot)  # used to make the forged room "unknown"
                 for _ in range(STEP_S * 5):  # the bot joins the rooms it is invited to

@@ -10,27 +10,13 @@ import os
 import time
 
 import pytest
-from turn_helpers import frame, send_file
+from turn_helpers import send_file, sends_file
 
 from matrix_client.testing import Fault
 from surfaces.app.maintenance import sweep_incoming
 from surfaces.state import Store
 
 DAY = 24 * 3600.0
-
-
-def sends_file(path: str):
-    """An agent that sends ``path`` and then says "done"."""
-
-    async def handler(request):
-        ws = await request.accept()
-        await ws.send_message(frame("STATUS"))
-        await ws.get_message()
-        await ws.send_message(frame("AGENT_EVENT_SEND_FILE", path=path))
-        await ws.send_message(frame("AGENT_EVENT_TEXT_CHUNK", text="done"))
-        await ws.send_message(frame("AGENT_EVENT_END"))
-
-    return handler
 
 
 async def answers_again(chat) -> None:

@@ -45,6 +45,16 @@ def forge_chat(harness, attacker, content: dict[str, Any]) -> str:
     )
 
 
+def bot_chat_room(harness, content: dict[str, Any], *, listed_in: str | None = None) -> str:
+    """A room the bot itself created with ``content`` as its binding (a bot-written
+    inconsistency), linked into the Space ``listed_in`` by the bot when given."""
+    hs, bot = harness.hs, harness.bot_user
+    room = hs.create_room(bot, initial_state=[{"type": CHAT, "state_key": "", "content": content}])
+    if listed_in is not None:
+        hs.set_state_as(bot, listed_in, "m.space.child", {"via": ["test.local"]}, room)
+    return room
+
+
 async def chats(tools, owner: str) -> list[tuple[str, str, str, str]]:
     return [
         (c.room_id, c.local_id, c.platform_chat_id, c.agent_id)
@@ -117,14 +127,10 @@ async def test_superscript_platform_chat_id_does_not_stop_the_start(
 ):
     """``"²".isdigit()`` is True and ``int("²")`` raises: such a binding (even one in
     the bot's own room, listed in the owner's Space) is refused, the start goes on."""
-    hs = harness.hs
     alice, mallory, _, space_a, room_a, _, _victim = await victim_and_attacker(harness, tools)
     content = binding(alice.user_id, "C2", "²")
     if by_the_bot:
-        room = hs.create_room(
-            harness.bot_user, initial_state=[{"type": CHAT, "state_key": "", "content": content}]
-        )
-        hs.set_state_as(harness.bot_user, space_a, "m.space.child", {"via": ["x"]}, room)
+        room = bot_chat_room(harness, content, listed_in=space_a)
     else:
         room = forge_chat(harness, mallory, content)
     await harness.settle()
@@ -185,22 +191,14 @@ async def test_bot_written_conflicts_keep_the_older_room_and_are_logged(
     """Bindings the bot wrote that disagree (two rooms claiming Alice's C1; a room
     claiming Bob's platform chat id): the older room wins, each case is logged with
     both room ids, and the start succeeds."""
-    hs = harness.hs
     alice = harness.user("alice", displayname="Alice")
     bob = harness.user("bob", displayname="Bob")
     _, space_a, room_a = await harness.onboard(alice)
     _, _, room_b = await harness.onboard(bob)
     bob_chat = await tools.store.get_chat(room_b)
-    bot = harness.bot_user
     claims = {}
     for local_id, pcid in (("C1", "40"), ("C2", bob_chat.platform_chat_id)):
-        room = hs.create_room(
-            bot,
-            initial_state=[
-                {"type": CHAT, "state_key": "", "content": binding(alice.user_id, local_id, pcid)}
-            ],
-        )
-        hs.set_state_as(bot, space_a, "m.space.child", {"via": ["test.local"]}, room)
+        room = bot_chat_room(harness, binding(alice.user_id, local_id, pcid), listed_in=space_a)
         claims[local_id] = room
     with structlog.testing.capture_logs() as logs:
         await tools.restart_with_wiped_database()
@@ -218,20 +216,10 @@ async def test_bot_written_conflicts_keep_the_older_room_and_are_logged(
 async def test_unknown_agent_id_in_a_bot_binding_falls_back_to_the_users_agent(
     harness, tools, autojump_clock
 ):
-    hs = harness.hs
     alice = harness.user("alice", displayname="Alice")
     _, space_a, _ = await harness.onboard(alice)
-    room = hs.create_room(
-        harness.bot_user,
-        initial_state=[
-            {
-                "type": CHAT,
-                "state_key": "",
-                "content": binding(alice.user_id, "C2", "9", agent_id="gone-agent"),
-            }
-        ],
-    )
-    hs.set_state_as(harness.bot_user, space_a, "m.space.child", {"via": ["test.local"]}, room)
+    content = binding(alice.user_id, "C2", "9", agent_id="gone-agent")
+    room = bot_chat_room(harness, content, listed_in=space_a)
     with structlog.testing.capture_logs() as logs:
         await tools.restart_with_wiped_database()
     chat = await tools.store.get_chat(room)
@@ -243,15 +231,9 @@ async def test_unknown_agent_id_in_a_bot_binding_falls_back_to_the_users_agent(
 async def test_a_bot_room_the_space_does_not_list_is_not_adopted(harness, tools, autojump_clock):
     """The bot's own room with a valid binding, but Alice's Space does not list it
     (nor does any Space of hers): not hers as far as the bot can prove."""
-    hs = harness.hs
     alice = harness.user("alice", displayname="Alice")
     _, _, room_a = await harness.onboard(alice)
-    stray = hs.create_room(
-        harness.bot_user,
-        initial_state=[
-            {"type": CHAT, "state_key": "", "content": binding(alice.user_id, "C2", "9")}
-        ],
-    )
+    stray = bot_chat_room(harness, binding(alice.user_id, "C2", "9"))
     await tools.restart_with_wiped_database()
     assert await tools.store.get_chat(stray) is None
     assert [c[0] for c in await chats(tools, alice.user_id)] == [room_a]
