@@ -33,6 +33,18 @@ structlog.configure(
 )
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_suites_structlog_config():
+    """A test that configures logging the way a command does (``doctor``'s
+    ``configure_logging(..., "warning")``, the logging tests) must not change what
+    later tests log or capture (``structlog.testing.capture_logs`` sees nothing below
+    the level such a configuration filters)."""
+    saved = structlog.get_config()
+    yield
+    structlog.reset_defaults()
+    structlog.configure(**saved)
+
+
 @attrs.define
 class BotHarness:
     hs: FakeHomeserver

@@ -120,6 +120,16 @@ EN: dict[str, str] = {
     "phase_first_text": "before replying",
     "phase_idle": "stalled mid-reply",
     "phase_total": "took too long",
+    "file_out_too_large": (
+        "The agent tried to send {path} ({size:size}), but the limit is {limit:size}, "
+        "so I didn't send it."
+    ),
+    "file_out_not_regular": (
+        "The agent named {path}, which isn't a regular file, so I didn't send it."
+    ),
+    "file_store_failed": (
+        "I couldn't save “{name}” in the agent's workspace. Please tell the administrator."
+    ),
     "unsupported_location": "📍 Locations do not reach the agent — describe the place in text.",
     "unsupported_sticker": "Stickers are not passed to the agent — please write it in text.",
     "unsupported_poll": "Polls are not passed to the agent — please ask in text.",

@@ -5,7 +5,7 @@ Matrix (``reconcile``)."""
 from surfaces.workspaces.onboarding import Onboarding
 from surfaces.workspaces.reconcile import ReconcileReport, reconcile
 from surfaces.workspaces.rooms import Rooms
-from surfaces.workspaces.threads import ThreadContext, Threads, restore_threads
+from surfaces.workspaces.threads import ThreadContext, Threads
 
 __all__ = [
     "Onboarding",
@@ -14,5 +14,4 @@ __all__ = [
     "ThreadContext",
     "Threads",
     "reconcile",
-    "restore_threads",
 ]

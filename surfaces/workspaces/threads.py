@@ -3,9 +3,10 @@
 A thread gets its own platform chat id on its first turn, bound durably in two places,
 as chats are: the ``threads`` table, and a state event in the room
 (``org.lambda.surfaces.thread``, ``state_key`` = the thread root) that reconciliation
-restores after a lost database (:func:`restore_threads`) — trusting only events the
-bot itself sent, the rule chats are restored by. With ``bot.thread_context: room`` a
-thread shares the room's conversation (answered in the thread all the same).
+restores after a lost database with the room's chat — trusting only events the bot
+itself sent (``surfaces.workspaces.trust``), the rule chats are restored by. With
+``bot.thread_context: room`` a thread shares the room's conversation (answered in the
+thread all the same).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import enum
 import attrs
 import structlog
 
-from matrix_client import MatrixClient, MatrixError, TransportError
-from surfaces.core import THREAD_EVENT, ThreadBinding
+from matrix_client import MatrixError, TransportError
+from surfaces.core import ThreadBinding
 from surfaces.delivery import BindingMirror
 from surfaces.state import ChatRecord, Store
 
@@ -63,19 +64,3 @@ class Threads:
             log.warning("thread_mirror_failed", thread=binding.root, error=repr(exc))
             return
         await self.store.set_thread_mirrored(room_id, binding.root, binding.platform_chat_id)
-
-
-async def restore_threads(matrix: MatrixClient, store: Store, room_id: str) -> int:
-    """Restore the thread bindings of a recovered chat from the room's state: only
-    well-formed ``org.lambda.surfaces.thread`` events whose sender is the bot."""
-    restored = 0
-    for event in await matrix.get_state(room_id):
-        if event.type != THREAD_EVENT:
-            continue
-        binding = ThreadBinding.from_content(event.state_key, event.content)
-        if binding is None or event.sender != matrix.user_id:
-            log.warning("thread_binding_untrusted", room_id=room_id, sender=event.sender)
-            continue
-        await store.put_thread(room_id, binding.root, binding.platform_chat_id)
-        restored += 1
-    return restored
