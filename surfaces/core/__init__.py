@@ -17,10 +17,11 @@ from surfaces.core.errors import FatalError
 from surfaces.core.kinds import ItemKind, ItemStatus, OutboxStatus, SendOutcome
 from surfaces.core.lanes import Lane, LaneKind
 from surfaces.core.relations import thread_relation
-from surfaces.core.text import clean_text
+from surfaces.core.text import MAX_BODY_CHARS, clean_text
 
 __all__ = [
     "CHAT_EVENT",
+    "MAX_BODY_CHARS",
     "SPACE_EVENT",
     "THREAD_EVENT",
     "ChatBinding",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+#: A message's text is cut to this many characters before it goes to an agent (intake
+#: cuts, the turn tells the user): agents' frames and contexts are bounded.
+MAX_BODY_CHARS = 32_000
+
 
 def clean_text(text: str) -> str:
     """Replace lone UTF-16 surrogates (valid ``\\ud800`` JSON escapes, invalid

@@ -27,7 +27,7 @@ import attrs
 import structlog
 
 from matrix_client import SyncBatch
-from surfaces.core import ItemKind, Lane, clean_text, is_event_id
+from surfaces.core import MAX_BODY_CHARS, ItemKind, Lane, clean_text, is_event_id
 from surfaces.intake.command_syntax import (
     CONTROL,
     CONTROL_REACTIONS,
@@ -49,7 +49,6 @@ UNSUPPORTED_TYPES = {
     "m.poll.start": "poll",
     "org.matrix.msc3381.poll.start": "poll",
 }
-MAX_BODY_CHARS = 32_000
 
 
 @attrs.frozen

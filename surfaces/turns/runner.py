@@ -35,7 +35,7 @@ from agent_client import (
 )
 from matrix_client import MatrixClient, MatrixError, TransportError
 from surfaces.config import StreamingConfig
-from surfaces.core import ItemKind, ItemStatus, thread_relation
+from surfaces.core import MAX_BODY_CHARS, ItemKind, ItemStatus, thread_relation
 from surfaces.delivery import Notifier, Outbox, TypingLease, answer_relation
 from surfaces.i18n import Texts
 from surfaces.metrics import Metrics
@@ -73,8 +73,6 @@ log = structlog.get_logger(__name__)
 
 SETTLE_DEADLINE_S = 10.0  # a reply send in flight may finish before the flusher stops
 QUOTE_DEADLINE_S = 5.0  # fetching the replied-to message; past it, no quote
-#: Kept in step with ``surfaces.intake.MAX_BODY_CHARS`` (intake cuts bodies to it).
-MAX_BODY_CHARS = 32_000
 #: What merges into a turn: texts and files (a command keeps its place in the queue).
 _MERGEABLE = frozenset({ItemKind.TEXT, ItemKind.FILE})
 #: (event id, text, replied-to event id, file path) of one message of a turn.
