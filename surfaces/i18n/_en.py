@@ -99,4 +99,26 @@ EN: dict[str, str] = {
     "phase_idle": "pause in the reply",
     "phase_total": "total time",
     "dm_use_rooms": "I answer in the working chats of your space. Invites sent again.",
+    "truncated": "(truncated)",
+    "reply_truncated": "✂️ (reply truncated: longer than {limit} characters)",
+    "budget_turns": (
+        "⏳ Too many messages in a short time: they are not answered for now. "
+        "Wait about {seconds} s and send again."
+    ),
+    "budget_commands": (
+        "⏳ Too many commands in a short time: they are not run for now. "
+        "Wait about {seconds} s and try again."
+    ),
+    "budget_files": (
+        "⏳ Too many files in a short time: they are not accepted for now. "
+        "Wait about {seconds} s and send them again."
+    ),
+    "chat_limit": (
+        "You have reached the limit of {limit} chats (archived ones count too): "
+        "no new chat was created."
+    ),
+    "files_limit": (
+        "{limit} files are already waiting for your next message, so “{name}” was not "
+        "added. Send a message, or unstage some with !remove."
+    ),
 }
