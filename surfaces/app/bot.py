@@ -145,7 +145,7 @@ class BotApp:
         rooms = Rooms(
             matrix=matrix,
             store=store,
-            outbox=outbox,
+            notifier=notifier,
             mirror=mirror,
             registry=self.registry,
             texts=texts,
