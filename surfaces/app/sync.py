@@ -15,7 +15,14 @@ import trio
 
 from matrix_client import MatrixClient, MatrixError, UnknownTokenError
 from surfaces.core import FatalError, ItemStatus, LaneKind
-from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor, classify, gapped_rooms
+from surfaces.intake import (
+    Backpressure,
+    Budgets,
+    IntakePolicy,
+    LaneSupervisor,
+    classify,
+    gapped_rooms,
+)
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState
 from surfaces.state import Store
@@ -36,6 +43,7 @@ class SyncTask:
     health: HealthState
     filter_id: str
     long_poll_s: float
+    budgets: Budgets | None = None  # per-user token buckets (none: unlimited)
 
     async def run(self) -> None:
         syncer = self.matrix.syncer(
@@ -64,6 +72,8 @@ class SyncTask:
             # the homeserver skipped messages: like a full queue, the user is told.
             limited = gapped_rooms(batch)
             items = self.backpressure.apply(classify(batch, self.policy), limited)
+            if self.budgets is not None:
+                items = self.budgets.apply(items, trio.current_time())
             admitted = await self.store.admit(batch.next_batch, items)
             now = trio.current_time()
             self.health.sync_succeeded(now)

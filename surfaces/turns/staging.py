@@ -4,6 +4,11 @@ A file is written under ``<workspace>/incoming/`` with a sanitised, collision-
 safe name and *staged* for its (room, user); the next text turn carries every
 staged file as a workspace-relative path. Staging is keyed by the Matrix event,
 so a re-run after a crash never stages (or writes) the same file twice.
+
+At most ``max_staged`` files wait per (room, user): a file past that is refused before
+it is downloaded, with one notice while the set stays the same (its txn id names the
+oldest staged file, so the outbox sends it once; the next turn consumes the set and a
+later overflow gets its own notice).
 """
 
 from __future__ import annotations
@@ -32,12 +37,24 @@ class IncomingFiles:
     notifier: Notifier
     agents: AgentChoice
     max_file_bytes: int
+    max_staged: int = 50
 
     async def stage(self, item: InboxItem, chat: ChatRecord) -> None:
         reply_txn = f"{item.event_id}.r"
         payload = item.payload
         name = sanitize_filename(payload.get("name"))
         if await self.store.staged_from(item.event_id) is not None:
+            return
+        staged = await self.store.staged(chat.room_id, chat.owner)
+        if len(staged) >= self.max_staged:
+            log.info("stage_full", staged=len(staged))
+            await self.notifier.notice(
+                chat.room_id,
+                "files_limit",
+                txn_id=f"stagefull.{staged[0].id}",
+                limit=self.max_staged,
+                name=name,
+            )
             return
         limit = self.max_file_bytes
         declared = payload.get("info", {}).get("size")
