@@ -2,11 +2,26 @@
 # Surfaces: the Matrix bot, and (same image) the reference agent.
 #
 #   docker build -t surfaces:latest .
-#   docker run --env-file deploy/bot.env -v surfaces-state:/var/lib/surfaces \
-#              -v surfaces-agents:/agents -p 127.0.0.1:9464:9464 surfaces:latest
+#   docker run --env-file deploy/bot.env --stop-timeout 30 \
+#              -v surfaces-state:/var/lib/surfaces -v surfaces-agents:/agents \
+#              -p 127.0.0.1:9464:9464 surfaces:latest
+#
+# --stop-timeout: SIGTERM gives running turns bot.shutdown_grace_s (20 s) to finish;
+# Docker's default of 10 s would kill the bot in the middle of that.
 #
 # Runtime dependencies only (no Synapse, no test tools). See deploy/README.md.
 FROM python:3.11-slim
+
+# Keep SURFACES_VERSION equal to surfaces.__version__ (a test checks it); pass the
+# commit with --build-arg SURFACES_REVISION=$(git rev-parse HEAD).
+ARG SURFACES_VERSION=0.1.0
+ARG SURFACES_REVISION=unknown
+LABEL org.opencontainers.image.title="Surfaces" \
+      org.opencontainers.image.description="A Matrix bot that gives every Matrix user a private workspace with their own AI agent" \
+      org.opencontainers.image.version="${SURFACES_VERSION}" \
+      org.opencontainers.image.revision="${SURFACES_REVISION}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.11-slim"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -44,10 +59,13 @@ WORKDIR /var/lib/surfaces
 
 # The ops server: /healthz, /readyz, /metrics.
 EXPOSE 9464
-# Healthy = the sync loop succeeded recently and the database takes writes
-# (urlopen raises on the 503 that /healthz answers otherwise).
+# Healthy = the sync loop succeeded recently and the database takes writes. The
+# command reads the configuration as the bot does (SURFACES_CONFIG and the
+# environment), so it finds the ops server wherever ops.host/ops.port put it.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SURFACES_OPS__PORT', '9464'), timeout=8)"]
+    CMD ["surfaces", "healthcheck"]
 
+# The bot finishes running turns on SIGTERM (see --stop-timeout above).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["surfaces"]
 CMD ["run"]

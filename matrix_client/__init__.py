@@ -5,7 +5,7 @@ logic lives here: the package is usable on its own. A scripted in-memory fake
 homeserver for tests lives in :mod:`matrix_client.testing`.
 """
 
-from ._client import AUTHENTICATED_MEDIA_VERSION, MatrixClient, parse_mxc
+from ._client import MatrixClient
 from ._content import (
     ENVELOPE_OVERHEAD_BYTES,
     HTML_FORMAT,
@@ -21,37 +21,54 @@ from ._content import (
 from ._errors import (
     EventTooLargeError,
     MatrixError,
+    MediaTooLargeError,
+    PresenceDisabledError,
     RateLimitedError,
     ResponseFormatError,
+    ResponseTooLargeError,
     TransportError,
     UnknownTokenError,
 )
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SYNC_BYTES
+from ._keys import MAX_TO_DEVICE_CONTENT_BYTES
+from ._media import AUTHENTICATED_MEDIA_VERSION, MediaStream, parse_mxc
 from ._models import (
+    DeviceLists,
     Download,
     InviteItem,
     JoinedRoom,
     LeftRoom,
     LoginResponse,
     MediaConfig,
+    Membership,
     MessagesPage,
+    Presence,
+    PresenceState,
     RoomEvent,
+    RoomMember,
     Rooms,
     StrippedStateEvent,
     SyncBatch,
     SyncResponse,
     Timeline,
     TimelineItem,
+    ToDevice,
+    ToDeviceEvent,
     Versions,
     WhoAmI,
 )
-from ._retry import FailureKind, RetryPolicy, call_with_retry, classify
-from ._sync import Syncer
+from ._retry import FailureKind, RetryPolicy, call_with_retry, classify, classify_failure
+from ._sync import Syncer, SyncTimeoutError
 
 __all__ = [
     "AUTHENTICATED_MEDIA_VERSION",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_MAX_SYNC_BYTES",
     "ENVELOPE_OVERHEAD_BYTES",
     "HTML_FORMAT",
     "MAX_EVENT_BYTES",
+    "MAX_TO_DEVICE_CONTENT_BYTES",
+    "DeviceLists",
     "Download",
     "EventTooLargeError",
     "FailureKind",
@@ -62,18 +79,29 @@ __all__ = [
     "MatrixClient",
     "MatrixError",
     "MediaConfig",
+    "MediaStream",
+    "MediaTooLargeError",
+    "Membership",
     "MessagesPage",
+    "Presence",
+    "PresenceDisabledError",
+    "PresenceState",
     "RateLimitedError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "RoomEvent",
+    "RoomMember",
     "Rooms",
     "StrippedStateEvent",
     "SyncBatch",
     "SyncResponse",
+    "SyncTimeoutError",
     "Syncer",
     "Timeline",
     "TimelineItem",
+    "ToDevice",
+    "ToDeviceEvent",
     "TransportError",
     "UnknownTokenError",
     "Versions",
@@ -81,6 +109,7 @@ __all__ = [
     "call_with_retry",
     "canonical_json",
     "classify",
+    "classify_failure",
     "edit_content",
     "event_size",
     "media_content",

@@ -21,12 +21,16 @@ from cattrs.gen import make_dict_structure_fn
 
 from ._errors import ResponseFormatError
 from ._models import (
+    DeviceLists,
     InvitedRoom,
     JoinedRoom,
     JsonDict,
     LeftRoom,
     RoomEvent,
     StrippedStateEvent,
+    SyncResponse,
+    ToDevice,
+    ToDeviceEvent,
 )
 
 log = structlog.get_logger(__name__)
@@ -123,8 +127,85 @@ def _structure_stripped(raw: Any, _: type) -> StrippedStateEvent:
     )
 
 
+def _structure_to_device(raw: Any, _: type) -> ToDeviceEvent:
+    raw = _json_object(raw, dict)
+    return ToDeviceEvent(
+        type=_strict_str(raw.get("type"), str),
+        sender=_strict_str(raw.get("sender"), str),
+        content=_json_object(raw.get("content"), dict),
+    )
+
+
+def _string_list(raw: Any, what: str) -> list[str]:
+    """The strings of a list; anything else is dropped with one log line."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        log.warning("matrix_sync_field_malformed", field=what, value_type=type(raw).__name__)
+        return []
+    strings = [v for v in raw if isinstance(v, str)]
+    if len(strings) != len(raw):
+        log.warning("matrix_sync_field_malformed", field=what, dropped=len(raw) - len(strings))
+    return strings
+
+
+def _structure_to_device_block(raw: Any, _: type) -> ToDevice:
+    if not isinstance(raw, dict):
+        if raw is not None:
+            log.warning("matrix_sync_field_malformed", field="to_device")
+        return ToDevice()
+    return ToDevice(events=converter.structure(raw.get("events"), list[ToDeviceEvent]))
+
+
+def _structure_device_lists(raw: Any, _: type) -> DeviceLists:
+    if not isinstance(raw, dict):
+        if raw is not None:
+            log.warning("matrix_sync_field_malformed", field="device_lists")
+        raw = {}
+    return DeviceLists(
+        changed=_string_list(raw.get("changed"), "device_lists.changed"),
+        left=_string_list(raw.get("left"), "device_lists.left"),
+    )
+
+
+def _key_counts(raw: Any, _: type) -> dict[str, int]:
+    """``device_one_time_keys_count``: non-negative integer counts; the rest dropped."""
+    if not isinstance(raw, dict):
+        return {}
+    counts = {
+        k: v
+        for k, v in raw.items()
+        if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    }
+    if len(counts) != len(raw):
+        log.warning(
+            "matrix_sync_field_malformed",
+            field="device_one_time_keys_count",
+            dropped=len(raw) - len(counts),
+        )
+    return counts
+
+
+def _fallback_types(raw: Any, _: type) -> list[str] | None:
+    return None if raw is None else _string_list(raw, "device_unused_fallback_key_types")
+
+
+_FALLBACK_KEY = "device_unused_fallback_key_types"
+_UNSTABLE_FALLBACK_KEY = "org.matrix.msc2732.device_unused_fallback_key_types"
+
+
+def _structure_sync(raw: Any, _: type) -> SyncResponse:
+    raw = _json_object(raw, dict)
+    if _FALLBACK_KEY not in raw and _UNSTABLE_FALLBACK_KEY in raw:
+        raw = {**raw, _FALLBACK_KEY: raw[_UNSTABLE_FALLBACK_KEY]}
+    return _sync_response(raw, SyncResponse)
+
+
 converter.register_structure_hook(RoomEvent, _structure_room_event)
 converter.register_structure_hook(StrippedStateEvent, _structure_stripped)
+converter.register_structure_hook(ToDeviceEvent, _structure_to_device)
+converter.register_structure_hook(DeviceLists, _structure_device_lists)
+converter.register_structure_hook(ToDevice, _structure_to_device_block)
 
 
 def _describe(raw: Any) -> dict[str, Any]:
@@ -177,11 +258,17 @@ def _tolerant_rooms(room_type: type[T]) -> Any:
     return hook
 
 
-for _item in (RoomEvent, StrippedStateEvent):
+for _item in (RoomEvent, StrippedStateEvent, ToDeviceEvent):
     _register_exact(list[_item], _tolerant_list(_item))
+_register_exact(dict[str, int], _key_counts)
+_register_exact(list[str] | None, _fallback_types)
 _register_exact(list[JsonDict], _raw_event_list)
 for _room in (JoinedRoom, InvitedRoom, LeftRoom):
     _register_exact(dict[str, _room], _tolerant_rooms(_room))
+# Last: cattrs resolves field hooks when it generates a function, so the one
+# SyncResponse wraps is generated after every hook above is registered.
+_sync_response = make_dict_structure_fn(SyncResponse, converter)
+converter.register_structure_hook(SyncResponse, _structure_sync)
 
 
 def structure(raw: Any, cls: type[T], *, what: str) -> T:

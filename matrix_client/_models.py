@@ -7,6 +7,7 @@ through the one converter in :mod:`matrix_client._converter`.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import attrs
@@ -139,12 +140,49 @@ class Rooms:
 
 
 @attrs.frozen
+class ToDeviceEvent:
+    """A to-device event (``/sync`` ``to_device.events``): no event id, no room.
+
+    The homeserver deletes it once a ``/sync`` is made with a token after the
+    one that delivered it: persist what you need from it together with that
+    batch's ``next_batch`` (the spec; Synapse ``delete_messages_for_device``).
+    """
+
+    type: str
+    sender: str
+    content: JsonDict = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ToDevice:
+    events: list[ToDeviceEvent] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class DeviceLists:
+    """Users whose device lists changed since the last sync, or who no longer share
+    a room with us (E2EE device tracking). Non-string entries are dropped."""
+
+    changed: list[str] = attrs.field(factory=list)
+    left: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
 class SyncResponse:
-    """``GET /sync``; malformed rooms and events have already been dropped."""
+    """``GET /sync``; malformed rooms and events have already been dropped.
+
+    ``device_unused_fallback_key_types`` is ``None`` when the server did not say
+    (the spec: then the client cannot know whether its fallback key was used);
+    the unstable ``org.matrix.msc2732.`` name is read when the stable one is absent.
+    """
 
     next_batch: str
     rooms: Rooms = attrs.field(factory=Rooms)
     account_data: EventList = attrs.field(factory=EventList)
+    to_device: ToDevice = attrs.field(factory=ToDevice)
+    device_lists: DeviceLists = attrs.field(factory=DeviceLists)
+    device_one_time_keys_count: dict[str, int] = attrs.field(factory=dict)
+    device_unused_fallback_key_types: list[str] | None = None
 
 
 @attrs.frozen
@@ -162,6 +200,43 @@ class Download:
     data: bytes
     content_type: str | None = None
     filename: str | None = None
+
+
+class Membership(enum.StrEnum):
+    """``m.room.member`` ``membership`` values."""
+
+    JOIN = "join"
+    INVITE = "invite"
+    LEAVE = "leave"
+    BAN = "ban"
+    KNOCK = "knock"
+
+
+@attrs.frozen
+class RoomMember:
+    """One member of ``GET /rooms/{roomId}/members`` (from its member state event)."""
+
+    user_id: str
+    membership: Membership
+    display_name: str | None = None
+
+
+class Presence(enum.StrEnum):
+    """``presence`` values of ``PUT /presence/{userId}/status``."""
+
+    ONLINE = "online"
+    UNAVAILABLE = "unavailable"
+    OFFLINE = "offline"
+
+
+@attrs.frozen
+class PresenceState:
+    """``GET /presence/{userId}/status``. Unknown or malformed fields read as absent."""
+
+    presence: Presence
+    status_msg: str | None = None
+    last_active_ago_ms: int | None = None
+    currently_active: bool | None = None
 
 
 @attrs.frozen
@@ -203,6 +278,14 @@ class SyncBatch:
         invites: invites in this batch.
         left: rooms we left or were removed from.
         limited_rooms: joined rooms whose timeline was ``limited`` (a gap).
+        to_device: to-device events, in order; not deduplicated (they have no
+            id). The server deletes them once the next request uses
+            ``next_batch``: store what matters in the same transaction as it.
+        device_lists: ``changed`` / ``left`` user ids (E2EE device tracking).
+        device_one_time_keys_count: our device's unclaimed one-time keys per
+            algorithm (``{}`` when the server sent none).
+        device_unused_fallback_key_types: algorithms whose fallback key is
+            unused; ``None`` when the server did not say.
     """
 
     response: SyncResponse
@@ -212,3 +295,7 @@ class SyncBatch:
     invites: list[InviteItem] = attrs.field(factory=list)
     left: list[str] = attrs.field(factory=list)
     limited_rooms: list[str] = attrs.field(factory=list)
+    to_device: list[ToDeviceEvent] = attrs.field(factory=list)
+    device_lists: DeviceLists = attrs.field(factory=DeviceLists)
+    device_one_time_keys_count: dict[str, int] = attrs.field(factory=dict)
+    device_unused_fallback_key_types: list[str] | None = None

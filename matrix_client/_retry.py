@@ -1,7 +1,7 @@
 """One classification of failures and one retry helper used by every request.
 
 Following matrix-rust-sdk's ``retry_kind``: a failure is classified once
-(:func:`classify`), and :func:`call_with_retry` decides from that kind alone
+(:func:`classify_failure`), and :func:`call_with_retry` decides from that kind alone
 whether and how long to wait. Nothing else in the package retries on its own,
 except the :class:`~matrix_client.Syncer` loop, which uses the same
 classification and backoff but must also switch the next sync to ``timeout=0``.
@@ -20,7 +20,9 @@ import structlog
 import trio
 
 from ._errors import (
+    EventTooLargeError,
     MatrixError,
+    MediaTooLargeError,
     RateLimitedError,
     ResponseFormatError,
     TransportError,
@@ -62,11 +64,11 @@ class RetryPolicy:
 
 
 class FailureKind(enum.Enum):
-    """How a failure is handled everywhere in the package."""
+    """How a failure is handled everywhere: in this package and by its callers."""
 
     TRANSIENT = "transient"  # 5xx, network errors, timeouts: retry idempotent requests
     RATE_LIMITED = "rate_limited"  # 429: retry any request after the requested wait
-    PERMANENT = "permanent"  # other 4xx, bugs: raise at once
+    PERMANENT = "permanent"  # other 4xx, refused locally, bugs: give up on this request
     FATAL = "fatal"  # dead token: raise at once, the caller must stop
 
 
@@ -74,8 +76,26 @@ class FailureKind(enum.Enum):
 _PERMANENT_5XX = frozenset({501, 505})
 
 
-def classify(exc: BaseException) -> FailureKind:
-    """The :class:`FailureKind` of an exception raised by a request attempt."""
+def classify_failure(exc: BaseException) -> FailureKind:
+    """The :class:`FailureKind` of anything a :class:`~matrix_client.MatrixClient`
+    call (or a deadline around it) can raise: the one classifier for every caller.
+
+    ==========================================================  ==============
+    ``UnknownTokenError`` (``M_UNKNOWN_TOKEN``)                  FATAL
+    ``RateLimitedError``, 429, ``M_LIMIT_EXCEEDED``              RATE_LIMITED
+    5xx except 501/505; ``ResponseFormatError`` (garbled or      TRANSIENT
+    over-cap answers: ``ResponseTooLargeError``);
+    ``TransportError`` (network, incl. ``SyncTimeoutError``);
+    ``trio.TooSlowError``; ``httpx.TransportError``
+    other 4xx (400, ``M_FORBIDDEN``, ``M_NOT_FOUND``,            PERMANENT
+    413 ``M_TOO_LARGE``, ``PresenceDisabledError``), 501, 505;
+    ``EventTooLargeError``, ``MediaTooLargeError`` (refused
+    before or while reading); anything else (a bug)
+    ==========================================================  ==============
+
+    A PERMANENT failure will fail the same way again: mark the work failed, do
+    not retry it (retrying an oversized send forever blocks its room).
+    """
     if isinstance(exc, UnknownTokenError):
         return FailureKind.FATAL
     if isinstance(exc, RateLimitedError):
@@ -88,6 +108,8 @@ def classify(exc: BaseException) -> FailureKind:
         if exc.status >= 500 and exc.status not in _PERMANENT_5XX:
             return FailureKind.TRANSIENT
         return FailureKind.PERMANENT
+    if isinstance(exc, EventTooLargeError | MediaTooLargeError):
+        return FailureKind.PERMANENT
     if isinstance(exc, TransportError | trio.TooSlowError):
         return FailureKind.TRANSIENT
     if isinstance(exc, httpx.TransportError):
@@ -95,6 +117,10 @@ def classify(exc: BaseException) -> FailureKind:
             return FailureKind.PERMANENT
         return FailureKind.TRANSIENT
     return FailureKind.PERMANENT
+
+
+#: The older, shorter name of :func:`classify_failure` (same function).
+classify = classify_failure
 
 
 async def call_with_retry(

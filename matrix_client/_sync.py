@@ -26,6 +26,8 @@ Why each decision:
   ``M_UNKNOWN_TOKEN`` and other permanent errors are raised to the caller.
 * Events are deduplicated by event id in a bounded LRU: servers may repeat
   events across batches (e.g. after a retried request or a gappy timeline).
+  Timeline events only: to-device events have no id, and the server itself
+  stops sending them once the next request carries this batch's token.
 """
 
 from __future__ import annotations
@@ -188,6 +190,10 @@ class Syncer:
             invites=invites,
             left=list(response.rooms.leave),
             limited_rooms=limited,
+            to_device=response.to_device.events,
+            device_lists=response.device_lists,
+            device_one_time_keys_count=response.device_one_time_keys_count,
+            device_unused_fallback_key_types=response.device_unused_fallback_key_types,
         )
 
 

@@ -9,11 +9,15 @@ argparse), imported only when used so a broken optional part cannot stop the oth
     surfaces check-agents [...]     -> surfaces.ops.check_agents:main
     surfaces reference-agent [...]  -> agent_client.reference:cli_main
     surfaces doctor [...]           -> surfaces.ops.doctor:main
+    surfaces backup [...]           -> surfaces.ops.backup:main
+    surfaces healthcheck [...]      -> surfaces.ops.healthcheck:main
     surfaces check-config [--config PATH] [--json]
+    surfaces --version
 
 Configuration problems always end with exit code 2 and one line per problem on
-stderr, never a traceback. Other commands use :func:`load_config_or_exit` and
-:func:`load_registry_or_exit` for the same behaviour.
+stderr (with ``--json``: a JSON document on stdout), never a traceback. Other
+commands use :func:`load_config_or_exit` and :func:`load_registry_or_exit` (or
+``load_config_and_registry_or_exit``) for the same behaviour.
 """
 
 import argparse
@@ -26,17 +30,17 @@ from typing import Any
 
 import yaml
 
+from surfaces import __version__, version_text
 from surfaces.config import (
     EXIT_CONFIG,
     AgentRegistry,
     Config,
     ConfigError,
-    load_config,
+    load_config_and_registry,
     load_config_or_exit,
     load_registry_or_exit,
     print_config_error,
     redact_url,
-    registry_for,
 )
 
 __all__ = ["load_config_or_exit", "load_registry_or_exit", "main", "print_config_error"]
@@ -54,6 +58,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "reference-agent": ("agent_client.reference:cli_main", "run the protocol's reference agent"),
     "doctor": ("surfaces.ops.doctor:main", "check the deployment (homeserver, agents, dirs)"),
+    "backup": (
+        "surfaces.ops.backup:main",
+        "copy the state database consistently, also while the bot runs",
+    ),
+    "healthcheck": (
+        "surfaces.ops.healthcheck:main",
+        "GET /healthz of the configured ops server (exit 0 healthy, 1 not): for HEALTHCHECK",
+    ),
 }
 
 
@@ -62,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="surfaces",
         description="A Matrix bot that gives every user a private workspace with an AI agent.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_target, help_text) in COMMANDS.items():
         # Listed for --help only: these commands parse their own arguments.
@@ -145,17 +158,26 @@ def _agents_summary(config: Config, registry: AgentRegistry) -> dict[str, Any]:
 
 
 def check_config(path: str | None, *, as_json: bool = False) -> int:
-    """``surfaces check-config``: 0 when config and registry are valid, else 2."""
+    """``surfaces check-config``: 0 when config and registry are valid, else 2.
+
+    Every problem of both is reported in one run. With ``as_json`` the answer is one
+    JSON document on stdout either way: ``{"ok": true, "config": ...}`` or
+    ``{"ok": false, "problems": [{"source", "field", "message", "line", "text"}]}``.
+    """
     prog = "surfaces check-config"
     try:
-        config = load_config(path, os.environ)
-        registry = registry_for(config)
+        config, registry = load_config_and_registry(path, os.environ)
     except ConfigError as error:
-        print_config_error(error, prog=prog)
+        if as_json:
+            problems = [problem.as_dict() for problem in error.problems]
+            print(json.dumps({"ok": False, "version": __version__, "problems": problems}, indent=2))
+        else:
+            print_config_error(error, prog=prog)
         return EXIT_CONFIG
     summary = _agents_summary(config, registry)
     if as_json:
-        print(json.dumps({"config": config.redacted(), **summary}, indent=2))
+        document = {"ok": True, "version": __version__, "config": config.redacted(), **summary}
+        print(json.dumps(document, indent=2))
         return 0
     source = path or os.environ.get("SURFACES_CONFIG") or "environment only"
     out = [f"# effective configuration (source: {source}; secrets masked)"]

@@ -2,12 +2,23 @@
 
 Every log line — ours and stdlib ones from httpx or trio-websocket — goes through the
 same chain: context variables (room/event/chat ids bound with
-``structlog.contextvars.bind_contextvars``), log level, an ISO UTC timestamp, exception
-formatting, then :func:`mask_secrets`, then the JSON or console renderer, to stderr.
+``structlog.contextvars.bind_contextvars``), the logger's name, log level, an ISO UTC
+timestamp, exception formatting, then :func:`mask_secrets`, then the JSON or console
+renderer, to stderr.
+
+Levels can differ per logger (``log.levels: {httpx: debug}``), by dotted name prefix,
+the longest match winning, for our structlog loggers (``matrix_client._client``) and
+stdlib ones (``httpx``) alike, so the HTTP layer can be debugged without the rest.
+
+In JSON mode every line on stderr is one JSON object: tracebacks are structured
+(``exception``: a list of ``{exc_type, exc_value, frames: [{filename, lineno, name}]}``,
+exception groups nested in ``exceptions``; never frame locals, which may hold
+secrets), an uncaught exception is logged as ``uncaught_exception`` instead of being
+printed by the interpreter, and Python warnings go through logging too.
 
 Example::
 
-    configure_logging("json", "info")
+    configure_logging("json", "info", levels={"httpx": "debug"})
     log = structlog.get_logger(__name__)
     log.info("matrix_login", user_id=user_id, access_token=token)   # -> "***"
 """
@@ -16,11 +27,14 @@ import functools
 import logging
 import re
 import sys
+import types
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+import attrs
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 __all__ = ["configure_logging", "mask_secrets", "mask_text"]
 
@@ -106,16 +120,23 @@ def mask_text(text: str) -> str:
     return text
 
 
-def _mask_item(key: Any, value: Any, depth: int) -> Any:
+#: How deep plain values are searched for secrets (log fields are shallow).
+_MAX_DEPTH = 5
+#: How deep a structured traceback is searched: trio nests exception groups, and
+#: every message in them must be masked.
+_MAX_TRACEBACK_DEPTH = 64
+
+
+def _mask_item(key: Any, value: Any, depth: int, max_depth: int) -> Any:
     if value is not None and isinstance(key, str) and _is_secret_key(key):
         return MASK
-    return _mask(value, depth)
+    return _mask(value, depth, max_depth)
 
 
-def _mask(value: Any, depth: int = 0) -> Any:
+def _mask(value: Any, depth: int = 0, max_depth: int = _MAX_DEPTH) -> Any:
     """``value`` with secrets masked; the same object when nothing needed masking
     (plain dicts, lists and tuples are only copied if an item changed)."""
-    if depth > 5:
+    if depth > max_depth:
         return value
     cls = type(value)
     if cls is str:
@@ -127,13 +148,13 @@ def _mask(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         if cls is dict:
             for k, v in value.items():
-                if _mask_item(k, v, depth + 1) is not v:
+                if _mask_item(k, v, depth + 1, max_depth) is not v:
                     break
             else:
                 return value
-        return {k: _mask_item(k, v, depth + 1) for k, v in value.items()}
+        return {k: _mask_item(k, v, depth + 1, max_depth) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        masked = [_mask(v, depth + 1) for v in value]
+        masked = [_mask(v, depth + 1, max_depth) for v in value]
         if (cls is list or cls is tuple) and all(
             m is v for m, v in zip(masked, value, strict=True)
         ):
@@ -158,6 +179,8 @@ def mask_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
             masked = mask_text(value)
         elif cls is int or cls is float or cls is bool:
             continue
+        elif key == "exception":
+            masked = _mask(value, max_depth=_MAX_TRACEBACK_DEPTH)
         elif isinstance(value, str | Mapping | list | tuple):
             masked = _mask(value)
         else:
@@ -179,52 +202,179 @@ class _Stderr:
         sys.stderr.flush()
 
 
-def _shared_logger(logger: structlog.PrintLogger, *_args: Any) -> structlog.PrintLogger:
-    return logger
+class _NamedLogger:
+    """The one shared ``PrintLogger`` under a logger's name.
+
+    ``structlog.get_logger(__name__)`` passes the name to the logger factory; keeping
+    it on the wrapped logger lets processors filter and label by name.
+    """
+
+    __slots__ = ("_printer", "name")
+
+    def __init__(self, name: str, printer: structlog.PrintLogger) -> None:
+        self.name = name
+        self._printer = printer
+
+    def msg(self, message: str) -> None:
+        self._printer.msg(message)
+
+    debug = info = warning = warn = error = err = critical = fatal = exception = failure = msg
+    log = msg
+
+
+#: Distinct logger names remembered (module names: a few dozen).
+_MAX_NAMED_LOGGERS = 1024
+
+
+@attrs.define
+class _LoggerFactory:
+    printer: structlog.PrintLogger
+    _named: dict[str, _NamedLogger] = attrs.field(factory=dict)
+
+    def __call__(self, *args: Any) -> _NamedLogger:
+        name = args[0] if args and isinstance(args[0], str) else ""
+        logger = self._named.get(name)
+        if logger is None:
+            logger = _NamedLogger(name, self.printer)
+            if len(self._named) < _MAX_NAMED_LOGGERS:
+                self._named[name] = logger
+        return logger
+
+
+def _add_logger_name(logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    name = getattr(logger, "name", "")
+    if name:
+        event_dict.setdefault("logger", name)
+    return event_dict
+
+
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "err": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+@attrs.define
+class _PerLoggerLevels:
+    """structlog processor: drop events below their logger's level.
+
+    ``levels`` maps dotted name prefixes to levels; a name's level is that of its
+    longest matching prefix (``matrix_client`` covers ``matrix_client._sync``), else
+    ``default``. Only installed when ``log.levels`` is set; the bound logger then
+    filters at the lowest level named, and this decides the rest.
+    """
+
+    default: int
+    levels: Mapping[str, int]
+    _memo: dict[str, int] = attrs.field(factory=dict)
+
+    def level_for(self, name: str) -> int:
+        level = self._memo.get(name)
+        if level is None:
+            level = self.default
+            for prefix in sorted(self.levels, key=len, reverse=True):
+                if name == prefix or name.startswith(prefix + "."):
+                    level = self.levels[prefix]
+                    break
+            if len(self._memo) < _MAX_NAMED_LOGGERS:
+                self._memo[name] = level
+        return level
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        wanted = self.level_for(getattr(logger, "name", ""))
+        if _METHOD_LEVELS.get(method, logging.INFO) < wanted:
+            raise structlog.DropEvent
+        return event_dict
+
+
+def _level(level: str) -> int:
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        raise ValueError(f"unknown log level {level!r}")
+    return numeric
 
 
 _handler: logging.Handler | None = None
+#: Stdlib loggers whose level we set, reset when logging is configured again.
+_leveled: list[logging.Logger] = []
+_original_excepthook = sys.excepthook
 
 
-def configure_logging(format: str, level: str, *, stream: TextIO | None = None) -> None:
+def _log_uncaught(
+    exc_type: type[BaseException], exc: BaseException, tb: types.TracebackType | None
+) -> None:
+    """``sys.excepthook`` in JSON mode: the crash is a JSON line like every other."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        _original_excepthook(exc_type, exc, tb)
+        return
+    exc_info: ExcInfo = (exc_type, exc, tb)  # type: ignore[assignment]
+    structlog.get_logger("surfaces").critical("uncaught_exception", exc_info=exc_info)
+
+
+def configure_logging(
+    format: str,
+    level: str,
+    *,
+    levels: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+) -> None:
     """Configure structlog and stdlib logging. Call once at start; calling again
     replaces the previous configuration.
 
     Args:
         format: ``"json"`` (one object per line) or ``"console"`` (human-readable).
         level: ``debug``, ``info``, ``warning``, ``error`` or ``critical``. Stdlib
-            loggers (httpx, trio-websocket, …) are shown from WARNING up at most.
+            loggers (httpx, trio-websocket, …) are shown from WARNING up at most,
+            unless ``levels`` names them.
+        levels: logger name prefix -> level (``{"httpx": "debug"}``), for ours and
+            stdlib loggers; the longest matching prefix wins.
         stream: where to write; the current ``sys.stderr`` by default.
     """
     global _handler
-    numeric = logging.getLevelNamesMapping().get(level.upper())
-    if numeric is None:
-        raise ValueError(f"unknown log level {level!r}")
+    numeric = _level(level)
+    per_logger = {name: _level(value) for name, value in (levels or {}).items()}
     if format not in ("json", "console"):
         raise ValueError(f"unknown log format {format!r}")
     out: Any = stream if stream is not None else _Stderr()
 
+    exceptions: Processor
+    renderer: Processor
+    if format == "json":
+        # Structured, so a traceback is part of its JSON line; never frame locals.
+        exceptions = structlog.processors.ExceptionRenderer(
+            ExceptionDictTransformer(show_locals=False, use_rich=False)
+        )
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        exceptions = structlog.processors.format_exc_info
+        isatty = getattr(stream if stream is not None else sys.stderr, "isatty", None)
+        renderer = structlog.dev.ConsoleRenderer(colors=bool(isatty and isatty()))
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
-        structlog.processors.format_exc_info,
+        exceptions,
         mask_secrets,
     ]
-    renderer: Processor
-    if format == "json":
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        isatty = getattr(stream if stream is not None else sys.stderr, "isatty", None)
-        renderer = structlog.dev.ConsoleRenderer(colors=bool(isatty and isatty()))
+    first: list[Processor] = [_add_logger_name]
+    if per_logger:
+        first.insert(0, _PerLoggerLevels(numeric, per_logger))
 
     structlog.configure(
-        processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        processors=[*first, *shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(min([numeric, *per_logger.values()])),
         # One shared PrintLogger: the default factory builds a new one (and looks up
         # its file lock) for every call through a lazy module-level logger.
-        logger_factory=functools.partial(_shared_logger, structlog.PrintLogger(out)),
+        logger_factory=_LoggerFactory(structlog.PrintLogger(out)),
         context_class=dict,
         cache_logger_on_first_use=False,
     )
@@ -242,3 +392,13 @@ def configure_logging(format: str, level: str, *, stream: TextIO | None = None) 
     root.addHandler(handler)
     root.setLevel(max(numeric, logging.WARNING))
     _handler = handler
+    while _leveled:
+        _leveled.pop().setLevel(logging.NOTSET)
+    for name, value in per_logger.items():
+        stdlib_logger = logging.getLogger(name)
+        stdlib_logger.setLevel(value)
+        _leveled.append(stdlib_logger)
+
+    json_mode = format == "json"
+    sys.excepthook = _log_uncaught if json_mode else _original_excepthook
+    logging.captureWarnings(json_mode)

@@ -22,6 +22,7 @@ by the product at run time).
 """
 
 from ._faults import Fault, LoggedRequest
+from ._model import EncryptionDefault, FakeLogin
 from ._server import DEFAULT_VERSIONS, FakeHomeserver, FakeHomeserverError, FakeUser
 from ._synapse import (
     LocalSynapse,
@@ -35,8 +36,10 @@ from ._synapse import (
 
 __all__ = [
     "DEFAULT_VERSIONS",
+    "EncryptionDefault",
     "FakeHomeserver",
     "FakeHomeserverError",
+    "FakeLogin",
     "FakeUser",
     "Fault",
     "LocalSynapse",

@@ -107,3 +107,4 @@ class LoggedRequest:
     body: Any  # parsed JSON, raw bytes for non-JSON bodies, None when empty
     user_id: str | None
     fault: str | None  # the scripted fault applied to it, if any
+    headers: dict[str, str] = attrs.field(factory=dict)  # lower-case names, no Authorization

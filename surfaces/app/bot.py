@@ -28,7 +28,7 @@ import trio
 
 from agent_client import AgentClient, Connector
 from matrix_client import MatrixClient, UnknownTokenError
-from surfaces import __version__
+from surfaces import __version__, version_fields
 from surfaces.agents import turn_limits
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
@@ -43,7 +43,7 @@ from surfaces.intake import Backpressure, Bucket, Budgets, IntakePolicy, LaneSup
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
 from surfaces.session import login
-from surfaces.state import InboxItem, Store
+from surfaces.state import DB_NAME, InboxItem, Store
 from surfaces.turns import ActiveTurns, AgentChoice, IncomingFiles, OutgoingFiles, TurnRunner
 from surfaces.workspaces import Onboarding, Rooms, reconcile
 
@@ -98,7 +98,7 @@ class BotApp:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
-        store = await Store.open(Path(cfg.state_dir) / "surfaces.db", inline=self.store_inline)
+        store = await Store.open(Path(cfg.state_dir) / DB_NAME, inline=self.store_inline)
         self.store = store
         try:
             async with MatrixClient(
@@ -263,10 +263,7 @@ class BotApp:
             self._ready.set()
             task_status.started()
             log.info(
-                "bot_started",
-                user_id=user_id,
-                agents=len(self.registry.agents),
-                version=__version__,
+                "bot_started", user_id=user_id, agents=len(self.registry.agents), **version_fields()
             )
 
             await self._stop.wait()

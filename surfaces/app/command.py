@@ -17,7 +17,7 @@ import trio
 
 from matrix_client import UnknownTokenError
 from surfaces.app.bot import BotApp, first_leaf
-from surfaces.config import load_config_or_exit, load_registry_or_exit
+from surfaces.config import load_config_and_registry_or_exit
 from surfaces.core import FatalError
 from surfaces.logs import configure_logging
 
@@ -52,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="surfaces run", description="Run the bot.")
     parser.add_argument("--config", help="YAML config file (default: $SURFACES_CONFIG)")
     args = parser.parse_args(argv)
-    config = load_config_or_exit(args.config)
-    registry = load_registry_or_exit(config)
-    configure_logging(config.log.format, config.log.level)
+    config, registry = load_config_and_registry_or_exit(args.config, prog="surfaces run")
+    configure_logging(config.log.format, config.log.level, levels=config.log.levels)
     # Modules, classes and functions are most of the heap and never become garbage:
     # frozen, they are no longer walked by every full collection, which otherwise
     # holds the event loop (every room) for ~20 ms (bench/reply_stall.py).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from surfaces.i18n import Texts, human_size
+from surfaces.i18n import Texts
 from surfaces.state import Store
 
 from ._invocation import Invocation
@@ -22,8 +22,7 @@ class FileCommands:
             return
         lines = [self.texts("files_header")]
         lines += [
-            self.texts("files_line", n=i, name=f.name, size=human_size(f.size))
-            for i, f in enumerate(files, 1)
+            self.texts("files_line", n=i, name=f.name, size=f.size) for i, f in enumerate(files, 1)
         ]
         await call.reply.text("\n".join(lines))
 

@@ -20,6 +20,8 @@ Example::
 
 from surfaces.config._cli import (
     EXIT_CONFIG,
+    load_config_and_registry,
+    load_config_and_registry_or_exit,
     load_config_or_exit,
     load_registry_or_exit,
     print_config_error,
@@ -36,6 +38,7 @@ from surfaces.config._model import (
     LogConfig,
     MatrixConfig,
     OpsConfig,
+    Problem,
     Secret,
     StreamingConfig,
 )
@@ -64,6 +67,7 @@ __all__ = [
     "LogConfig",
     "MatrixConfig",
     "OpsConfig",
+    "Problem",
     "RegistryError",
     "Secret",
     "StreamingConfig",
@@ -74,6 +78,8 @@ __all__ = [
     "is_allowed",
     "is_user_id",
     "load_config",
+    "load_config_and_registry",
+    "load_config_and_registry_or_exit",
     "load_config_or_exit",
     "load_registry",
     "load_registry_or_exit",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from surfaces.config._model import LOG_FORMATS, LOG_LEVELS, Secret
@@ -76,6 +77,18 @@ def _patterns(value: tuple[str, ...]) -> str | None:
     return None
 
 
+_LOGGER_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _logger_levels(value: Mapping[str, str]) -> str | None:
+    for name, level in value.items():
+        if not _LOGGER_NAME_RE.match(name):
+            return f"{name!r}: not a logger name (like httpx or matrix_client._sync)"
+        if level.lower() not in LOG_LEVELS:
+            return f"{name}: must be one of {', '.join(LOG_LEVELS)}, got {level!r}"
+    return None
+
+
 def _port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else f"must be between 0 and 65535, got {value!r}"
 
@@ -117,6 +130,7 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("streaming", "max_reply_chars"): _at_least(1_000),
     ("log", "format"): _choice(LOG_FORMATS),
     ("log", "level"): _choice(LOG_LEVELS),
+    ("log", "levels"): _logger_levels,
     ("ops", "host"): _non_empty,
     ("ops", "port"): _port,
     ("", "state_dir"): _non_empty,

@@ -10,8 +10,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-from surfaces.config._load import load_config
-from surfaces.config._model import Config, ConfigError
+from surfaces.config._load import collect, load_config
+from surfaces.config._model import AgentsConfig, Config, ConfigError
 from surfaces.config._registry import AgentRegistry, load_registry
 
 #: The exit code of every configuration problem (documented in docs/operations.md).
@@ -27,13 +27,41 @@ def print_config_error(error: ConfigError, *, prog: str = "surfaces") -> None:
         print(f"  {line}", file=sys.stderr)
 
 
-def registry_for(config: Config) -> AgentRegistry:
+def registry_for(config: Config | AgentsConfig) -> AgentRegistry:
     """The registry the config points at (or the single default agent)."""
+    agents = config.agents if isinstance(config, Config) else config
     return load_registry(
-        config.agents.registry_path,
-        default_base_url=config.agents.default_base_url,
-        workspace_dir=config.agents.workspace_dir,
+        agents.registry_path,
+        default_base_url=agents.default_base_url,
+        workspace_dir=agents.workspace_dir,
     )
+
+
+def load_config_and_registry(
+    path: str | None, environ: Mapping[str, str] | None = None
+) -> tuple[Config, AgentRegistry]:
+    """``load_config`` and ``registry_for`` in one, reporting the problems of both.
+
+    The registry is checked even when other sections of the configuration have
+    problems (it needs only a valid ``agents`` section), so an operator sees every
+    problem in one run; not when the YAML file does not parse (its ``agents`` settings
+    are unknown).
+
+    Raises:
+        ConfigError: every problem of the configuration and the registry.
+    """
+    loader = collect(path, environ)
+    problems = list(loader.problems)
+    registry: AgentRegistry | None = None
+    agents = loader.sections.get("agents")
+    if agents is not None and not loader.yaml_failed:
+        try:
+            registry = registry_for(agents)
+        except ConfigError as error:
+            problems.extend(error.problems)
+    if problems or loader.config is None or registry is None:
+        raise ConfigError(problems)
+    return loader.config, registry
 
 
 def load_config_or_exit(
@@ -45,6 +73,20 @@ def load_config_or_exit(
     """``load_config`` for commands: on a problem print it and exit with code 2."""
     try:
         return load_config(path, os.environ if environ is None else environ)
+    except ConfigError as error:
+        print_config_error(error, prog=prog)
+        raise SystemExit(EXIT_CONFIG)
+
+
+def load_config_and_registry_or_exit(
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    prog: str = "surfaces",
+) -> tuple[Config, AgentRegistry]:
+    """``load_config_and_registry`` for commands: on problems print them, exit 2."""
+    try:
+        return load_config_and_registry(path, os.environ if environ is None else environ)
     except ConfigError as error:
         print_config_error(error, prog=prog)
         raise SystemExit(EXIT_CONFIG)

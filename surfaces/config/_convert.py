@@ -7,10 +7,10 @@ only in its own type, except text from the environment (``EnvStr``), which is pa
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import cattrs
-import cattrs.v
 
 from surfaces.config._model import Secret
 from surfaces.config._values import describe
@@ -91,6 +91,28 @@ def _structure_str_tuple(value: Any, _: type) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _structure_str_mapping(value: Any, _: type) -> dict[str, str]:
+    """A mapping of names to words: ``{httpx: debug}`` in YAML, ``httpx=debug,a.b=info``
+    in the environment."""
+    if isinstance(value, EnvStr):
+        result: dict[str, str] = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            name, sep, word = item.partition("=")
+            if not sep or not name.strip() or not word.strip():
+                raise Invalid(f"must be name=value pairs separated by commas, got {str(value)!r}")
+            result[name.strip()] = word.strip()
+        return result
+    if not isinstance(value, dict):
+        raise Invalid(f"must be a mapping of names to values, got {describe(value)}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            got = describe(key) if not isinstance(key, str) else describe(item)
+            raise Invalid(f"{key!r}: keys and values must be strings, got {got}{yaml11_hint(item)}")
+    return dict(value)
+
+
 def _structure_secret(value: Any, _: type) -> Secret:
     if isinstance(value, str):
         return Secret(str(value))
@@ -99,6 +121,7 @@ def _structure_secret(value: Any, _: type) -> Secret:
 
 
 def _make_converter() -> cattrs.Converter:
+    # Fields are structured one at a time (see _load), so every problem is reported.
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(bool, _structure_bool)
@@ -106,18 +129,9 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(Secret, _structure_secret)
     converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_str_tuple)
+    converter.register_structure_hook_func(lambda t: t == Mapping[str, str], _structure_str_mapping)
     return converter
 
 
 #: The one converter used for configuration (strict hooks; see module docstring).
 CONVERTER = _make_converter()
-
-REQUIRED = "\x00required"
-
-
-def format_exception(exc: BaseException, type_: type | None) -> str:
-    if isinstance(exc, Invalid):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return REQUIRED
-    return cattrs.v.format_exception(exc, type_)

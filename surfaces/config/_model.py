@@ -4,6 +4,8 @@ No ``from __future__ import annotations`` here: the reference generator and the 
 read the field types (``attrs.fields(Config)``) as classes, not strings.
 """
 
+import types
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -11,16 +13,50 @@ import attrs
 from surfaces.config._values import glob_escape, redact_url
 
 
-class ConfigError(Exception):
-    """The configuration is invalid. ``lines`` holds one message per problem.
+@attrs.frozen
+class Problem:
+    """One configuration problem: where it is, which field, what is wrong.
 
-    Each line names its source and field, e.g.
+    ``str(problem)`` is the line operators read, e.g.
+    ``surfaces.yaml: bot.locale: must be one of en, ru, got 'de'``; ``as_dict()`` is
+    the same for ``check-config --json``.
+    """
+
+    source: str  # "surfaces.yaml", "env SURFACES_BOT__LOCALE", "environment", "agents.yaml"
+    field: str | None  # "bot.locale", "agents[1] 'agent-1'"; None: the source as a whole
+    message: str
+    #: 1-based line in the source file, where known (the message says it too).
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.field is None:
+            return f"{self.source}: {self.message}"
+        return f"{self.source}: {self.field}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "field": self.field,
+            "message": self.message,
+            "line": self.line,
+            "text": str(self),
+        }
+
+
+class ConfigError(Exception):
+    """The configuration is invalid: ``problems``, one per problem found.
+
+    ``lines`` holds them as text, one line each naming its source and field, e.g.
     ``surfaces.yaml: bot.locale: must be one of en, ru, got 'de'``.
     """
 
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = list(lines)
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
         super().__init__("\n".join(self.lines))
+
+    @property
+    def lines(self) -> list[str]:
+        return [str(problem) for problem in self.problems]
 
 
 @attrs.frozen(repr=False)
@@ -101,10 +137,16 @@ class StreamingConfig:
     max_reply_chars: int = 100_000
 
 
+def _frozen_levels(value: Mapping[str, str]) -> Mapping[str, str]:
+    return types.MappingProxyType(dict(value))
+
+
 @attrs.frozen
 class LogConfig:
     format: str = "console"
     level: str = "info"
+    #: Logger name (a dotted prefix: ``httpx``, ``matrix_client``) -> level.
+    levels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_levels, hash=False)
 
 
 @attrs.frozen
@@ -159,6 +201,8 @@ def _redact_value(_inst: Any, field: attrs.Attribute | None, value: Any) -> Any:
         return "***"
     if isinstance(value, tuple):
         return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
     if (
         isinstance(value, str)
         and field is not None

@@ -31,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from surfaces.config._model import ConfigError
+from surfaces.config._model import ConfigError, Problem
 from surfaces.config._values import check_url, describe, is_user_id
 from surfaces.config._yaml import YamlProblem, read_yaml
 
@@ -115,7 +115,7 @@ def load_registry(
     try:
         data = read_yaml(path)
     except YamlProblem as exc:
-        raise RegistryError([f"{path}: {exc}"])
+        raise RegistryError([Problem(path, None, exc.message, line=exc.line)])
     return _Parser(path, default_base_url, Path(workspace_dir)).parse(data)
 
 
@@ -123,14 +123,18 @@ def _single_agent(default_base_url: str | None, workspace_dir: str) -> AgentRegi
     if default_base_url is None:
         raise RegistryError(
             [
-                "environment: agents: no agent registry and no default agent URL:"
-                " set MATRIX_AGENT_REGISTRY_PATH (agents.registry_path) or"
-                " AGENT_BASE_URL (agents.default_base_url)"
+                Problem(
+                    "environment",
+                    "agents",
+                    "no agent registry and no default agent URL:"
+                    " set MATRIX_AGENT_REGISTRY_PATH (agents.registry_path) or"
+                    " AGENT_BASE_URL (agents.default_base_url)",
+                )
             ]
         )
     problem = check_url(default_base_url, AGENT_URL_SCHEMES)
     if problem is not None:
-        raise RegistryError([f"environment: agents.default_base_url: {problem}"])
+        raise RegistryError([Problem("environment", "agents.default_base_url", problem)])
     agent = AgentSpec("default", "Agent", default_base_url, Path(workspace_dir))
     return AgentRegistry((agent,), {})
 
@@ -140,21 +144,19 @@ class _Parser:
     label: str
     default_base_url: str | None
     workspace_dir: Path
-    errors: list[str] = attrs.Factory(list)
+    errors: list[Problem] = attrs.Factory(list)
     # Ids of every entry, valid or not, so user_agents is not also blamed for them.
     seen_ids: set[str] = attrs.Factory(set)
 
-    def error(self, where: str, message: str) -> None:
-        self.errors.append(f"{self.label}: {where}: {message}")
+    def error(self, where: str | None, message: str) -> None:
+        self.errors.append(Problem(self.label, where, message))
 
     def parse(self, data: Any) -> AgentRegistry:
         agents: list[AgentSpec] = []
         user_agents: dict[str, str] = {}
         if not isinstance(data, dict):
             got = "an empty file" if data is None else describe(data)
-            self.errors.append(
-                f"{self.label}: the top level must be a mapping with 'agents', got {got}"
-            )
+            self.error(None, f"the top level must be a mapping with 'agents', got {got}")
         else:
             for key in data:
                 if key not in _TOP_KEYS:
@@ -178,17 +180,20 @@ class _Parser:
         agents: list[AgentSpec] = []
         first_index: dict[str, int] = {}
         for index, entry in enumerate(raw):
-            agent = self._agent(index, entry)
-            if agent is None:
-                continue
-            if agent.id in first_index:
+            # A duplicate id is reported whether or not either entry has other problems:
+            # fixing those must not be what reveals it.
+            raw_id = entry.get("id") if isinstance(entry, dict) else None
+            duplicate = isinstance(raw_id, str) and raw_id in first_index
+            if duplicate:
                 self.error(
-                    f"agents[{index}] {agent.id!r}",
-                    f"duplicate id (also agents[{first_index[agent.id]}])",
+                    f"agents[{index}] {raw_id!r}",
+                    f"duplicate id (also agents[{first_index[raw_id]}])",
                 )
-                continue
-            first_index[agent.id] = index
-            agents.append(agent)
+            elif isinstance(raw_id, str) and raw_id:
+                first_index[raw_id] = index
+            agent = self._agent(index, entry)
+            if agent is not None and not duplicate:
+                agents.append(agent)
         return agents
 
     def _agent(self, index: int, entry: Any) -> AgentSpec | None:

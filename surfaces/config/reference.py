@@ -81,7 +81,16 @@ HELP: dict[str, str] = {
         'ends with `…` and a "truncated" mark.'
     ),
     "log.format": "`console` or `json`.",
-    "log.level": "`debug`, `info`, `warning` or `error`.",
+    "log.level": (
+        "`debug`, `info`, `warning`, `error` or `critical`. Libraries that log through "
+        "the standard `logging` module (httpx, trio-websocket) show `warning` and up "
+        "unless `log.levels` names them."
+    ),
+    "log.levels": (
+        "Levels per logger, by dotted name prefix: `{httpx: debug, matrix_client: info}` "
+        "in YAML, `httpx=debug,matrix_client=info` in the environment. The longest "
+        "matching prefix wins; other loggers use `log.level`."
+    ),
     "ops.enabled": "Serve `/healthz`, `/readyz` and `/metrics`.",
     "ops.host": "Address of the ops server.",
     "ops.port": "Port of the ops server.",
@@ -114,12 +123,16 @@ def fields() -> list[tuple[str, str, object]]:
 
 
 def _default(value: object) -> str:
+    if isinstance(value, attrs.Factory):  # type: ignore[arg-type]  # attrs.Factory is a class
+        value = value.factory()
     if value is attrs.NOTHING:
         return "**required**"
     if value is None:
         return "—"
     if isinstance(value, tuple):
         return "`[]`" if not value else f"`{list(value)}`"
+    if isinstance(value, dict):
+        return "`{}`" if not value else f"`{value}`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     return f"`{value}`"

@@ -17,7 +17,7 @@ is after the target (rows go out in order per room).
 While a row is being attempted inline the replayer leaves its room alone, so the
 two never race on the same room (order, and doubled retries under 429).
 
-Failures. One classifier decides (``matrix_client.classify``): a *permanent* failure
+Failures. One classifier decides (``matrix_client.classify_failure``): a *permanent* failure
 (an event too large, 4xx) marks the row failed at once, with one log line, and the
 room's later rows go on; a *transient* one (5xx, network, 429 past the client's
 budget, the send deadline) leaves the row pending and *blocks the room*: its later
@@ -39,7 +39,13 @@ import attrs
 import structlog
 import trio
 
-from matrix_client import FailureKind, MatrixClient, UnknownTokenError, classify, new_txn_id
+from matrix_client import (
+    FailureKind,
+    MatrixClient,
+    UnknownTokenError,
+    classify_failure,
+    new_txn_id,
+)
 from surfaces.core import OutboxStatus, SendOutcome
 from surfaces.state import OutboxItem, PendingSend, Store
 
@@ -137,7 +143,7 @@ class Outbox:
             log.warning(
                 "matrix_send_ephemeral_failed",
                 room_id=room_id,
-                kind=classify(exc).value,
+                kind=classify_failure(exc).value,
                 error=repr(exc),
             )
             return None
@@ -188,7 +194,7 @@ class Outbox:
             # One classifier for every Matrix call (matrix_client's): what will not
             # get better by retrying the same request is marked failed at once, so
             # it never holds up the room's later messages.
-            if classify(exc) is FailureKind.PERMANENT:
+            if classify_failure(exc) is FailureKind.PERMANENT:
                 log.error(
                     "outbox_send_failed_permanently",
                     room_id=row.room_id,
@@ -212,7 +218,7 @@ class Outbox:
         fields = {
             "room_id": row.room_id,
             "txn_id": row.txn_id,
-            "kind": classify(exc).value,
+            "kind": classify_failure(exc).value,
             "status": getattr(exc, "status", None),
             "errcode": getattr(exc, "errcode", None),
             "error": repr(exc),

@@ -1,4 +1,8 @@
-"""The English catalogue."""
+"""The English catalogue.
+
+Written for people, not translated word by word from ``ru``: the same keys and fields,
+in the words an English speaker would use (contractions, "I" for the bot).
+"""
 
 from __future__ import annotations
 
@@ -6,119 +10,135 @@ EN: dict[str, str] = {
     "space_name": "{brand} — {name}",
     "first_chat_name": "Chat {n}",
     "welcome": (
-        "Hi, {name}! Write to me — I'm here.\n"
-        "Commands: !new — new chat, !chats — your chats, !help — help."
+        "Hi, {name}! Just write here and your agent will answer.\n"
+        "Commands: !new — new chat, !chats — your chats, !help — all commands."
     ),
     "dm_provisioned": (
-        "Done: the space “{space}” and the chat “{chat}” are created and you are invited. "
-        "Conversations happen in the working chats, not here."
+        "All set: I created the space “{space}” with the chat “{chat}” and invited you. "
+        "Talk to your agent there — this direct chat is only for getting started."
     ),
-    "dm_reinvited": "Invites to your space and {count} chat(s) sent again.",
-    "dm_reinvited_new_chat": "You had no active chats, so I created one: {chat}. Invites sent.",
+    "dm_reinvited": (
+        "I've sent you the invites to your space and {count} {count:plural:chat|chats} again."
+    ),
+    "dm_reinvited_new_chat": (
+        "You had no active chats, so I created a new one, {chat}, and sent you the invites."
+    ),
     "dm_encrypted": (
-        "This conversation is encrypted; I only work in the unencrypted rooms I created. "
-        "Please write in the chats of your space."
+        "This chat is encrypted, and I only work in the unencrypted rooms I create. "
+        "Please write to me in the chats in your space."
     ),
-    "chat_created": "Chat created: {name} ({chat_id})",
+    "chat_created": "Chat created: {name} ({local_id})",
     "chats_header": "Your chats:",
-    "chats_line": "{marker} {chat_id} — {name}",
-    "chats_empty": "No active chats. !new creates one.",
+    "chats_line": "{marker} {local_id} — {name}",
+    "chats_empty": "You have no active chats. Send !new to start one.",
     "rename_usage": "Usage: !rename <new name>",
-    "renamed": "Chat renamed: {name}",
-    "archived": "Chat {chat_id} archived. Agent memory is kept; create a new chat with !new.",
-    "archived_room": "This chat is archived. Create a new one with !new.",
-    "context_reset": "Context reset.",
-    "stop_none": "No reply is running right now.",
+    "renamed": "Chat renamed to {name}.",
+    "archived": (
+        "Chat {local_id} is archived. Your agent still remembers it; send !new to start a new chat."
+    ),
+    "archived_room": "This chat is archived. Send !new to start a new one.",
+    "context_reset": "Context cleared: the agent starts this chat afresh.",
+    "stop_none": "There's no reply to stop right now.",
     "stopped": "Stopping the reply.",
     "interrupted_mark": "⚠️ (reply interrupted)",
-    "files_empty": "No files are staged.",
+    "files_empty": "No files are waiting to go with your next message.",
     "files_header": "Files for your next message:",
-    "files_line": "{n}. {name} ({size})",
+    "files_line": "{n}. {name} ({size:size})",
     "remove_usage": "Usage: !remove <number> or !remove all",
-    "remove_bad_index": "There is no file number {n}. Staged files: {count}.",
-    "removed_one": "File unstaged: {name}",
-    "removed_all": "All staged files removed ({count}).",
-    "file_staged": "📎 Got “{name}” ({size}). It goes to the agent with your next message.",
-    "file_too_large": "“{name}” is too large ({size}); the limit is {limit}.",
-    "file_failed": "Could not fetch “{name}”. Please send it again.",
-    "file_out_missing": "The agent wanted to send {path}, but the file does not exist.",
-    "file_out_unsafe": "The agent named a file outside its workspace ({path}); not sending it.",
-    "file_out_failed": "Could not send the file {path}.",
+    "remove_bad_index": (
+        "There's no file number {n}. You have {count} {count:plural:file|files} waiting."
+    ),
+    "removed_one": "Removed {name}; it won't go with your next message.",
+    "removed_all": "Removed all waiting files ({count} {count:plural:file|files}).",
+    "file_staged": (
+        "📎 Got “{name}” ({size:size}). It will go to the agent with your next message."
+    ),
+    "file_too_large": "“{name}” is too big ({size:size}); the limit is {limit:size}.",
+    "file_failed": "I couldn't download “{name}”. Please send it again.",
+    "file_out_missing": "The agent tried to send {path}, but that file doesn't exist.",
+    "file_out_unsafe": (
+        "The agent tried to send a file outside its workspace ({path}), so I didn't send it."
+    ),
+    "file_out_failed": "I couldn't send the file {path}.",
     "status": (
         "Agent: {agent} ({health})\n"
-        "Chat: {chat_id} · platform id: {platform_chat_id}\n"
-        "Reply: {turn}\n"
-        "Staged files: {files}"
+        "Chat: {local_id} · platform id: {platform_chat_id}\n"
+        "{turn}\n"
+        "Files waiting for your next message: {files}"
     ),
-    "status_turn_running": "running",
-    "status_turn_idle": "none",
-    "status_turn_queued": "running, {n} more queued",
-    "health_ok": "reachable",
+    "status_turn_running": "The agent is replying right now.",
+    "status_turn_idle": "Nothing is running right now.",
+    "status_turn_queued": (
+        "The agent is replying right now; {n} more {n:plural:message|messages} waiting."
+    ),
+    "health_ok": "online",
     "health_down": "unavailable: {code}",
     "help": (
         "Commands:\n"
-        "!new [name] — new chat\n"
-        "!chats — list chats\n"
+        "!new [name] — start a new chat\n"
+        "!chats — list your chats\n"
         "!rename <name> — rename this chat\n"
         "!archive — archive this chat\n"
-        "!clear — reset the agent's context\n"
-        "!stop — stop the reply\n"
+        "!clear — clear the agent's context for this chat\n"
+        "!stop — stop the current reply\n"
         "!yes / !no — answer the agent's question\n"
-        "!list — staged files\n"
-        "!remove <n> | all — unstage files\n"
-        "!status — status\n"
-        "!settings — settings"
+        "!list — files waiting for your next message\n"
+        "!remove <n> | all — take a file (or all of them) off that list\n"
+        "!status — your agent, this chat and what's running now\n"
+        "!settings — agent settings (not available yet)"
     ),
-    "settings": "Agent settings are not available from the platform yet.",
-    "unknown_command": "Unknown command {command}. See !help.",
-    "not_owner": "This is {owner}'s chat: only the owner talks to the agent here.",
+    "settings": "Agent settings aren't available yet.",
+    "unknown_command": "I don't know the command {command}. Send !help to see them all.",
+    "not_owner": "This chat belongs to {owner}; only they can talk to the agent here.",
     "default_agent": (
-        "No agent is configured for you yet — the default agent ({agent}) answers meanwhile."
+        "You don't have an agent of your own yet, so the default agent ({agent}) "
+        "will answer for now."
     ),
     "busy": (
-        "⏳ Still answering your earlier messages ({n} waiting). "
-        "New messages are not accepted right now — send again after the reply."
+        "⏳ I'm still working on your earlier messages ({n} waiting), so I can't take new "
+        "ones right now. Please send this again once the reply is done."
     ),
-    "confirm_request": "❓ {text}\nAnswer !yes or !no.",
-    "confirm_sent": "Answer sent to the agent: {answer}.",
+    "confirm_request": "❓ {text}\nReply !yes or !no.",
+    "confirm_sent": "Sent your answer to the agent: {answer}.",
     "confirm_yes_text": "yes",
     "confirm_no_text": "no",
-    "agent_timeout": "The agent is not responding ({phase}). Please try again.",
-    "agent_unavailable": "The agent is unavailable. Please try later.",
+    "agent_timeout": "The agent isn't responding ({phase}). Please try again.",
+    "agent_unavailable": "The agent is unavailable right now. Please try again later.",
     "agent_disconnected": "The agent dropped the connection. Please try again.",
-    "agent_protocol": "The agent sent an invalid reply. Please try again.",
-    "agent_error": "Agent error: {code}",
-    "turn_failed": "Could not process the message. Please try again.",
-    "message_truncated": "The message is too long: the agent got its first {limit} characters.",
-    "shutting_down": (
-        "The bot is restarting — reply interrupted. The message is answered after restart."
+    "agent_protocol": "The agent sent a reply I couldn't read. Please try again.",
+    "agent_error": "The agent reported an error: {code}",
+    "turn_failed": "Something went wrong with your message. Please try again.",
+    "message_truncated": (
+        "Your message was too long, so the agent only got the first {limit} characters."
     ),
-    "phase_connect": "connecting",
-    "phase_status": "waiting for ready",
-    "phase_first_text": "waiting for the reply",
-    "phase_idle": "pause in the reply",
-    "phase_total": "total time",
-    "dm_use_rooms": "I answer in the working chats of your space. Invites sent again.",
+    "shutting_down": (
+        "I'm restarting, so this reply was cut short. I'll answer your message once I'm back."
+    ),
+    "phase_connect": "while connecting",
+    "phase_status": "while getting ready",
+    "phase_first_text": "before replying",
+    "phase_idle": "stalled mid-reply",
+    "phase_total": "took too long",
     "truncated": "(truncated)",
-    "reply_truncated": "✂️ (reply truncated: longer than {limit} characters)",
+    "reply_truncated": "✂️ (reply cut short: it was longer than {limit} characters)",
     "budget_turns": (
-        "⏳ Too many messages in a short time: they are not answered for now. "
-        "Wait about {seconds} s and send again."
+        "⏳ That's a lot of messages at once, so I'm not answering them for now. "
+        "Please wait about {seconds} s and send again."
     ),
     "budget_commands": (
-        "⏳ Too many commands in a short time: they are not run for now. "
-        "Wait about {seconds} s and try again."
+        "⏳ That's a lot of commands at once, so I'm not running them for now. "
+        "Please wait about {seconds} s and try again."
     ),
     "budget_files": (
-        "⏳ Too many files in a short time: they are not accepted for now. "
-        "Wait about {seconds} s and send them again."
+        "⏳ That's a lot of files at once, so I'm not taking them for now. "
+        "Please wait about {seconds} s and send them again."
     ),
     "chat_limit": (
-        "You have reached the limit of {limit} chats (archived ones count too): "
-        "no new chat was created."
+        "You already have {limit} {limit:plural:chat|chats}, the most I can keep "
+        "(archived ones count too), so I didn't create a new one."
     ),
     "files_limit": (
-        "{limit} files are already waiting for your next message, so “{name}” was not "
-        "added. Send a message, or unstage some with !remove."
+        "{limit} {limit:plural:file is|files are} already waiting for your next message, "
+        "so I didn't add “{name}”. Send a message, or take some off the list with !remove."
     ),
 }

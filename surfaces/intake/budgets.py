@@ -50,7 +50,15 @@ class Bucket(enum.StrEnum):
 
     @property
     def notice_key(self) -> str:
-        return f"budget_{self.value}"
+        """The catalogue text of this bucket's "over budget" notice."""
+        return _NOTICE_KEYS[self]
+
+
+_NOTICE_KEYS: dict[Bucket, str] = {
+    Bucket.TURNS: "budget_turns",
+    Bucket.COMMANDS: "budget_commands",
+    Bucket.FILES: "budget_files",
+}
 
 
 _BUCKET_OF: dict[ItemKind, Bucket] = {

@@ -6,10 +6,22 @@ The bot never touches prometheus objects: it calls ``metrics.sync_succeeded(now)
 (never prometheus_client's global one), so tests and several bot instances in one
 process never clash over metric names.
 
+Names are part of the operator interface (``docs/operations.md`` lists every one,
+and a test compares that list with a scrape): the bot's own metrics are
+``surfaces_…``; the registry also holds prometheus_client's standard process
+(``process_*``: memory, CPU, open files, start time) and runtime (``python_*``)
+collectors under their usual names, so stock dashboards work. ``*_created``
+samples are left out of the exposition (they double the series count and no
+dashboard uses them). That is done by filtering this registry's output, not with
+``prometheus_client.disable_created_metrics()``, which would change every registry
+in the process.
+
 Every label has a bounded value set. Values from outside a fixed set are folded
-into ``"other"`` (sync error kinds, turn outcomes, agent failure codes), and the
+into ``"other"`` (sync error kinds, turn outcomes, agent failure codes), the
 Matrix ``endpoint`` label, which is a route template chosen by ``matrix_client``,
-is capped at :data:`MAX_ENDPOINT_LABELS` distinct values. Per-room numbers are
+is capped at :data:`MAX_ENDPOINT_LABELS` distinct values, and ``status`` is the
+HTTP status (100–599; ``"0"`` when no response arrived; ``"other"`` for anything
+else or beyond :data:`MAX_STATUS_LABELS` distinct values). Per-room numbers are
 never labels: the room queue is described by a histogram of the depth seen at
 enqueue time plus two gauges (deepest queue, rooms with a live queue).
 
@@ -24,7 +36,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 import trio
@@ -32,16 +44,22 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
+from prometheus_client.metrics_core import Metric
 
 __all__ = [
     "AGENT_FAILURE_CODES",
     "CONTENT_TYPE",
     "MAX_ENDPOINT_LABELS",
+    "MAX_STATUS_LABELS",
+    "NO_RESPONSE_STATUS",
     "SYNC_ERROR_KINDS",
     "TURN_OUTCOMES",
     "Metrics",
@@ -50,12 +68,12 @@ __all__ = [
 #: Content type of :meth:`Metrics.render` (Prometheus text format 0.0.4).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
-#: ``matrix_sync_errors_total{kind}``: how a sync attempt failed.
+#: ``surfaces_matrix_sync_errors_total{kind}``: how a sync attempt failed.
 SYNC_ERROR_KINDS = ("network", "http_5xx", "ratelimited", "timeout", "other")
-#: ``turns_total{outcome}``: how a turn ended. ``failed`` means an agent failure
-#: (see ``agent_failures_total``), ``cancelled`` a shutdown or user stop.
+#: ``surfaces_turns_total{outcome}``: how a turn ended. ``failed`` means an agent
+#: failure (see ``surfaces_agent_failures_total``), ``cancelled`` a shutdown or user stop.
 TURN_OUTCOMES = ("ok", "failed", "cancelled", "other")
-#: ``agent_failures_total{code}``: the agent client's failure taxonomy.
+#: ``surfaces_agent_failures_total{code}``: the agent client's failure taxonomy.
 AGENT_FAILURE_CODES = (
     "AGENT_UNAVAILABLE",
     "AGENT_TIMEOUT",
@@ -66,6 +84,10 @@ AGENT_FAILURE_CODES = (
 )
 #: Distinct ``endpoint`` label values kept; later ones are counted as ``other``.
 MAX_ENDPOINT_LABELS = 64
+#: Distinct ``status`` label values kept; later ones are counted as ``other``.
+MAX_STATUS_LABELS = 32
+#: ``status`` label of a request that got no HTTP response (network error, timeout).
+NO_RESPONSE_STATUS = "0"
 
 # Matrix requests: mostly tens of milliseconds, but a long-poll /sync legitimately
 # takes its full timeout (30 s by default) plus the server's slack.
@@ -74,10 +96,42 @@ _MATRIX_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 _AGENT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 # Room queue depth at enqueue: the configured queue size is small (5 by default).
 _QUEUE_DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 8, 10, 20, 50)
+# Metric types whose prometheus_client children add a ``<name>_created`` sample.
+_WITH_CREATED = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
 
 
 def _bounded(value: str, allowed: tuple[str, ...]) -> str:
     return value if value in allowed else "other"
+
+
+def _capped(seen: set[str], value: str, cap: int) -> str:
+    """``value`` if it is one of the first ``cap`` distinct values seen, else ``other``."""
+    if value in seen or value == "other":
+        return value
+    if len(seen) >= cap:
+        return "other"
+    seen.add(value)
+    return value
+
+
+def _status_label(status: int) -> str:
+    if status == 0:
+        return NO_RESPONSE_STATUS
+    return str(status) if 100 <= status <= 599 else "other"
+
+
+@attrs.frozen
+class _WithoutCreated:
+    """A registry view without ``*_created`` samples (see the module docstring)."""
+
+    registry: CollectorRegistry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            if family.type in _WITH_CREATED:
+                created = family.name + "_created"
+                family.samples = [s for s in family.samples if s.name != created]
+            yield family
 
 
 @attrs.define(eq=False)
@@ -85,9 +139,9 @@ class Metrics:
     """The bot's metrics, in a registry of its own.
 
     Args:
-        version: the bot's version, exported as ``bot_info{version}``.
+        version: the bot's version, exported as ``surfaces_build_info{version}``.
         clock: the clock that ``now`` arguments come from, read again when
-            ``matrix_sync_lag_seconds`` is scraped. Defaults to
+            ``surfaces_matrix_sync_lag_seconds`` is scraped. Defaults to
             :func:`trio.current_time`, so scrape inside ``trio.run``.
     """
 
@@ -98,6 +152,8 @@ class Metrics:
     _last_sync: float | None = attrs.field(init=False, default=None)
     _created_at: float | None = attrs.field(init=False, default=None)
     _endpoints: set[str] = attrs.field(init=False, factory=set)
+    _statuses: set[str] = attrs.field(init=False, factory=set)
+    _exposition: _WithoutCreated = attrs.field(init=False)
 
     _matrix_requests: Counter = attrs.field(init=False)
     _matrix_seconds: Histogram = attrs.field(init=False)
@@ -118,71 +174,85 @@ class Metrics:
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
+        self._exposition = _WithoutCreated(r)
+        # The standard process (Linux /proc) and interpreter collectors, in this
+        # registry rather than the global one.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+
         self._matrix_requests = Counter(
-            "matrix_requests",
-            "Matrix HTTP requests by endpoint template and status (0 = no response).",
+            "surfaces_matrix_requests",
+            "Matrix HTTP requests by endpoint template and HTTP status "
+            "(0 = no response: network error or timeout).",
             ["endpoint", "status"],
             registry=r,
         )
         self._matrix_seconds = Histogram(
-            "matrix_request_seconds",
+            "surfaces_matrix_request_seconds",
             "Matrix HTTP request duration by endpoint template.",
             ["endpoint"],
             buckets=_MATRIX_BUCKETS,
             registry=r,
         )
         self._ratelimited = Counter(
-            "matrix_ratelimited", "Matrix responses with status 429.", registry=r
+            "surfaces_matrix_ratelimited", "Matrix responses with status 429.", registry=r
         )
         lag = Gauge(
-            "matrix_sync_lag_seconds",
+            "surfaces_matrix_sync_lag_seconds",
             "Seconds since the last successful /sync (since start if none yet).",
             registry=r,
         )
         lag.set_function(self._sync_lag)
         self._sync_errors = Counter(
-            "matrix_sync_errors", "Failed /sync attempts by kind.", ["kind"], registry=r
+            "surfaces_matrix_sync_errors", "Failed /sync attempts by kind.", ["kind"], registry=r
         )
         self._queue_depth = Histogram(
-            "room_queue_depth",
+            "surfaces_room_queue_depth",
             "Depth of a room's queue seen when an event is enqueued (before it).",
             buckets=_QUEUE_DEPTH_BUCKETS,
             registry=r,
         )
         self._queue_depth_max = Gauge(
-            "room_queue_depth_max", "Depth of the deepest room queue.", registry=r
+            "surfaces_room_queue_depth_max", "Depth of the deepest room queue.", registry=r
         )
-        self._rooms_active = Gauge("rooms_active", "Rooms with a running room task.", registry=r)
+        self._rooms_active = Gauge(
+            "surfaces_rooms_active", "Rooms with a running room task.", registry=r
+        )
         self._queue_rejected = Counter(
-            "room_queue_rejected", "Events refused because their room queue was full.", registry=r
+            "surfaces_room_queue_rejected",
+            "Events refused because their room queue was full.",
+            registry=r,
         )
-        self._turns_active = Gauge("turns_active", "Turns in progress.", registry=r)
-        self._turns = Counter("turns", "Finished turns by outcome.", ["outcome"], registry=r)
+        self._turns_active = Gauge("surfaces_turns_active", "Turns in progress.", registry=r)
+        self._turns = Counter(
+            "surfaces_turns", "Finished turns by outcome.", ["outcome"], registry=r
+        )
         self._first_text = Histogram(
-            "agent_first_text_seconds",
+            "surfaces_agent_first_text_seconds",
             "Seconds from sending a prompt to the agent's first text.",
             buckets=_AGENT_BUCKETS,
             registry=r,
         )
         self._turn_seconds = Histogram(
-            "agent_turn_seconds",
+            "surfaces_agent_turn_seconds",
             "Seconds from sending a prompt to the end of the turn.",
             buckets=_AGENT_BUCKETS,
             registry=r,
         )
         self._agent_failures = Counter(
-            "agent_failures", "Agent failures by failure code.", ["code"], registry=r
+            "surfaces_agent_failures", "Agent failures by failure code.", ["code"], registry=r
         )
         self._stream_edits = Counter(
-            "stream_edits", "m.replace edits sent while streaming replies.", registry=r
+            "surfaces_stream_edits", "m.replace edits sent while streaming replies.", registry=r
         )
         self._outbox_pending = Gauge(
-            "outbox_pending", "Matrix sends persisted but not yet delivered.", registry=r
+            "surfaces_outbox_pending", "Matrix sends persisted but not yet delivered.", registry=r
         )
         self._events_admitted = Counter(
-            "events_admitted", "Events admitted durably into the inbox.", registry=r
+            "surfaces_events_admitted", "Events admitted durably into the inbox.", registry=r
         )
-        info = Info("bot", "Bot build information.", registry=r)
+        info = Info("surfaces_build", "The running Surfaces version.", registry=r)
         info.info({"version": self.version})
 
         # Export every fixed label value from the start, so rate() and alerts see
@@ -204,10 +274,12 @@ class Metrics:
     def observe_matrix_request(self, endpoint: str, status: int, seconds: float) -> None:
         """Record one Matrix HTTP request; fits ``MatrixClient.on_request``.
 
-        ``status`` 429 also counts in ``matrix_ratelimited_total``.
+        ``status`` 429 also counts in ``surfaces_matrix_ratelimited_total``; ``0``
+        means no response arrived.
         """
-        endpoint = self._endpoint_label(endpoint)
-        self._matrix_requests.labels(endpoint=endpoint, status=str(int(status))).inc()
+        endpoint = _capped(self._endpoints, endpoint, MAX_ENDPOINT_LABELS)
+        status_label = _capped(self._statuses, _status_label(status), MAX_STATUS_LABELS)
+        self._matrix_requests.labels(endpoint=endpoint, status=status_label).inc()
         self._matrix_seconds.labels(endpoint=endpoint).observe(max(0.0, seconds))
         if status == 429:
             self._ratelimited.inc()
@@ -249,7 +321,7 @@ class Metrics:
     def turn_finished(self, outcome: str, seconds: float | None = None) -> None:
         """A turn ended with ``outcome`` (one of :data:`TURN_OUTCOMES`).
 
-        ``seconds`` is the prompt-to-end time, observed in ``agent_turn_seconds``
+        ``seconds`` is the prompt-to-end time, observed in ``surfaces_agent_turn_seconds``
         when the agent was reached (``None`` otherwise).
         """
         self._turns_active.dec()
@@ -277,7 +349,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The registry in Prometheus text format; serve it as :data:`CONTENT_TYPE`."""
-        return generate_latest(self.registry)
+        return generate_latest(self._exposition)  # type: ignore[arg-type]  # has collect()
 
     def render_for(self, accept: str | None) -> tuple[bytes, str]:
         """Render in the format a scraper's ``Accept`` header asks for.
@@ -286,17 +358,9 @@ class Metrics:
         ``(render(), CONTENT_TYPE)``.
         """
         encoder, content_type = choose_encoder(accept or "")
-        return encoder(self.registry), content_type
+        return encoder(self._exposition), content_type  # type: ignore[arg-type]
 
     # -- internals ----------------------------------------------------------------
-
-    def _endpoint_label(self, endpoint: str) -> str:
-        if endpoint in self._endpoints:
-            return endpoint
-        if len(self._endpoints) >= MAX_ENDPOINT_LABELS:
-            return "other"
-        self._endpoints.add(endpoint)
-        return endpoint
 
     def _sync_lag(self) -> float:
         try:

@@ -1,4 +1,6 @@
-"""Operations: health state, the ops HTTP server, ``doctor`` and ``check-agents``.
+"""Operations: health state and the ops HTTP server (exported here), and the
+operator commands in their own modules: ``doctor``, ``check_agents``, ``backup``,
+``healthcheck`` (each with ``main(argv) -> int``, run by ``surfaces <command>``).
 
 Wiring, in the bot's nursery::
 

@@ -13,12 +13,19 @@ Checks, in order (later checks are skipped when what they need failed)::
                  read-only and passes PRAGMA integrity_check
     agent:<id>   connect → STATUS (AgentClient.probe, no message sent) with a chat id
                  from the reserved range 999000000000+ (never a real conversation)
-    workspace:<id>  the agent's workspace directory exists and is writable
+    workspace:<id>  the agent's workspace directory exists and is writable (missing: a
+                 warning, since only files need it and the bot creates it on the first
+                 file when it can; the warning says whether it can)
 
 Each line is ``✓`` (ok), ``!`` (warning: works, but look at it), ``✗`` (failed, with
 a one-line fix) or ``-`` (skipped). Exit code 1 if any check failed, else 0 (warnings
-do not fail). ``--json`` prints ``{"ok": bool, "checks": [...]}`` instead. Every
-network check has its own deadline (``NETWORK_DEADLINE_S``).
+do not fail). The first line names the version. ``--json`` prints
+``{"version": ..., "python": ..., "ok": bool, "checks": [...]}`` instead, and nothing
+else on stdout (log lines go to stderr, as JSON). Every network check has its own
+deadline (``NETWORK_DEADLINE_S``).
+
+The checklist type and its rendering live in ``_checklist``, the local file checks
+(state directory, workspaces) in ``_local_checks``.
 
 Password-only configurations: doctor does not log in by default. A login creates an
 access token (and, with a new device id, a new device that other users' clients see),
@@ -40,31 +47,48 @@ behind ``httpx.MockTransport``), an agent ``connector`` (memory streams) and
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import platform
 import re
-import sqlite3
 import sys
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 import httpx
 import trio
 
 from agent_client import AgentClient, AgentFailure, Connector
 from matrix_client import MatrixClient, MatrixError, RetryPolicy, TransportError, UnknownTokenError
+from surfaces import __version__, version_text
 from surfaces.agents import probe_limits
 from surfaces.config import (
     AgentRegistry,
     AgentSpec,
     Config,
     ConfigError,
-    load_config,
-    load_registry,
+    load_config_and_registry,
     redact_url,
+)
+from surfaces.ops._checklist import (
+    FAIL,
+    MARKS,
+    OK,
+    SKIP,
+    WARN,
+    Check,
+    Status,
+    failed,
+    render_json,
+    render_text,
+)
+from surfaces.ops._local_checks import (
+    DB_NAME,
+    StateInfo,
+    WriteProbe,
+    check_state_dir,
+    check_workspace,
+    probe_write,
 )
 from surfaces.session import (
     DEVICE_KEY,
@@ -78,58 +102,36 @@ from surfaces.session import (
 from surfaces.state import Store
 
 __all__ = [
+    "DB_NAME",
+    "DEVICE_KEY",
+    "FAIL",
+    "MARKS",
     "NETWORK_DEADLINE_S",
+    "OK",
     "PROBE_CHAT_ID_BASE",
+    "SKIP",
+    "TOKEN_KEY",
+    "WARN",
     "Check",
+    "StateInfo",
+    "Status",
+    "check_state_dir",
+    "check_workspace",
+    "failed",
     "main",
+    "probe_write",
+    "render_json",
     "render_text",
     "run_checks",
 ]
 
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-MARKS = {OK: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
 NETWORK_DEADLINE_S = 10.0
 #: Probe chat ids: far above any platform chat id the bot allocates, so a probe never
 #: touches a real conversation's memory. Agent n (registry order) gets base + n.
 PROBE_CHAT_ID_BASE = 999_000_000_000
-DB_NAME = "surfaces.db"
 MIN_MEDIA_VERSION = (1, 11)
 _RETRY = RetryPolicy(max_attempts=2, base_s=0.2, max_s=1.0, max_429_wait_s=5.0)
 _VERSION_RE = re.compile(r"^[rv](\d+)\.(\d+)")
-
-
-@attrs.frozen
-class Check:
-    """One line of the checklist."""
-
-    name: str
-    status: str  # ok | warn | fail | skip
-    summary: str
-    fix: str | None = None
-    details: Mapping[str, Any] = attrs.field(factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "summary": self.summary,
-            "fix": self.fix,
-            "details": dict(self.details),
-        }
-
-
-WriteProbe = Callable[[Path], None]
-
-
-def probe_write(directory: Path) -> None:
-    """Create and delete a file in ``directory`` (raises OSError if that fails).
-
-    An actual write, not ``os.access``: root passes ``os.access`` everywhere, and a
-    read-only mount only shows on a write.
-    """
-    probe = directory / f".surfaces-doctor-{uuid.uuid4().hex[:8]}"
-    probe.write_bytes(b"")
-    probe.unlink()
 
 
 # --------------------------------------------------------------------------- config
@@ -140,12 +142,7 @@ def check_config(
 ) -> tuple[Check, Config | None, AgentRegistry | None]:
     source = path or environ.get("SURFACES_CONFIG") or "environment only"
     try:
-        config = load_config(path, environ)
-        registry = load_registry(
-            config.agents.registry_path,
-            default_base_url=config.agents.default_base_url,
-            workspace_dir=config.agents.workspace_dir,
-        )
+        config, registry = load_config_and_registry(path, environ)
     except ConfigError as error:
         return (
             Check(
@@ -219,94 +216,6 @@ async def check_homeserver(client: MatrixClient, homeserver: str) -> Check:
         )
     return Check(
         "homeserver", OK, f"{url} answers /versions (up to {latest_text})", details=details
-    )
-
-
-# --------------------------------------------------------------------------- state dir
-
-
-@attrs.frozen
-class StateInfo:
-    check: Check
-    stored_token: str | None = attrs.field(default=None, repr=False)
-    stored_device: str | None = None
-    db_path: Path | None = None
-
-
-def _nearest_existing(path: Path) -> Path:
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            return candidate
-    return Path("/")
-
-
-def check_state_dir(config: Config, write: WriteProbe = probe_write) -> StateInfo:
-    """Blocking (file system, SQLite): call through ``trio.to_thread``."""
-    state = Path(config.state_dir).expanduser().resolve()
-    fix_dir = f"set SURFACES_STATE_DIR to a writable directory (now {state})"
-    if state.exists() and not state.is_dir():
-        return StateInfo(Check("state_dir", FAIL, f"{state} is not a directory", fix_dir))
-    if not state.exists():
-        parent = _nearest_existing(state)
-        if not parent.is_dir():
-            return StateInfo(
-                Check("state_dir", FAIL, f"{state} cannot be created ({parent} is a file)", fix_dir)
-            )
-        try:
-            write(parent)
-        except OSError as exc:
-            return StateInfo(
-                Check("state_dir", FAIL, f"{state} cannot be created: {parent}: {exc}", fix_dir)
-            )
-        return StateInfo(
-            Check("state_dir", OK, f"{state} does not exist yet; the bot will create it"),
-            db_path=state / DB_NAME,
-        )
-    try:
-        write(state)
-    except OSError as exc:
-        return StateInfo(Check("state_dir", FAIL, f"{state} is not writable: {exc}", fix_dir))
-    db = state / DB_NAME
-    if not db.exists():
-        return StateInfo(
-            Check("state_dir", OK, f"{state} writable; no database yet (first start)"), db_path=db
-        )
-    try:
-        info = Store.inspect(db, keys=(TOKEN_KEY, DEVICE_KEY))
-    except sqlite3.Error as exc:
-        return StateInfo(
-            Check(
-                "state_dir",
-                FAIL,
-                f"{db} cannot be read: {exc}",
-                "stop the bot, move the file aside (keep it for analysis) and restart: the bot "
-                "rebuilds chats and bindings from Matrix",
-            ),
-            db_path=db,
-        )
-    result, schema, kv = info.integrity, info.schema_version, info.values
-    if result != ["ok"]:
-        return StateInfo(
-            Check(
-                "state_dir",
-                FAIL,
-                f"{db} is damaged: integrity_check: {'; '.join(result[:3])}",
-                "stop the bot, restore a backup or move the file aside; the bot rebuilds from "
-                "Matrix",
-                {"integrity_check": result[:20]},
-            ),
-            db_path=db,
-        )
-    return StateInfo(
-        Check(
-            "state_dir",
-            OK,
-            f"{state} writable; {DB_NAME} passes integrity_check (schema v{schema})",
-            details={"path": str(state), "schema_version": schema},
-        ),
-        stored_token=kv.get(TOKEN_KEY),
-        stored_device=kv.get(DEVICE_KEY),
-        db_path=db,
     )
 
 
@@ -458,7 +367,7 @@ def check_device(config: Config, who: Any, state: StateInfo) -> Check:
 # --------------------------------------------------------------------------- agents
 
 
-async def check_agent(client: AgentClient, spec: AgentSpec, chat_id: str) -> Check:
+async def check_agent(client: AgentClient, spec: AgentSpec, platform_chat_id: str) -> Check:
     name = f"agent:{spec.id}"
     url = redact_url(spec.base_url)
     fix = (
@@ -469,7 +378,7 @@ async def check_agent(client: AgentClient, spec: AgentSpec, chat_id: str) -> Che
         # The client's own limits (connect/status/total) fire first, with a precise
         # phase; this deadline is only a safety net.
         with trio.fail_after(client.limits.total_s + 5):
-            result = await client.probe(spec.base_url, chat_id)
+            result = await client.probe(spec.base_url, platform_chat_id)
     except trio.TooSlowError:
         return Check(name, FAIL, f"{url}: no STATUS within {client.limits.total_s + 5:g} s", fix)
     except AgentFailure as failure:
@@ -478,40 +387,18 @@ async def check_agent(client: AgentClient, spec: AgentSpec, chat_id: str) -> Che
             FAIL,
             f"{spec.label} at {url}: {failure}",
             fix,
-            {"code": failure.code, "phase": failure.phase, "chat_id": chat_id},
+            {"code": failure.code, "phase": failure.phase, "platform_chat_id": platform_chat_id},
         )
     return Check(
         name,
         OK,
         f"{spec.label} at {url}: STATUS in {result.status_s * 1000:.0f} ms",
-        details={"chat_id": chat_id, "connect_s": result.connect_s, "status_s": result.status_s},
+        details={
+            "platform_chat_id": platform_chat_id,
+            "connect_s": result.connect_s,
+            "status_s": result.status_s,
+        },
     )
-
-
-def check_workspace(spec: AgentSpec, write: WriteProbe = probe_write) -> Check:
-    """Blocking (file system): call through ``trio.to_thread``."""
-    name = f"workspace:{spec.id}"
-    path = Path(spec.workspace_path).expanduser()
-    fix_env = "(SURFACES_WORKSPACE_DIR or the registry's workspace_path)"
-    if not path.exists():
-        return Check(
-            name,
-            FAIL,
-            f"{path} does not exist",
-            f"mount the agent's shared workspace volume at {path} or fix the path {fix_env}",
-        )
-    if not path.is_dir():
-        return Check(name, FAIL, f"{path} is not a directory", f"fix the path {fix_env}")
-    try:
-        write(path)
-    except OSError as exc:
-        return Check(
-            name,
-            FAIL,
-            f"{path} is not writable: {exc.strerror or exc}",
-            f"give the bot's user write access to {path} (incoming files are stored there)",
-        )
-    return Check(name, OK, f"{path} exists and is writable")
 
 
 # --------------------------------------------------------------------------- all
@@ -567,31 +454,6 @@ async def run_checks(
     return checks
 
 
-def failed(checks: Sequence[Check]) -> bool:
-    return any(c.status == FAIL for c in checks)
-
-
-def render_text(checks: Sequence[Check]) -> str:
-    lines = ["surfaces doctor"]
-    for c in checks:
-        lines.append(f"{MARKS[c.status]} {c.name}: {c.summary}")
-        if c.fix and c.status in (FAIL, WARN):
-            lines.append(f"    fix: {c.fix}")
-    counts = {s: sum(1 for c in checks if c.status == s) for s in (OK, WARN, FAIL, SKIP)}
-    lines.append(
-        f"{counts[OK]} ok, {counts[WARN]} warning(s), {counts[FAIL]} failed, {counts[SKIP]} skipped"
-    )
-    return "\n".join(lines)
-
-
-def render_json(checks: Sequence[Check]) -> str:
-    return json.dumps(
-        {"ok": not failed(checks), "checks": [c.as_dict() for c in checks]},
-        indent=2,
-        ensure_ascii=False,
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="surfaces doctor",
@@ -621,8 +483,9 @@ def main(
     from surfaces.logs import configure_logging
 
     args = build_parser().parse_args(argv)
-    # stdout is the checklist (or JSON); library warnings go to stderr.
-    configure_logging("console", "warning")
+    # stdout is the checklist (or the JSON document, and nothing else); library
+    # warnings go to stderr, as JSON lines with --json.
+    configure_logging("json" if args.json else "console", "warning")
     checks = trio.run(
         lambda: run_checks(
             args.config,
@@ -632,7 +495,10 @@ def main(
             connector=connector,
         )
     )
-    print(render_json(checks) if args.json else render_text(checks))
+    if args.json:
+        print(render_json(checks, version=__version__, python=platform.python_version()))
+    else:
+        print(render_text(checks, title=f"surfaces doctor — {version_text()}"))
     return 1 if failed(checks) else 0
 
 

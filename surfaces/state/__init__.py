@@ -1,6 +1,6 @@
 """Durable state: the SQLite store and its records."""
 
-from surfaces.state._db import DatabaseInfo
+from surfaces.state._db import DB_NAME, DatabaseInfo
 from surfaces.state._records import (
     ChatRecord,
     Claim,
@@ -15,6 +15,7 @@ from surfaces.state._records import (
 from surfaces.state._store import Store
 
 __all__ = [
+    "DB_NAME",
     "ChatRecord",
     "Claim",
     "DatabaseInfo",

@@ -40,6 +40,8 @@ import trio
 from surfaces.state._records import ChatRecord
 from surfaces.state._schema import MIGRATIONS
 
+#: The state database's file name inside ``state_dir``.
+DB_NAME = "surfaces.db"
 #: Chat rows kept in memory (about 0.5 KB each); beyond this the cache starts over.
 CHAT_CACHE_SIZE = 20_000
 #: Admits up to this many events run inline (a catch-up batch goes to the thread).

@@ -17,10 +17,9 @@ import attrs
 import structlog
 import trio
 
-from matrix_client import MatrixClient, MatrixError
+from matrix_client import MatrixClient, MatrixError, MediaTooLargeError, TransportError
 from surfaces.delivery import Notifier
 from surfaces.files import relative_to_workspace, sanitize_filename, write_new_file
-from surfaces.i18n import human_size
 from surfaces.state import ChatRecord, InboxItem, Store
 from surfaces.turns.agent_choice import AgentChoice
 
@@ -64,8 +63,8 @@ class IncomingFiles:
                 "file_too_large",
                 txn_id=reply_txn,
                 name=name,
-                size=human_size(declared),
-                limit=human_size(limit),
+                size=declared,
+                limit=limit,
             )
             return
         url = payload.get("url")
@@ -75,22 +74,23 @@ class IncomingFiles:
             return
         try:
             with trio.fail_after(DOWNLOAD_DEADLINE_S):
-                download = await self.matrix.download(url)
-        except (MatrixError, trio.TooSlowError) as exc:
-            log.warning("file_download_failed", error=repr(exc))
-            await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
-            return
-        data = download.data
-        if len(data) > limit:
+                # Reading stops at limit + 1 bytes: the sender's info.size is a claim.
+                download = await self.matrix.download(url, max_bytes=limit)
+        except MediaTooLargeError as exc:
             await self.notifier.notice(
                 chat.room_id,
                 "file_too_large",
                 txn_id=reply_txn,
                 name=name,
-                size=human_size(len(data)),
-                limit=human_size(limit),
+                size=exc.seen_at_least,
+                limit=limit,
             )
             return
+        except (MatrixError, TransportError, trio.TooSlowError) as exc:
+            log.warning("file_download_failed", error=repr(exc))
+            await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
+            return
+        data = download.data
         workspace = self.agents.workspace_of(chat).workspace_path
         path = await write_new_file(workspace / INCOMING_DIR, name, data)
         rel = relative_to_workspace(path, workspace)
@@ -106,5 +106,5 @@ class IncomingFiles:
             "file_staged",
             txn_id=reply_txn,
             name=path.name,
-            size=human_size(len(data)),
+            size=len(data),
         )

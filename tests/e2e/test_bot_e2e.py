@@ -114,7 +114,7 @@ class BotRig:
     def ratelimited_count(self) -> float:
         assert self.app is not None
         text = self.app.metrics.render().decode()
-        match = re.search(r"^matrix_ratelimited_total (\S+)$", text, re.MULTILINE)
+        match = re.search(r"^surfaces_matrix_ratelimited_total (\S+)$", text, re.MULTILINE)
         return float(match.group(1)) if match else 0.0
 
 
@@ -517,14 +517,14 @@ async def test_health_and_metrics_endpoints_on_a_running_bot(
             after = await ops.get("/metrics")
             assert after.headers["content-type"].startswith("text/plain")
             assert (
-                metric(after.text, 'turns_total{outcome="ok"}')
-                >= metric(before, 'turns_total{outcome="ok"}') + 1
+                metric(after.text, 'surfaces_turns_total{outcome="ok"}')
+                >= metric(before, 'surfaces_turns_total{outcome="ok"}') + 1
             )
-            assert metric(after.text, "matrix_requests_total") > metric(
-                before, "matrix_requests_total"
+            assert metric(after.text, "surfaces_matrix_requests_total") > metric(
+                before, "surfaces_matrix_requests_total"
             )
-            assert metric(after.text, "events_admitted_total") >= 1
-            assert metric(after.text, "agent_first_text_seconds_count") >= 1
+            assert metric(after.text, "surfaces_events_admitted_total") >= 1
+            assert metric(after.text, "surfaces_agent_first_text_seconds_count") >= 1
             assert (await ops.get("/nope")).status_code == 404
 
 
@@ -534,7 +534,7 @@ def sync_responses(rig: BotRig) -> float:
     total = 0.0
     for line in rig.app.metrics.render().decode().splitlines():
         if (
-            line.startswith("matrix_requests_total{")
+            line.startswith("surfaces_matrix_requests_total{")
             and 'endpoint="GET /sync"' in line
             and 'status="200"' in line
         ):

@@ -15,6 +15,10 @@ import trio.testing
 
 from matrix_client import (
     MatrixClient,
+    MatrixError,
+    MediaTooLargeError,
+    Membership,
+    Presence,
     SyncBatch,
     Syncer,
     UnknownTokenError,
@@ -324,3 +328,162 @@ async def test_sync_long_poll_delivers_the_other_users_message(
     hello = [i for i in batch.events if i.event.content.get("body") == "hello bob"]
     assert len(hello) == 1
     assert hello[0].event.type == "m.room.message"
+
+
+# -- E2EE transport, presence, one event, members, receipts, streamed media -------------
+
+
+def _device_keys(user_id: str, device_id: str, tag: str) -> dict:
+    return {
+        "user_id": user_id,
+        "device_id": device_id,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        "keys": {f"curve25519:{device_id}": f"curve{tag}", f"ed25519:{device_id}": f"ed{tag}"},
+        "signatures": {user_id: {f"ed25519:{device_id}": f"sig{tag}"}},
+    }
+
+
+async def test_keys_upload_query_claim_and_to_device_between_two_devices(
+    synapse: LocalSynapse, make_user
+) -> None:
+    alice = await make_user("keys-alice")
+    async with client_for(synapse, alice) as phone, MatrixClient(synapse.base_url) as laptop:
+        with trio.fail_after(STEP_S):
+            await laptop.login_password(alice.localpart, alice.password, device_id="LAPTOP")
+            uploaded = await laptop.keys_upload(
+                {
+                    "device_keys": _device_keys(alice.user_id, "LAPTOP", "L"),
+                    "one_time_keys": {
+                        "signed_curve25519:AAAA": {"key": "otk1", "signatures": {}},
+                    },
+                    "fallback_keys": {
+                        "signed_curve25519:FFFF": {"key": "fb", "fallback": True, "signatures": {}}
+                    },
+                }
+            )
+            queried = await phone.keys_query({"device_keys": {alice.user_id: []}})
+            wanted = {"one_time_keys": {alice.user_id: {"LAPTOP": "signed_curve25519"}}}
+            first = await phone.keys_claim(wanted)
+            second = await phone.keys_claim(wanted)  # no one-time key left: the fallback
+
+            laptop_sync = laptop.syncer(since=None, filter_id=None, long_poll_ms=LONG_POLL_MS)
+            start = await laptop_sync.next()
+            await phone.send_to_device(
+                "m.room_key_request", {alice.user_id: {"LAPTOP": {"n": 1}}}, txn_id="td1"
+            )
+            await phone.send_to_device(  # the same txn again: delivered once
+                "m.room_key_request", {alice.user_id: {"LAPTOP": {"n": 1}}}, txn_id="td1"
+            )
+            delivering = await next_batch_where(laptop_sync, lambda b: bool(b.to_device))
+            after = await laptop.sync(since=delivering.next_batch, timeout_ms=0)
+            lost = await laptop.sync(since=start.next_batch, timeout_ms=0)
+
+    assert uploaded["one_time_key_counts"].get("signed_curve25519") == 1
+    assert (
+        queried["device_keys"][alice.user_id]["LAPTOP"]["keys"]
+        == (_device_keys(alice.user_id, "LAPTOP", "L")["keys"])
+    )
+    assert list(first["one_time_keys"][alice.user_id]["LAPTOP"]) == ["signed_curve25519:AAAA"]
+    assert list(second["one_time_keys"][alice.user_id]["LAPTOP"]) == ["signed_curve25519:FFFF"]
+    assert start.device_unused_fallback_key_types == []  # the fallback key was used
+    assert [(e.type, e.sender, e.content) for e in delivering.to_device] == [
+        ("m.room_key_request", alice.user_id, {"n": 1})
+    ]
+    # Once a sync used the delivering token, Synapse deleted the message.
+    assert after.to_device.events == []
+    assert lost.to_device.events == []
+
+
+async def test_device_lists_changed_when_a_room_member_uploads_keys(
+    synapse: LocalSynapse, make_user
+) -> None:
+    alice = await make_user("dl-alice")
+    bob = await make_user("dl-bob")
+    async with client_for(synapse, alice) as a, client_for(synapse, bob) as b:
+        with trio.fail_after(STEP_S):
+            room_id = await a.create_room(invite=[bob.user_id])
+            await b.join(room_id)
+            alice_sync = a.syncer(since=None, filter_id=None, long_poll_ms=LONG_POLL_MS)
+            await alice_sync.next()
+            await b.keys_upload({"device_keys": _device_keys(bob.user_id, bob.device_id, "B")})
+            batch = await next_batch_where(
+                alice_sync, lambda bt: bob.user_id in bt.device_lists.changed
+            )
+    assert bob.user_id in batch.device_lists.changed
+
+
+async def test_presence_disabled_synapse_accepts_and_ignores(
+    synapse: LocalSynapse, make_user
+) -> None:
+    # The session's Synapse runs with presence.enabled: false (surfaces.local_synapse).
+    alice = await make_user("presence")
+    async with client_for(synapse, alice) as client:
+        with trio.fail_after(STEP_S):
+            await client.set_presence(Presence.ONLINE, "here")  # no error: 200 {}
+            state = await client.get_presence(alice.user_id)
+    assert state.presence is Presence.OFFLINE  # what tells a bot that presence is off
+
+
+async def test_get_event_members_and_read_receipt(synapse: LocalSynapse, make_user) -> None:
+    alice = await make_user("ev-alice", displayname="Alice")
+    bob = await make_user("ev-bob")
+    carol = await make_user("ev-carol")
+    async with client_for(synapse, alice) as a, client_for(synapse, bob) as b:
+        with trio.fail_after(STEP_S):
+            room_id = await a.create_room(invite=[bob.user_id, carol.user_id])
+            await b.join(room_id)
+            event_id = await a.send_event(
+                room_id, "m.room.message", text_content("quote me"), txn_id=new_txn_id()
+            )
+            fetched = await b.get_event(room_id, event_id)
+            with pytest.raises(MatrixError) as missing:
+                await b.get_event(room_id, "$doesnotexist")
+            members = await b.room_members(room_id)
+            invited = await b.room_members(room_id, membership=Membership.INVITE)
+
+            alice_sync = a.syncer(since=None, filter_id=None, long_poll_ms=LONG_POLL_MS)
+            await alice_sync.next()
+            await b.send_receipt(room_id, event_id)
+
+            def read_by_bob(batch: SyncBatch) -> bool:
+                room = batch.response.rooms.join.get(room_id)
+                return any(
+                    e.get("type") == "m.receipt"
+                    and bob.user_id in e["content"].get(event_id, {}).get("m.read", {})
+                    for e in (room.ephemeral.events if room else [])
+                )
+
+            await next_batch_where(alice_sync, read_by_bob)
+
+    assert (fetched.event_id, fetched.sender, fetched.content["body"]) == (
+        event_id,
+        alice.user_id,
+        "quote me",
+    )
+    assert (missing.value.status, missing.value.errcode) == (404, "M_NOT_FOUND")
+    assert {(m.user_id, m.membership) for m in members} == {
+        (alice.user_id, Membership.JOIN),
+        (bob.user_id, Membership.JOIN),
+        (carol.user_id, Membership.INVITE),
+    }
+    assert [m.user_id for m in invited] == [carol.user_id]
+
+
+async def test_streamed_upload_and_capped_download(synapse: LocalSynapse, make_user) -> None:
+    alice = await make_user("stream")
+    data = bytes(range(256)) * 4096  # 1 MiB
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 65_536):
+            yield data[start : start + 65_536]
+
+    async with client_for(synapse, alice) as client:
+        with trio.fail_after(STEP_S):
+            mxc = await client.upload(chunks(), size=len(data), content_type="application/pdf")
+            received = bytearray()
+            async with client.download_stream(mxc, max_bytes=len(data)) as body:
+                async for chunk in body.iter_bytes():
+                    received += chunk
+            with pytest.raises(MediaTooLargeError):
+                await client.download(mxc, max_bytes=1_000)
+    assert bytes(received) == data

@@ -147,8 +147,9 @@ async def test_homeserver_429_storm_on_sync(harness, autojump_clock):
     _assert_one_complete_reply(h, room, 2, "«hello through 429s»")
     # The operator sees each refused attempt, by kind.
     registry = h.app.metrics.registry
-    assert registry.get_sample_value("matrix_sync_errors_total", {"kind": "ratelimited"}) == 15
-    assert registry.get_sample_value("matrix_sync_errors_total", {"kind": "other"}) == 0
+    errors = "surfaces_matrix_sync_errors_total"
+    assert registry.get_sample_value(errors, {"kind": "ratelimited"}) == 15
+    assert registry.get_sample_value(errors, {"kind": "other"}) == 0
 
 
 async def test_homeserver_slow_responses(harness, autojump_clock):

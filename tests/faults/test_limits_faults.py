@@ -254,7 +254,7 @@ async def test_chat_cap(harness, autojump_clock):
     alice, dm, room = await _onboarded(h)
     h.hs.text_as(alice, room, "!new second")
     await h.settle(30)
-    assert notices(h, room)[-1].startswith(ru("chat_created", name="second", chat_id="C2")[:10])
+    assert notices(h, room)[-1].startswith(ru("chat_created", name="second", local_id="C2")[:10])
     rooms = len(h.hs.rooms())
     h.hs.text_as(alice, room, "!new third")
     await h.settle(30)

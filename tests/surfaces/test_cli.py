@@ -222,3 +222,77 @@ def test_python_dash_m_surfaces(env: pytest.MonkeyPatch) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["agents"][0]["id"] == "default"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import platform
+
+    import surfaces
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == (
+        f"surfaces {surfaces.__version__} (Python {platform.python_version()})\n"
+    )
+    assert surfaces.version_fields() == {
+        "version": surfaces.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def test_version_is_the_package_version() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    import surfaces
+
+    # pyproject.toml takes the version from surfaces.__version__, the one place it is
+    # written; the installed metadata is built from it.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert "version" in project["dynamic"]
+    assert "version" not in project
+    assert version("surfaces") == surfaces.__version__
+
+
+def test_check_config_json_reports_problems_as_json(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config_file = tmp_path / "surfaces.yaml"
+    config_file.write_text('bot:\n  locale: "de"\n  brandd: "x"\n', encoding="utf-8")
+    env.setenv("SURFACES_OPS_PORT", "1")
+    assert main(["check-config", "--config", str(config_file), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert err == ""
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert [(p["source"], p["field"]) for p in data["problems"]] == [
+        (str(config_file), "bot.brandd"),
+        ("env SURFACES_OPS_PORT", None),
+        (str(config_file), "bot.locale"),
+    ]
+    assert data["problems"][1]["message"] == "not a setting: did you mean SURFACES_OPS__PORT?"
+    assert all(p["text"].startswith(p["source"] + ": ") for p in data["problems"])
+
+
+def test_check_config_json_yaml_syntax_error_has_its_line(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config_file = tmp_path / "surfaces.yaml"
+    config_file.write_text('bot:\n  brand: "x\n', encoding="utf-8")
+    assert main(["check-config", "--config", str(config_file), "--json"]) == 2
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["line"] == 2
+    assert "invalid YAML" in problem["message"]
+
+
+def test_check_config_reports_config_and_registry_together(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    registry = tmp_path / "agents.yaml"
+    registry.write_text("agents: []\n", encoding="utf-8")
+    env.setenv("MATRIX_AGENT_REGISTRY_PATH", str(registry))
+    env.delenv("MATRIX_HOMESERVER")
+    assert main(["check-config"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "surfaces check-config: invalid configuration (2 problems):"
+    assert err[1].startswith("  environment: matrix.homeserver: is required")
+    assert err[2] == f"  {registry}: agents: no agents: the list must not be empty"

@@ -7,8 +7,10 @@ and the env examples are loaded through ``surfaces.config.load_config``.
 
 from __future__ import annotations
 
+import configparser
 import re
 import shlex
+import tomllib
 import typing
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ import attrs
 import pytest
 import yaml
 
-from surfaces.config import Config, load_config
+import surfaces
+from surfaces.config import BotConfig, Config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -276,7 +279,16 @@ def test_dockerfile():
     assert 'ENTRYPOINT ["surfaces"]' in text
     assert 'CMD ["run"]' in text
     assert re.search(r"^EXPOSE 9464$", text, re.M)
-    assert re.search(r"^HEALTHCHECK .*urllib.*/healthz", joined, re.M)
+    # the health check asks the configured ops server (surfaces.ops.healthcheck)
+    healthcheck = re.search(r"^HEALTHCHECK (.*) CMD (\[.*\])$", joined, re.M)
+    assert healthcheck
+    assert yaml.safe_load(healthcheck[2]) == ["surfaces", "healthcheck"]
+    timeout = re.search(r"--timeout=(\d+)s", healthcheck[1])
+    assert timeout
+    from surfaces.ops.healthcheck import DEFAULT_TIMEOUT_S
+
+    assert int(timeout[1]) > DEFAULT_TIMEOUT_S
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.M)
 
     env_lines = re.findall(r"^ENV (.*)$", joined, re.M)
     env = dict(pair.split("=", 1) for line in env_lines for pair in line.split())
@@ -302,3 +314,129 @@ def test_dockerignore_keeps_what_the_image_needs():
     for needed in ("pyproject.toml", "README.md", "surfaces", "matrix_client", "agent_client"):
         assert needed not in ignored
     assert {".git", ".venv"} <= ignored
+
+
+def test_dockerfile_oci_labels():
+    joined = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    args = dict(re.findall(r"^ARG (\w+)=(\S*)$", joined, re.M))
+    assert args["SURFACES_VERSION"] == surfaces.__version__
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.[a-z.]+)="([^"]*)"', joined))
+    assert labels["org.opencontainers.image.version"] == "${SURFACES_VERSION}"
+    assert labels["org.opencontainers.image.revision"] == "${SURFACES_REVISION}"
+    assert labels["org.opencontainers.image.title"] == "Surfaces"
+    assert labels["org.opencontainers.image.licenses"] == "MIT"
+    assert labels["org.opencontainers.image.description"]
+    assert labels["org.opencontainers.image.base.name"].endswith(
+        re.search(r"^FROM (\S+)", joined, re.M)[1]
+    )
+
+
+# -- stopping, versions, ports -----------------------------------------------------
+
+
+def seconds(value: str) -> float:
+    """``30s``, ``1m30s``, ``30`` (compose and systemd durations)."""
+    total = 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(min|ms|m|s|h)?", value):
+        total += float(number) * {"h": 3600, "min": 60, "m": 60, "s": 1, "ms": 0.001, "": 1}[unit]
+    return total
+
+
+SHUTDOWN_GRACE_S = attrs.fields(BotConfig).shutdown_grace_s.default
+
+
+def test_every_way_to_run_the_bot_waits_longer_than_the_shutdown_grace():
+    for name in COMPOSE_FILES:
+        bot = compose(name)["services"]["bot"]
+        assert seconds(bot["stop_grace_period"]) > SHUTDOWN_GRACE_S + 5, name
+    # the docker run example in the Dockerfile
+    joined = (ROOT / "Dockerfile").read_text().replace("\\\n#", " ")
+    runs = [line for line in joined.splitlines() if "docker run" in line and "surfaces:" in line]
+    assert runs
+    for line in runs:
+        stop = re.search(r"--stop-timeout[ =](\d+)", line)
+        assert stop, line
+        assert int(stop[1]) > SHUTDOWN_GRACE_S + 5
+    assert seconds(systemd_unit()["Service"]["TimeoutStopSec"]) > SHUTDOWN_GRACE_S + 5
+
+
+def test_fullstack_synapse_is_the_version_the_tests_use():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pins = [
+        dep.split("==", 1)[1]
+        for dep in project["project"]["optional-dependencies"]["test"]
+        if dep.startswith("matrix-synapse==")
+    ]
+    assert len(pins) == 1
+    services = compose("compose.fullstack.yml")["services"]
+    images = {s["image"] for s in services.values() if "synapse" in str(s.get("image", ""))}
+    assert images == {f"matrixdotorg/synapse:v{pins[0]}"}
+
+
+def published_ports(name: str) -> set[tuple[str, str]]:
+    ports = set()
+    for service in compose(name)["services"].values():
+        for entry in service.get("ports", []):
+            parts = str(entry).split(":")
+            assert len(parts) == 3, f"{name}: publish on an explicit address: {entry}"
+            ports.add((parts[0], parts[1]))
+    return ports
+
+
+def test_the_two_compose_layouts_can_run_on_one_host():
+    bot, full = (published_ports(name) for name in COMPOSE_FILES)
+    assert bot
+    assert full
+    hosts = {port for _, port in bot} & {port for _, port in full}
+    assert not hosts, hosts
+    assert all(address == "127.0.0.1" for address, _ in bot | full)  # loopback only
+    names = {compose(name)["name"] for name in COMPOSE_FILES}
+    assert len(names) == 2  # separate projects: separate containers and volumes
+
+
+# -- systemd -------------------------------------------------------------------------
+
+
+def systemd_unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    parser.read_string((DEPLOY / "surfaces.service").read_text(encoding="utf-8"))
+    return parser
+
+
+def test_systemd_unit():
+    unit = systemd_unit()
+    service = unit["Service"]
+    assert shlex.split(service["ExecStart"])[1:] == ["run"]
+    assert shlex.split(service["ExecStart"])[0].endswith("/surfaces")
+    # the state directory: systemd's, private, where the bot looks for it
+    assert service["StateDirectory"] == "surfaces"
+    assert service["StateDirectoryMode"] == "0700"
+    assert service["UMask"] == "0077"
+    environment = dict(
+        pair.split("=", 1)
+        for line in unit.get("Service", "Environment", fallback="").splitlines()
+        for pair in shlex.split(line)
+    )
+    assert environment["SURFACES_STATE_DIR"] == "/var/lib/surfaces"
+    assert all(is_setting(k) for k in environment)
+    # restart on a crash, never on a config (2) or credentials (3) problem
+    assert service["Restart"] == "on-failure"
+    assert set(service["RestartPreventExitStatus"].split()) == {"2", "3"}
+    from surfaces.config import EXIT_CONFIG
+
+    assert EXIT_CONFIG == 2
+    assert service["KillSignal"] == "SIGTERM"
+    for option, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "RestrictSUIDSGID": "yes",
+        "CapabilityBoundingSet": "",
+    }.items():
+        assert service[option] == value, option
+    assert service["User"] != "root"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    assert "network-online.target" in unit["Unit"]["After"]

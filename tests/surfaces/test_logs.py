@@ -3,14 +3,20 @@
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 import structlog
 
+from surfaces import logs
 from surfaces.config import Secret
 from surfaces.logs import _TEXT_PATTERNS, _is_secret_key, configure_logging, mask_secrets, mask_text
+
+REPO = Path(__file__).resolve().parents[2]
 
 SECRETS = ["syt_c2VjcmV0_abcdefghij_123", "hunter2pass", "s3cr3t-shared", "qwerty-token"]
 
@@ -19,7 +25,12 @@ SECRETS = ["syt_c2VjcmV0_abcdefghij_123", "hunter2pass", "s3cr3t-shared", "qwert
 def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    excepthook = sys.excepthook
     yield
+    sys.excepthook = excepthook
+    logging.captureWarnings(False)
+    while logs._leveled:
+        logs._leveled.pop().setLevel(logging.NOTSET)
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
     for handler in list(root.handlers):
@@ -124,7 +135,140 @@ def test_default_stream_is_current_stderr(capsys: pytest.CaptureFixture[str]) ->
     assert "pw-123" not in err
 
 
+def records(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_our_lines_name_their_logger() -> None:
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    structlog.get_logger("matrix_client._sync").info("sync_ok")
+    structlog.get_logger().info("anonymous")
+    named, anonymous = records(stream)
+    assert named["logger"] == "matrix_client._sync"
+    assert "logger" not in anonymous
+
+
+def test_per_logger_levels_for_structlog_and_stdlib_loggers() -> None:
+    stream = io.StringIO()
+    configure_logging(
+        "json",
+        "info",
+        levels={"matrix_client": "debug", "matrix_client._sync": "warning", "httpx": "debug"},
+        stream=stream,
+    )
+    structlog.get_logger("matrix_client._client").debug("shown_prefix")
+    structlog.get_logger("matrix_client").debug("shown_exact")
+    structlog.get_logger("matrix_client._sync").info("hidden_longer_prefix_wins")
+    structlog.get_logger("matrix_client._sync").warning("shown_warning")
+    structlog.get_logger("matrix_clientele").debug("hidden_not_a_dotted_prefix")
+    structlog.get_logger("surfaces.bot").debug("hidden_default_level")
+    structlog.get_logger("surfaces.bot").info("shown_default_level")
+    logging.getLogger("httpx").debug("shown_httpx")
+    logging.getLogger("httpx._client").debug("shown_httpx_child")
+    logging.getLogger("trio-websocket").info("hidden_stdlib_default")
+    assert [r["event"] for r in records(stream)] == [
+        "shown_prefix",
+        "shown_exact",
+        "shown_warning",
+        "shown_default_level",
+        "shown_httpx",
+        "shown_httpx_child",
+    ]
+
+
+def test_a_logger_can_be_quieter_than_the_default() -> None:
+    stream = io.StringIO()
+    configure_logging("json", "debug", levels={"surfaces.noisy": "error"}, stream=stream)
+    structlog.get_logger("surfaces.noisy").warning("hidden")
+    structlog.get_logger("surfaces.noisy.child").error("shown_error")
+    structlog.get_logger("surfaces.other").debug("shown_debug")
+    assert [r["event"] for r in records(stream)] == ["shown_error", "shown_debug"]
+
+
+def test_reconfiguring_forgets_per_logger_levels() -> None:
+    configure_logging("json", "info", levels={"httpx": "debug"}, stream=io.StringIO())
+    assert logging.getLogger("httpx").level == logging.DEBUG
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    assert logging.getLogger("httpx").level == logging.NOTSET
+    logging.getLogger("httpx").info("hidden")
+    structlog.get_logger("matrix_client").debug("hidden too")
+    assert stream.getvalue() == ""
+
+
+def _nested_failure(depth: int) -> None:
+    if depth == 0:
+        raise ValueError(f"deep access_token={SECRETS[0]}")
+    try:
+        _nested_failure(depth - 1)
+    except Exception as exc:
+        raise ExceptionGroup(f"level {depth}", [exc])
+
+
+def test_json_tracebacks_are_structured_and_masked() -> None:
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    log = structlog.get_logger("surfaces.test")
+    try:
+        _fail(f"token was {SECRETS[0]}")
+    except RuntimeError:
+        log.exception("crashed", password=SECRETS[1])
+    try:
+        _nested_failure(6)  # trio nests exception groups like this
+    except ExceptionGroup:
+        log.exception("group_crashed")
+    try:
+        _fail("from the stdlib side")
+    except RuntimeError:
+        logging.getLogger("trio-websocket").exception("stdlib_crashed")
+    output = stream.getvalue()
+    crashed, group, stdlib = records(stream)  # one JSON object per line, nothing else
+    (exc,) = crashed["exception"]
+    assert exc["exc_type"] == "RuntimeError"
+    assert exc["exc_value"] == "token was ***"
+    assert exc["frames"][-1]["name"] == "_fail"
+    assert set(exc["frames"][-1]) == {"filename", "lineno", "name"}  # no locals
+    assert group["exception"][0]["is_group"] is True
+    assert "deep access_token=***" in json.dumps(group)
+    assert stdlib["exception"][0]["exc_value"] == "from the stdlib side"
+    for secret in SECRETS:
+        assert secret not in output
+
+
+def test_uncaught_exception_is_a_json_line_in_json_mode() -> None:
+    code = (
+        "from surfaces.logs import configure_logging\n"
+        "import warnings\n"
+        "configure_logging('json', 'info')\n"
+        "warnings.warn('deprecated thing')\n"
+        f"raise RuntimeError('boom password={SECRETS[1]}')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    warning, crash = lines
+    assert warning["logger"] == "py.warnings"
+    assert "deprecated thing" in warning["event"]
+    assert crash["event"] == "uncaught_exception"
+    assert crash["level"] == "critical"
+    assert crash["exception"][0]["exc_value"] == "boom password=***"
+    assert SECRETS[1] not in result.stderr
+
+
+def test_console_mode_keeps_the_interpreters_excepthook() -> None:
+    configure_logging("json", "info", stream=io.StringIO())
+    assert sys.excepthook is not sys.__excepthook__
+    configure_logging("console", "info", stream=io.StringIO())
+    assert sys.excepthook is logs._original_excepthook
+
+
 def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="log level"):
+        configure_logging("json", "info", levels={"httpx": "loud"})
     with pytest.raises(ValueError, match="log level"):
         configure_logging("json", "loud")
     with pytest.raises(ValueError, match="log format"):

@@ -184,8 +184,8 @@ async def test_status_help_settings_are_notices(harness, tools, autojump_clock):
     assert status["msgtype"] == "m.notice"
     assert status["body"].splitlines() == [
         "Агент: Agent (на связи)",
-        f"Чат: C1 · платформенный id: {chat.platform_chat_id}",
-        "Ответ: нет",
+        f"Чат: C1 · id на платформе: {chat.platform_chat_id}",
+        "Сейчас ничего не выполняется.",
         "Файлов в очереди: 1",
     ]
     await tools.say(alice, room, "!help")
@@ -216,7 +216,7 @@ async def test_status_while_a_turn_runs(harness, tools, autojump_clock):
     harness.hs.text_as(alice, room, "/slow 30")
     await harness.settle(2)
     await tools.say(alice, room, "!status", settle=1)
-    assert "Ответ: идёт" in tools.notices(room)[-1]
+    assert "Сейчас агент отвечает." in tools.notices(room)[-1]
 
 
 async def test_list_and_remove(harness, tools, autojump_clock):
@@ -230,16 +230,16 @@ async def test_list_and_remove(harness, tools, autojump_clock):
     await tools.say(alice, room, "!list")
     assert tools.last(room)["body"].splitlines() == [
         "Файлы для следующего сообщения:",
-        "1. a.txt (10 B)",
-        "2. b.pdf (2.0 KB)",
-        "3. c.png (5 B)",
+        "1. a.txt (10 Б)",
+        "2. b.pdf (2,0 КБ)",
+        "3. c.png (5 Б)",
     ]
     for bad, text in (
         ("!remove", "Использование: !remove <номер> или !remove all"),
         ("!remove x", "Использование: !remove <номер> или !remove all"),
         ("!remove ²", "Использование: !remove <номер> или !remove all"),
-        ("!remove 0", "Нет файла с номером 0. В очереди файлов: 3."),
-        ("!remove 4", "Нет файла с номером 4. В очереди файлов: 3."),
+        ("!remove 0", "Нет файла с номером 0. В очереди 3 файла."),
+        ("!remove 4", "Нет файла с номером 4. В очереди 3 файла."),
     ):
         await tools.say(alice, room, bad)
         assert tools.last(room)["body"] == text
@@ -248,7 +248,7 @@ async def test_list_and_remove(harness, tools, autojump_clock):
     assert tools.last(room)["body"] == "Файл убран из очереди: b.pdf"
     assert [f.name for f in await store.staged(room, alice.user_id)] == ["a.txt", "c.png"]
     await tools.say(alice, room, "!remove all")
-    assert tools.last(room)["body"] == "Очередь файлов очищена (2)."
+    assert tools.last(room)["body"] == "Очередь файлов очищена (2 файла)."
     assert await store.staged(room, alice.user_id) == []
     assert await store.pending_inbox() == []
 

@@ -17,6 +17,7 @@ from surfaces.config import (
     StreamingConfig,
     is_allowed,
     load_config,
+    load_config_and_registry,
 )
 
 REPO = Path(__file__).resolve().parents[3]
@@ -371,9 +372,145 @@ def test_all_problems_reported_at_once() -> None:
         " or matrix.homeserver in the YAML config",
         "environment: matrix.user_id: is required: set MATRIX_USER_ID"
         " or matrix.user_id in the YAML config",
-        "env SURFACES_OPS__PORT: ops.port: must be an integer, got 'x'",
         "env SURFACES_BOT__LOCALE: bot.locale: must be one of en, ru, got 'de'",
+        "env SURFACES_OPS__PORT: ops.port: must be an integer, got 'x'",
+        "environment: matrix.password/matrix.access_token: one is required: set"
+        " MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN (or matrix.password /"
+        " matrix.access_token in the YAML config)",
     ]
+
+
+def test_a_missing_required_field_hides_nothing_next_to_it() -> None:
+    # the homeserver is missing; the other matrix fields are still checked
+    lines = errors_of(
+        None,
+        {
+            "MATRIX_USER_ID": "bob",
+            "MATRIX_DEVICE_ID": "has space",
+            "MATRIX_ACCESS_TOKEN": "tok",
+            "SURFACES_MATRIX__SYNC_LONG_POLL_S": "-1",
+            "SURFACES_STREAMING__MIN_EDIT_INTERVAL_S": "9",  # > max (default 5)
+            "SURFACES_STATE_DIR": " ",
+        },
+    )
+    assert [line.split(": ")[1] for line in lines] == [
+        "matrix.homeserver",
+        "matrix.user_id",
+        "matrix.device_id",
+        "matrix.sync_long_poll_s",
+        "streaming.min_edit_interval_s",
+        "state_dir",
+    ]
+
+
+def test_broken_yaml_still_checks_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, 'matrix:\n  homeserver: "https://x\n')
+    lines = errors_of(path, {"SURFACES_OPS__PORT": "x", "SURFACES_BOT_LOCALE": "en"})
+    assert lines[0].startswith(f"{path}: line 2, column 15: invalid YAML")
+    assert lines[1:] == [
+        "env SURFACES_BOT_LOCALE: not a setting: did you mean SURFACES_BOT__LOCALE?",
+        "env SURFACES_OPS__PORT: ops.port: must be an integer, got 'x'",
+    ]  # and no "is required": those fields may be in the file that does not parse
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("SURFACES_BOT_LOCALE", "SURFACES_BOT__LOCALE"),
+        ("SURFACES_OPS_ENABLED", "SURFACES_OPS__ENABLED"),
+        ("SURFACES_STREAMING_IDLE_FLUSH_S", "SURFACES_STREAMING__IDLE_FLUSH_S"),
+        ("SURFACES_BOT___LOCALE", "SURFACES_BOT__LOCALE"),
+        ("surfaces_bot__locale", "SURFACES_BOT__LOCALE"),
+        ("SURFACES_MATRIX_HOMESERVER", "SURFACES_MATRIX__HOMESERVER"),
+        ("SURFACES_STATE__DIR", "SURFACES_STATE_DIR"),
+        ("matrix_homeserver", "MATRIX_HOMESERVER"),
+    ],
+)
+def test_near_misses_of_environment_names_name_the_right_spelling(name: str, meant: str) -> None:
+    lines = errors_of(None, {**BASE_ENV, name: "en"})
+    assert lines == [f"env {name}: not a setting: did you mean {meant}?"]
+
+
+def test_other_surfaces_variables_are_left_alone() -> None:
+    env = {
+        **BASE_ENV,
+        "SURFACES_CONFIG": "",
+        "SURFACES_VENV": "/opt/venv",
+        "SURFACES_STATE_DIR": "/var/lib/surfaces",
+        "SURFACES_WORKSPACE_DIR": "/agents",
+        "SURFACES_UID": "10001",  # a Docker build argument someone exported
+        "SURFACES_E2E_SYNAPSE": "1",
+        "SURFACES_BOT_LOCALE": "",  # empty counts as unset, near miss or not
+    }
+    assert load_config(None, env).state_dir == "/var/lib/surfaces"
+
+
+def test_near_miss_forms_of_setting_names_are_unambiguous() -> None:
+    from surfaces.config._load import _near_miss_form, _setting_names
+
+    names = _setting_names()
+    forms = [_near_miss_form(name) for name in names.values()]
+    assert len(forms) == len(set(forms))
+
+
+def test_logger_levels_from_yaml_and_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, 'log:\n  levels: {"httpx": "DEBUG", "matrix_client": "info"}\n')
+    config = load_config(path, BASE_ENV)
+    assert dict(config.log.levels) == {"httpx": "debug", "matrix_client": "info"}
+    config = load_config(
+        path, {**BASE_ENV, "SURFACES_LOG__LEVELS": "httpx=warning, trio-websocket=debug"}
+    )
+    assert dict(config.log.levels) == {"httpx": "warning", "trio-websocket": "debug"}
+    assert load_config(None, BASE_ENV).log.levels == {}
+    assert config.redacted()["log"]["levels"] == {"httpx": "warning", "trio-websocket": "debug"}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ("httpx", "log.levels: must be name=value pairs separated by commas, got 'httpx'"),
+        ("httpx=loud", "log.levels: httpx: must be one of debug, info, warning, error"),
+        ("bad name=debug", "log.levels: 'bad name': not a logger name"),
+    ],
+)
+def test_bad_logger_levels(env: str, expected: str) -> None:
+    (line,) = errors_of(None, {**BASE_ENV, "SURFACES_LOG__LEVELS": env})
+    assert line.startswith(f"env SURFACES_LOG__LEVELS: {expected}"), line
+
+
+def test_yaml_logger_levels_must_be_a_mapping_of_strings(tmp_path: Path) -> None:
+    (line,) = errors_of(write(tmp_path, "log:\n  levels: [httpx]\n"), BASE_ENV)
+    assert "log.levels: must be a mapping of names to values, got list" in line
+    (line,) = errors_of(write(tmp_path, "log:\n  levels: {httpx: no}\n"), BASE_ENV)
+    assert "keys and values must be strings, got bool False (quote the value" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "line_no", "hint"),
+    [
+        # an unclosed quote swallows the next line; PyYAML notices on line 3
+        ('matrix:\n  homeserver: "https://x\n  user_id: "@b:x"\n', 2, "closing quote"),
+        # ... or the end of the file
+        ('matrix:\n  homeserver: "https://x\n  user_id: x\nbot: {}\n', 2, "quoted scalar"),
+        # a key without its colon runs into the next line
+        ("matrix:\n  homeserver x\n  user_id: y\n", 2, "':' missing"),
+        # an unclosed bracket
+        ('bot:\n  allowed_users: ["@a:x"\n  locale: ru\nops: {}\n', 2, "flow sequence"),
+        # wrong indentation is where it is
+        ("matrix:\n  homeserver: x\n user_id: y\n", 3, "block mapping"),
+        ("matrix:\n\thomeserver: x\n", 2, "indent with spaces"),
+    ],
+)
+def test_yaml_syntax_errors_point_where_the_problem_starts(
+    tmp_path: Path, text: str, line_no: int, hint: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, BASE_ENV)
+    (problem,) = info.value.problems
+    assert problem.line == line_no
+    assert str(problem).startswith(f"{path}: line {line_no}, column "), str(problem)
+    assert hint in problem.message
 
 
 def test_password_or_token_exactly_one(tmp_path: Path) -> None:
@@ -478,11 +615,28 @@ def test_example_config_loads() -> None:
             user_id="@surfaces:example.org",
             access_token=Secret("tok"),
         ),
-        agents=AgentsConfig(
-            registry_path="/etc/surfaces/agents.yaml",
-            default_base_url="http://agents.internal:7000/",
-        ),
     )
+
+
+def test_example_config_holds_defaults_except_marked_examples() -> None:
+    example = REPO / "config" / "surfaces.example.yaml"
+    config = load_config(str(example), {"MATRIX_ACCESS_TOKEN": "tok"})
+    assert config.matrix.access_token == Secret("tok")  # null in the file: the default
+    defaults = Config(matrix=config.matrix)
+    for section in attrs.fields(Config):
+        if section.name != "matrix":
+            assert getattr(config, section.name) == getattr(defaults, section.name), section
+    text = example.read_text(encoding="utf-8")
+    for field in attrs.fields(MatrixConfig):
+        (line,) = [line for line in text.splitlines() if line.startswith(f"  {field.name}:")]
+        if field.default is attrs.NOTHING:
+            assert "# example" in line, field.name
+        else:
+            assert "# example" not in line
+            if field.name != "access_token":
+                assert getattr(config.matrix, field.name) == field.default, field.name
+    values = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert sum("# example" in line for line in values) == 2  # only the two above
 
 
 def test_example_config_lists_every_field() -> None:
@@ -491,3 +645,26 @@ def test_example_config_lists_every_field() -> None:
         for field in attrs.fields(cls):
             assert f"\n  {field.name}:" in text, (cls.__name__, field.name)
     assert "\nstate_dir:" in text
+
+
+def test_config_and_registry_problems_in_one_run(tmp_path: Path) -> None:
+    registry = write(tmp_path, 'agents:\n  - {id: "a"}\n', name="agents.yaml")
+    env = {"MATRIX_USER_ID": "bob", "MATRIX_AGENT_REGISTRY_PATH": registry}
+    with pytest.raises(ConfigError) as info:
+        load_config_and_registry(None, env)
+    fields = [(p.source, p.field) for p in info.value.problems]
+    assert ("environment", "matrix.homeserver") in fields
+    assert ("env MATRIX_USER_ID", "matrix.user_id") in fields
+    assert (registry, "agents[0] 'a'") in fields  # label is required
+    # without a valid agents section the registry is not guessed at
+    with pytest.raises(ConfigError) as info:
+        load_config_and_registry(None, {**BASE_ENV, "SURFACES_AGENTS__RETRIES": "x"})
+    assert [p.field for p in info.value.problems] == ["agents.retries"]
+    # nor when the YAML file does not parse: it may hold the agent settings
+    broken = write(tmp_path, 'agents:\n  default_base_url: "ws://a\n')
+    with pytest.raises(ConfigError) as info:
+        load_config_and_registry(broken, BASE_ENV)
+    assert [p.source for p in info.value.problems] == [broken]
+    config, reg = load_config_and_registry(None, {**BASE_ENV, "AGENT_BASE_URL": "ws://a/"})
+    assert config.matrix.user_id == "@bot:example.org"
+    assert reg.default.base_url == "ws://a/"

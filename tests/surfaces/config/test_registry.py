@@ -222,3 +222,33 @@ def test_example_registry_loads() -> None:
         "agent-1", "Agent 1", "ws://agents.internal:7001/", Path("/agents/agent-1")
     )
     assert registry.for_user("@alice:example.org")[0].id == "agent-1"
+
+
+def test_duplicate_id_reported_even_when_the_entries_have_other_errors(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+agents:
+  - {id: "a", label: "A", base_url: "gopher://x"}
+  - {id: "a"}
+  - {id: "b", label: "B"}
+  - {id: "b", label: "B again", workspace_path: 7}
+""",
+    )
+    lines = errors_of(path)
+    assert f"{path}: agents[1] 'a': duplicate id (also agents[0])" in lines
+    assert f"{path}: agents[3] 'b': duplicate id (also agents[2])" in lines
+    # and the entries' own problems are still there
+    assert any("agents[0] 'a': base_url: scheme must be" in line for line in lines)
+    assert f"{path}: agents[1] 'a': label: is required" in lines
+    assert any("agents[3] 'b': workspace_path: must be a string" in line for line in lines)
+
+
+def test_problems_are_structured(tmp_path: Path) -> None:
+    path = write(tmp_path, 'agents:\n  - {id: "a", label: 3}\n')
+    with pytest.raises(RegistryError) as info:
+        load(path)
+    (problem,) = info.value.problems
+    assert (problem.source, problem.field) == (path, "agents[0] 'a'")
+    assert problem.message == "label: must be a string, got int 3 (quote it in YAML)"
+    assert problem.as_dict()["text"] == str(problem)

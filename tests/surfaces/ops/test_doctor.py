@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -16,6 +17,7 @@ from trio_websocket import wrap_server_stream
 
 from agent_client.reference import ReferenceAgent
 from matrix_client.testing import FakeHomeserver, FakeUser
+from surfaces import __version__, version_text
 from surfaces.ops import doctor
 from surfaces.ops.doctor import FAIL, OK, PROBE_CHAT_ID_BASE, SKIP, WARN, Check, run_checks
 from surfaces.state import Store
@@ -185,10 +187,50 @@ async def test_unwritable_workspace(setup: Setup) -> None:
     assert checks["state_dir"].status == OK
 
 
-async def test_missing_workspace_and_file_as_workspace(setup: Setup, tmp_path: Path) -> None:
-    checks = by_name(await setup.run(SURFACES_WORKSPACE_DIR=str(tmp_path / "nope")))
-    assert checks["workspace:default"].status == FAIL
-    assert "does not exist" in checks["workspace:default"].summary
+async def test_missing_workspace_is_a_warning_the_bot_creates_it(
+    setup: Setup, tmp_path: Path
+) -> None:
+    checks = await setup.run(SURFACES_WORKSPACE_DIR=str(tmp_path / "nope" / "agents"))
+    workspace = by_name(checks)["workspace:default"]
+    assert workspace.status == WARN
+    assert "does not exist yet; the bot creates it when the first file arrives" in (
+        workspace.summary
+    )
+    assert "shares as its workspace" in workspace.fix
+    assert workspace.details["creatable"] is True
+    assert not (tmp_path / "nope").exists()  # doctor creates nothing
+    assert not doctor.failed(checks)
+
+
+async def test_first_run_on_a_host_without_the_default_workspace_root(
+    setup: Setup, tmp_path: Path
+) -> None:
+    # The README's host quickstart: no SURFACES_WORKSPACE_DIR, so the default /agents,
+    # which an unprivileged user cannot create. Simulated: a root that is not writable.
+    root = tmp_path / "root"
+    root.mkdir()
+
+    def write(directory: Path) -> None:
+        if directory == root:
+            raise PermissionError(13, "Permission denied")
+        doctor.probe_write(directory)
+
+    checks = await run_checks(
+        None,
+        setup.environ(SURFACES_WORKSPACE_DIR=str(root / "agents")),
+        transport=setup.hs.transport(),
+        connector=memory_connector(setup.agent),
+        write=write,
+    )
+    workspace = by_name(checks)["workspace:default"]
+    assert workspace.status == WARN
+    assert "cannot be created" in workspace.summary
+    assert "conversations work, files to and from the agent do not" in workspace.summary
+    assert "SURFACES_WORKSPACE_DIR" in workspace.fix
+    assert not doctor.failed(checks)  # so `check-config && doctor && run` goes on
+
+
+async def test_file_as_workspace(setup: Setup, tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
     checks = by_name(await setup.run(SURFACES_WORKSPACE_DIR=str(a_file)))
@@ -315,7 +357,7 @@ def test_main_exit_0_when_green(setup: Setup, capsys: pytest.CaptureFixture[str]
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.startswith("surfaces doctor\n✓ config:")
+    assert out.startswith(f"surfaces doctor — {version_text()}\n✓ config:")
 
 
 def test_main_exit_1_and_json_on_failure(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
@@ -328,6 +370,7 @@ def test_main_exit_1_and_json_on_failure(setup: Setup, capsys: pytest.CaptureFix
     result = json.loads(capsys.readouterr().out)
     assert code == 1
     assert result["ok"] is False
+    assert result["version"] == __version__
     statuses = {c["name"]: c["status"] for c in result["checks"]}
     assert statuses["credentials"] == "fail"
     assert statuses["agent:default"] == "fail"
@@ -350,3 +393,23 @@ def test_cli_dispatches_doctor(capsys: pytest.CaptureFixture[str], monkeypatch: 
         monkeypatch.delenv(key, raising=False)
     assert cli.main(["doctor", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["ok"] is False
+
+
+def test_json_mode_writes_only_json_to_stdout(
+    setup: Setup, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    code = doctor.main(
+        ["--json"],
+        setup.environ(),
+        transport=httpx.MockTransport(unreachable),
+        connector=refused,
+    )
+    out, err = capfd.readouterr()
+    assert code == 1
+    assert json.loads(out)["ok"] is False  # the whole of stdout is one JSON document
+    logged = [json.loads(line) for line in err.splitlines()]
+    assert logged  # the client's retry warnings went to stderr, as JSON lines
+    assert all(record["level"] == "warning" for record in logged)

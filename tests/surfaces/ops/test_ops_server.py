@@ -130,9 +130,11 @@ async def test_metrics(ops):
         for family in text_string_to_metric_families(response.text)
         for s in family.samples
     }
-    assert values[("turns_active", ())] == 1
-    assert values[("matrix_requests_total", (("endpoint", "sync"), ("status", "200")))] == 1
-    assert values[("bot_info", (("version", "9.9.9"),))] == 1
+    assert values[("surfaces_turns_active", ())] == 1
+    assert (
+        values[("surfaces_matrix_requests_total", (("endpoint", "sync"), ("status", "200")))] == 1
+    )
+    assert values[("surfaces_build_info", (("version", "9.9.9"),))] == 1
 
 
 async def test_metrics_openmetrics_on_request(ops):

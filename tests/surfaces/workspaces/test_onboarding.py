@@ -89,7 +89,7 @@ async def test_two_dms_inviting_at_once_provision_one_workspace(harness, tools, 
     # first DM: "workspace ready"; second: "invites sent again" — one reply each
     assert len(harness.bot_texts(dm1)) == 1
     assert "Готово" in harness.bot_texts(dm1)[0]
-    assert harness.bot_texts(dm2) == ["Приглашения в пространство и 1 чат(ов) отправлены повторно."]
+    assert harness.bot_texts(dm2) == ["Приглашения в пространство и 1 чат отправлены повторно."]
 
 
 async def test_an_invite_racing_a_dm_message_provisions_once(harness, tools, autojump_clock):
@@ -202,9 +202,7 @@ async def test_repeat_invite_and_dm_message_reinvite_and_reply(harness, tools, a
     await tools.say(alice, dm, "где мои чаты?")
     assert hs.membership(space, alice) == "invite"
     assert hs.membership(room, alice) == "invite"
-    assert harness.bot_texts(dm)[-1] == (
-        "Приглашения в пространство и 1 чат(ов) отправлены повторно."
-    )
+    assert harness.bot_texts(dm)[-1] == ("Приглашения в пространство и 1 чат отправлены повторно.")
 
     # the bot is kicked from the DM and invited again: it joins and replies
     hs.kick_as(alice, dm, harness.bot_user)
