@@ -43,8 +43,8 @@ import structlog
 import trio
 
 from surfaces.config import StreamingConfig
-from surfaces.render import PART_BUDGET_BYTES, EditThrottle
-from surfaces.turns import ReplyStream
+from surfaces.render import PART_BUDGET_BYTES
+from surfaces.turns import ReplyStream, edit_throttle
 
 #: Words the text is made of (a Russian share, as the first users write).
 PHRASES = (
@@ -140,13 +140,7 @@ def make_stream(outbox: LatencyOutbox, max_reply_chars: int) -> ReplyStream:
         turn_key="$bench",
         attempt=1,
         parts={},
-        throttle=EditThrottle(
-            first_edit_after_s=cfg.first_edit_after_s,
-            min_interval_s=cfg.min_edit_interval_s,
-            max_interval_s=cfg.max_edit_interval_s,
-            max_edits=cfg.max_edits_per_message,
-            idle_flush_s=cfg.idle_flush_s,
-        ),
+        throttle=edit_throttle(cfg),
         budget=PART_BUDGET_BYTES,
         first_message_after_s=cfg.first_message_after_s,
     )

@@ -45,6 +45,7 @@ import structlog
 import trio
 
 from matrix_client import MAX_EVENT_BYTES, edit_content, event_size, text_content
+from surfaces.config import StreamingConfig
 from surfaces.core import clean_text
 from surfaces.delivery import TXN_REF, Outbox
 from surfaces.render import MAX_CHAR_COST, EditThrottle, ReplySplitter, render_markdown
@@ -66,6 +67,17 @@ def edit_of(event_id: str, body: str) -> dict:
     if event_size("m.room.message", content) > MAX_EVENT_BYTES:
         content = edit_content(event_id, body)
     return content
+
+
+def edit_throttle(cfg: StreamingConfig) -> EditThrottle:
+    """The edit schedule the ``streaming`` settings describe."""
+    return EditThrottle(
+        first_edit_after_s=cfg.first_edit_after_s,
+        min_interval_s=cfg.min_edit_interval_s,
+        max_interval_s=cfg.max_edit_interval_s,
+        max_edits=cfg.max_edits_per_message,
+        idle_flush_s=cfg.idle_flush_s,
+    )
 
 
 def _set_event() -> trio.Event:

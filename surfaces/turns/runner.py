@@ -39,12 +39,12 @@ from surfaces.core import ItemStatus
 from surfaces.delivery import Notifier, Outbox, TypingLease
 from surfaces.i18n import Texts
 from surfaces.metrics import Metrics
-from surfaces.render import PART_BUDGET_BYTES, EditThrottle, clip, progress_line
+from surfaces.render import PART_BUDGET_BYTES, clip, progress_line
 from surfaces.state import ChatRecord, InboxItem, PendingSend, Store
 from surfaces.turns.active import ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.outgoing_files import OutgoingFiles
-from surfaces.turns.reply import ReplyStream
+from surfaces.turns.reply import ReplyStream, edit_throttle
 
 log = structlog.get_logger(__name__)
 
@@ -95,13 +95,7 @@ class TurnRunner:
             turn_key=item.event_id,
             attempt=attempt,
             parts=dict(start.parts),
-            throttle=EditThrottle(
-                first_edit_after_s=cfg.first_edit_after_s,
-                min_interval_s=cfg.min_edit_interval_s,
-                max_interval_s=cfg.max_edit_interval_s,
-                max_edits=cfg.max_edits_per_message,
-                idle_flush_s=cfg.idle_flush_s,
-            ),
+            throttle=edit_throttle(cfg),
             budget=self.budget,
             first_message_after_s=cfg.first_message_after_s,
             on_edit=metrics.stream_edit_sent if metrics else None,

@@ -31,7 +31,9 @@ class CountingReply(ReplyStream):
         return super()._display()
 
 
-def stream(outbox: FakeOutbox, budget: int, first_message_after_s: float = 0.0) -> CountingReply:
+def stream(
+    outbox: FakeOutbox, budget: int, first_message_after_s: float = 0.0, **limits
+) -> CountingReply:
     return CountingReply(
         outbox=outbox,
         room_id="!r",
@@ -41,6 +43,7 @@ def stream(outbox: FakeOutbox, budget: int, first_message_after_s: float = 0.0) 
         throttle=EditThrottle(first_edit_after_s=1.0, idle_flush_s=10.0),
         budget=budget,
         first_message_after_s=first_message_after_s,
+        **limits,
     )
 
 
@@ -120,17 +123,7 @@ async def test_a_turn_that_ends_inside_the_window_leaves_the_message_to_the_fina
 
 
 def capped(outbox: FakeOutbox, budget: int, max_chars: int) -> ReplyStream:
-    return ReplyStream(
-        outbox=outbox,
-        room_id="!r",
-        turn_key="$t",
-        attempt=1,
-        parts={},
-        throttle=EditThrottle(first_edit_after_s=1.0, idle_flush_s=10.0),
-        budget=budget,
-        max_chars=max_chars,
-        truncated_mark="(cut)",
-    )
+    return stream(outbox, budget, max_chars=max_chars, truncated_mark="(cut)")
 
 
 async def test_a_reply_past_max_chars_is_cut_with_a_mark_and_the_rest_dropped(autojump_clock):
