@@ -1,10 +1,11 @@
 """``BotApp``: the whole bot, runnable in-process (tests, the demo) or from ``main``.
 
-    surfaces run
+    surfaces run                       (holds <state_dir>/surfaces.lock)
     └─ app nursery
+       ├─ ops server       /healthz, /readyz, /metrics (optional; first: 503 until ready)
+       ├─ start-up         login, filter, reconcile, replay: waits out homeserver outages
        ├─ lane supervisor  one worker per active lane (turns serial per room)
        ├─ outbox replayer  deferred sends, in order per room, with backoff
-       ├─ ops server       /healthz, /readyz, /metrics (optional)
        ├─ sync task        long-poll /sync → admit durably → dispatch to lanes
        ├─ gauges           queue depth / outbox metrics
        └─ maintenance      WAL checkpoints, pruning
@@ -14,12 +15,12 @@ uses (``_build``) and runs the tree with an ordered shutdown (``run``). Shutdown
 (SIGINT/SIGTERM, or ``BotApp.request_stop``): the sync task stops first (no new
 intake), then running turns get ``shutdown_grace_s`` to finish; the rest are
 finalized as interrupted and stay in the inbox for the next start. A second signal
-skips the grace period.
+skips the grace period. A stop requested during start-up cancels it at once.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import partial
 
 import attrs
 import httpx
@@ -32,6 +33,7 @@ from surfaces import __version__, version_fields
 from surfaces.agents import turn_limits
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
+from surfaces.app.startup import StartStep, until_available
 from surfaces.app.sync import SyncTask
 from surfaces.app.sync_filter import build_sync_filter, hides_own_events
 from surfaces.commands import ChatCommands, Commands, FileCommands, InfoCommands, TurnControl
@@ -43,7 +45,7 @@ from surfaces.intake import Backpressure, Bucket, Budgets, IntakePolicy, LaneSup
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
 from surfaces.session import login
-from surfaces.state import DB_NAME, InboxItem, Store
+from surfaces.state import InboxItem, StateDir, StateError, Store
 from surfaces.turns import ActiveTurns, AgentChoice, IncomingFiles, OutgoingFiles, TurnRunner
 from surfaces.workspaces import Onboarding, Rooms, reconcile
 
@@ -85,11 +87,16 @@ class BotApp:
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _force: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
+    _startup: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     def request_stop(self, *, force: bool = False) -> None:
+        """Stop in order; before start-up finished, at once (start-up may be waiting
+        for the homeserver, and nothing has been taken in yet)."""
         if self._stop.is_set() or force:
             self._force.set()
         self._stop.set()
+        if not self._ready.is_set():
+            self._startup.cancel()
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -97,27 +104,37 @@ class BotApp:
     # ---- start-up -----------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        cfg = self.config
-        store = await Store.open(Path(cfg.state_dir) / DB_NAME, inline=self.store_inline)
-        self.store = store
+        """Run until stopped. Raises, unwrapped, what must end the process with one
+        line: :class:`FatalError` / ``UnknownTokenError`` (credentials) and
+        :class:`StateError` (the state directory or database)."""
         try:
-            async with MatrixClient(
-                cfg.matrix.homeserver,
-                device_id=cfg.matrix.device_id,
-                transport=self.transport,
-                on_request=self.metrics.observe_matrix_request,
-            ) as matrix:
-                self.matrix = matrix
-                await login(matrix, store, cfg.matrix)
-                try:
+            await self._run(task_status)
+        except BaseExceptionGroup as group:
+            fatal = group.subgroup(FATAL_ERRORS)
+            if fatal is not None:
+                raise first_leaf(fatal) from None
+            raise
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
+        cfg = self.config
+        # The lock first: a second bot on this state must not even open the database.
+        state = StateDir.acquire(cfg.state_dir)
+        try:
+            store = await Store.open(state.db_path, inline=self.store_inline)
+            self.store = store
+            try:
+                async with MatrixClient(
+                    cfg.matrix.homeserver,
+                    device_id=cfg.matrix.device_id,
+                    transport=self.transport,
+                    on_request=self.metrics.observe_matrix_request,
+                ) as matrix:
+                    self.matrix = matrix
                     await self._serve(matrix, store, task_status)
-                except BaseExceptionGroup as group:
-                    fatal = group.subgroup((FatalError, UnknownTokenError))
-                    if fatal is not None:
-                        raise first_leaf(fatal) from None
-                    raise
+            finally:
+                store.close()
         finally:
-            store.close()
+            state.close()
 
     def _build(self, matrix: MatrixClient, store: Store) -> tuple[_Parts, Router]:
         """Every part, given the narrow services it uses."""
@@ -137,7 +154,7 @@ class BotApp:
             matrix=matrix,
             agents=agents,
             choice=choice,
-            files_out=OutgoingFiles(matrix, store, outbox, notifier),
+            files_out=OutgoingFiles(matrix, store, outbox, notifier, cfg.bot.outgoing_file_limit),
             streaming=cfg.streaming,
             texts=texts,
             active=active,
@@ -152,6 +169,7 @@ class BotApp:
             texts=texts,
             server_name=user_id.split(":", 1)[1],
             brand=cfg.bot.brand,
+            bot_user_id=user_id,
             max_chats_per_user=cfg.bot.max_chats_per_user,
         )
         lanes = LaneSupervisor(
@@ -201,53 +219,79 @@ class BotApp:
         parts = _Parts(outbox, notifier, lanes, active, policy, backpressure, budgets)
         return parts, router
 
-    async def _serve(self, matrix: MatrixClient, store: Store, task_status) -> None:
+    async def _start_up(self, matrix: MatrixClient, store: Store, outbox: Outbox) -> str:
+        """Everything before the bot takes new events, each step waiting for the
+        homeserver while it does not answer (``startup.until_available``) → the
+        sync filter id. Cancelled by a stop request (SIGTERM during start-up)."""
         cfg = self.config
-        parts, router = self._build(matrix, store)
-        lanes, outbox = parts.lanes, parts.outbox
-        self.lanes, self.turns, self.router = lanes, parts.active, router
-
-        async def on_poison(item: InboxItem) -> None:
-            if item.kind.answered:
-                await parts.notifier.notice(
-                    item.room_id, "turn_failed", txn_id=f"{item.event_id}.poison"
-                )
-
-        async def probe_db() -> bool:
-            return await store.probe_writable()
-
-        self.health = health = HealthState(
-            stale_after_s=3 * cfg.matrix.sync_long_poll_s + 30, db_probe=probe_db
-        )
+        await until_available(StartStep.LOGIN, lambda: login(matrix, store, cfg.matrix))
         user_id = matrix.user_id or cfg.matrix.user_id
-        sync_filter = build_sync_filter(user_id, hide_own=await hides_own_events(matrix))
-        filter_id = await matrix.upload_filter(sync_filter)
-        self.sync_filter = sync_filter
-        await reconcile(matrix, store)
+
+        async def upload_filter() -> str:
+            sync_filter = build_sync_filter(user_id, hide_own=await hides_own_events(matrix))
+            filter_id = await matrix.upload_filter(sync_filter)
+            self.sync_filter = sync_filter
+            return filter_id
+
+        filter_id = await until_available(StartStep.FILTER, upload_filter)
+        await until_available(
+            StartStep.RECONCILE, lambda: reconcile(matrix, store, self.registry, user_id)
+        )
+        # Never raises for an outage: what cannot go now stays for the replayer.
         remaining = await outbox.replay()
         if remaining:
             log.warning("outbox_backlog_at_start", pending=remaining)
         await store.prune_inbox(PRUNE_AFTER_S)
-        sync = SyncTask(
-            matrix=matrix,
-            store=store,
-            lanes=lanes,
-            policy=parts.policy,
-            backpressure=parts.backpressure,
-            metrics=self.metrics,
-            health=health,
-            filter_id=filter_id,
-            long_poll_s=cfg.matrix.sync_long_poll_s,
-            budgets=parts.budgets,
-        )
+        return filter_id
 
+    async def _serve(self, matrix: MatrixClient, store: Store, task_status) -> None:
+        cfg = self.config
+
+        async def probe_db() -> bool:
+            return await store.probe_writable()
+
+        # Before anything waits for the homeserver: /readyz answers 503 (starting up)
+        # while the bot logs in or waits out an outage, instead of refusing connections.
+        self.health = health = HealthState(
+            stale_after_s=3 * cfg.matrix.sync_long_poll_s + 30, db_probe=probe_db
+        )
         async with trio.open_nursery() as nursery:
-            await nursery.start(lanes.run, router, on_poison)
-            await nursery.start(outbox.run)
             if cfg.ops.enabled:
                 self.ops_port = await nursery.start(
                     serve_ops, cfg.ops.host, cfg.ops.port, self.metrics, health
                 )
+            parts, router = self._build(matrix, store)
+            lanes, outbox = parts.lanes, parts.outbox
+            self.lanes, self.turns, self.router = lanes, parts.active, router
+            filter_id: str | None = None
+            with self._startup:
+                filter_id = await self._start_up(matrix, store, outbox)
+            if filter_id is None:
+                log.info("stopped_during_start_up")
+                nursery.cancel_scope.cancel()
+                return
+
+            async def on_poison(item: InboxItem) -> None:
+                if item.kind.answered:
+                    await parts.notifier.notice(
+                        item.room_id, "turn_failed", txn_id=f"{item.event_id}.poison"
+                    )
+
+            user_id = matrix.user_id or cfg.matrix.user_id
+            sync = SyncTask(
+                matrix=matrix,
+                store=store,
+                lanes=lanes,
+                policy=parts.policy,
+                backpressure=parts.backpressure,
+                metrics=self.metrics,
+                health=health,
+                filter_id=filter_id,
+                long_poll_s=cfg.matrix.sync_long_poll_s,
+                budgets=parts.budgets,
+            )
+            await nursery.start(lanes.run, router, on_poison)
+            await nursery.start(outbox.run)
             resumed = await lanes.resume_pending()
             if resumed:
                 log.info("inbox_resumed", pending=resumed)
@@ -259,7 +303,8 @@ class BotApp:
 
             nursery.start_soon(sync_task)
             nursery.start_soon(publish_gauges, self.metrics, store, lanes)
-            nursery.start_soon(maintain, store)
+            retention_s = cfg.bot.incoming_retention_days * 24 * 3600.0
+            nursery.start_soon(partial(maintain, store, incoming_retention_s=retention_s))
             self._ready.set()
             task_status.started()
             log.info(
@@ -292,6 +337,10 @@ class BotApp:
         if not finished:
             await lanes.drain(0)
         log.info("shutdown_finished", clean=finished)
+
+
+#: What ends ``surfaces run`` with one line and an exit code (``app/command.py``).
+FATAL_ERRORS = (FatalError, UnknownTokenError, StateError)
 
 
 def first_leaf(group: BaseExceptionGroup) -> BaseException:

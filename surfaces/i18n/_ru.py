@@ -108,6 +108,13 @@ RU: dict[str, str] = {
     "phase_first_text": "ожидание ответа",
     "phase_idle": "пауза в ответе",
     "phase_total": "общее время",
+    "file_out_too_large": (
+        "Агент хотел отправить файл {path} ({size:size}), но предел — {limit:size}. Не отправляю."
+    ),
+    "file_out_not_regular": "Агент назвал {path}, но это не обычный файл — не отправляю.",
+    "file_store_failed": (
+        "Не удалось сохранить файл «{name}» в рабочую папку агента. Сообщи администратору."
+    ),
     "truncated": "(обрезано)",
     "reply_truncated": "✂️ (ответ обрезан: длиннее {limit} символов)",
     "budget_turns": (

@@ -1,6 +1,7 @@
 """The bot's identity on Matrix: the login policy shared by ``run`` and ``doctor``
 (and, with encryption, the device's keys)."""
 
+from surfaces.session.availability import homeserver_unavailable
 from surfaces.session.login import (
     DEVICE_DISPLAY_NAME,
     DEVICE_KEY,
@@ -20,6 +21,7 @@ __all__ = [
     "Credential",
     "LoginRejected",
     "credential_plan",
+    "homeserver_unavailable",
     "identity_problem",
     "login",
     "password_login",
