@@ -50,7 +50,15 @@ from surfaces.config import AgentRegistry, Config, is_allowed
 from surfaces.core import FatalError
 from surfaces.delivery import BindingMirror, Notifier, Outbox, ReadReceipts
 from surfaces.i18n import Texts
-from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor, RoomQueue
+from surfaces.intake import (
+    Backpressure,
+    Bucket,
+    Budgets,
+    IntakePolicy,
+    LaneSupervisor,
+    Rate,
+    RoomQueue,
+)
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
 from surfaces.session import login
@@ -72,6 +80,7 @@ class _Parts:
     policy: IntakePolicy
     backpressure: Backpressure
     receipts: ReadReceipts
+    budgets: Budgets
 
 
 @attrs.define
@@ -157,7 +166,14 @@ class BotApp:
         agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
         active = ActiveTurns()
         choice = AgentChoice(self.registry, store, mirror, notifier)
-        files_in = IncomingFiles(matrix, store, notifier, choice, cfg.bot.max_file_bytes)
+        files_in = IncomingFiles(
+            matrix,
+            store,
+            notifier,
+            choice,
+            cfg.bot.max_file_bytes,
+            max_staged=cfg.bot.max_staged_files,
+        )
         threads = Threads(store, mirror, ThreadContext(cfg.bot.thread_context))
         runner = TurnRunner(
             store=store,
@@ -176,13 +192,14 @@ class BotApp:
         rooms = Rooms(
             matrix=matrix,
             store=store,
-            outbox=outbox,
+            notifier=notifier,
             mirror=mirror,
             registry=self.registry,
             texts=texts,
             server_name=user_id.split(":", 1)[1],
             brand=cfg.bot.brand,
             bot_user_id=user_id,
+            max_chats_per_user=cfg.bot.max_chats_per_user,
         )
         lanes = LaneSupervisor(
             store,
@@ -220,7 +237,15 @@ class BotApp:
             is_allowed=lambda user: is_allowed(user, cfg.allowed_patterns()),
             awaiting_confirmation=active.awaiting_confirmation,
         )
-        parts = _Parts(outbox, notifier, lanes, active, policy, backpressure, receipts)
+        b = cfg.budget
+        budgets = Budgets(
+            {
+                Bucket.TURNS: Rate(b.turns_per_minute, b.turns_burst),
+                Bucket.COMMANDS: Rate(b.commands_per_minute, b.commands_burst),
+                Bucket.FILES: Rate(b.files_per_minute, b.files_burst),
+            }
+        )
+        parts = _Parts(outbox, notifier, lanes, active, policy, backpressure, receipts, budgets)
         return parts, router
 
     async def _start_up(self, matrix: MatrixClient, store: Store, outbox: Outbox) -> str:
@@ -293,6 +318,7 @@ class BotApp:
                 filter_id=filter_id,
                 long_poll_s=cfg.matrix.sync_long_poll_s,
                 receipts=parts.receipts,
+                budgets=parts.budgets,
             )
             await nursery.start(lanes.run, router, on_poison)
             await nursery.start(outbox.run)

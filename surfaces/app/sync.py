@@ -16,7 +16,14 @@ import trio
 from matrix_client import MatrixClient, MatrixError, UnknownTokenError
 from surfaces.core import FatalError, ItemKind, ItemStatus, LaneKind
 from surfaces.delivery import ReadReceipts
-from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor, classify, gapped_rooms
+from surfaces.intake import (
+    Backpressure,
+    Budgets,
+    IntakePolicy,
+    LaneSupervisor,
+    classify,
+    gapped_rooms,
+)
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState
 from surfaces.state import Store
@@ -42,6 +49,7 @@ class SyncTask:
     health: HealthState
     filter_id: str
     long_poll_s: float
+    budgets: Budgets | None = None  # per-user token buckets (none: unlimited)
     receipts: ReadReceipts | None = None
 
     async def run(self) -> None:
@@ -71,6 +79,8 @@ class SyncTask:
             # the homeserver skipped messages: like a full queue, the user is told.
             limited = gapped_rooms(batch)
             items = self.backpressure.apply(classify(batch, self.policy), limited)
+            if self.budgets is not None:
+                items = self.budgets.apply(items, trio.current_time())
             admitted = await self.store.admit(batch.next_batch, items)
             now = trio.current_time()
             self.health.sync_succeeded(now)

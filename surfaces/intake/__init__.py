@@ -1,8 +1,10 @@
 """From ``/sync`` to lanes: what each event becomes (``classify``), how much a room
-may queue (``Backpressure``), the lane workers that run items in order, and the
-queue's other doors (``RoomQueue``: hand-offs from the control lane, withdrawals)."""
+may queue (``Backpressure``), how much one user may ask (``Budgets``), the lane
+workers that run items in order, and the queue's other doors (``RoomQueue``: hand-offs
+from the control lane, withdrawals)."""
 
 from surfaces.intake.backpressure import Backpressure
+from surfaces.intake.budgets import Bucket, Budgets, Rate, TokenBucket
 from surfaces.intake.classify import MAX_BODY_CHARS, IntakePolicy, classify, gapped_rooms
 from surfaces.intake.command_syntax import (
     ALIASES,
@@ -27,13 +29,17 @@ __all__ = [
     "MAX_BODY_CHARS",
     "REACTION_KEYS",
     "Backpressure",
+    "Bucket",
+    "Budgets",
     "Command",
     "CommandName",
     "Handler",
     "IntakePolicy",
     "LaneSupervisor",
+    "Rate",
     "ReactionControl",
     "RoomQueue",
+    "TokenBucket",
     "classify",
     "gapped_rooms",
     "parse_command",

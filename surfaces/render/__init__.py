@@ -1,7 +1,9 @@
-"""Rendering both ways: reply building blocks (Markdown -> Matrix HTML, size
-splitting, edit throttle, progress lines) and incoming messages as plain text (reply
-fallbacks stripped, HTML to text, relations read). Pure and synchronous."""
+"""Rendering both ways: reply building blocks (Markdown -> Matrix HTML, size splitting
+and fitting a bot text into a bounded number of parts, edit throttle, progress lines)
+and incoming messages as plain text (reply fallbacks stripped, HTML to text, relations
+read). Pure and synchronous; the turn pipeline drives them."""
 
+from ._fit import clip, fit_parts
 from ._incoming import (
     ANNOTATION,
     REPLACE,
@@ -18,7 +20,10 @@ from ._progress import MAX_PROGRESS_CHARS, progress_line
 from ._split import (
     MATRIX_EVENT_LIMIT_BYTES,
     MAX_CHAR_COST,
+    MAX_FENCE_LINE_CHARS,
     PART_BUDGET_BYTES,
+    STEP_CHARS,
+    ReplySplitter,
     json_size,
     split_reply,
 )
@@ -30,12 +35,17 @@ __all__ = [
     "ANNOTATION",
     "MATRIX_EVENT_LIMIT_BYTES",
     "MAX_CHAR_COST",
+    "MAX_FENCE_LINE_CHARS",
     "MAX_PROGRESS_CHARS",
     "PART_BUDGET_BYTES",
     "REPLACE",
+    "STEP_CHARS",
     "THREAD",
     "EditThrottle",
     "Relation",
+    "ReplySplitter",
+    "clip",
+    "fit_parts",
     "html_to_text",
     "json_size",
     "latest_content",

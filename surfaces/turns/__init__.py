@@ -6,7 +6,7 @@ from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.outgoing_files import OutgoingFiles
 from surfaces.turns.prompt import PromptMessage, Quote, prompt_text
-from surfaces.turns.reply import ReplyStream
+from surfaces.turns.reply import ReplyStream, edit_throttle
 from surfaces.turns.runner import TurnRequest, TurnRunner
 from surfaces.turns.staging import IncomingFiles
 
@@ -21,5 +21,6 @@ __all__ = [
     "ReplyStream",
     "TurnRequest",
     "TurnRunner",
+    "edit_throttle",
     "prompt_text",
 ]

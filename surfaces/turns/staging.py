@@ -13,6 +13,11 @@ verified directory fd (``surfaces.files.store_incoming``). Every way this can
 fail ends in a notice naming the file and the item is done: a download that
 failed in transport is "send it again", a file that cannot be stored is "tell the
 administrator" — neither is retried as a poison event that writes another copy.
+
+At most ``max_staged`` files wait per (room, user): a file past that is refused before
+it is downloaded, with one notice while the set stays the same (its txn id names the
+oldest staged file, so the outbox sends it once; the next turn consumes the set and a
+later overflow gets its own notice).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class IncomingFiles:
     notifier: Notifier
     agents: AgentChoice
     max_file_bytes: int
+    max_staged: int = 50
 
     async def stage(
         self, item: InboxItem, chat: ChatRecord, *, announce: bool = True
@@ -57,6 +63,18 @@ class IncomingFiles:
         if staged is not None:
             return staged
         relation = answer_relation(item)
+        waiting = await self.store.staged(chat.room_id, chat.owner)
+        if len(waiting) >= self.max_staged:
+            log.info("stage_full", staged=len(waiting))
+            await self.notifier.notice(
+                chat.room_id,
+                "files_limit",
+                txn_id=f"stagefull.{waiting[0].id}",
+                relation=relation,
+                limit=self.max_staged,
+                name=name,
+            )
+            return None
         limit = self.max_file_bytes
         info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
         declared = info.get("size")

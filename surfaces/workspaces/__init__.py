@@ -4,10 +4,11 @@ Matrix (``reconcile``)."""
 
 from surfaces.workspaces.onboarding import Onboarding
 from surfaces.workspaces.reconcile import ReconcileReport, reconcile
-from surfaces.workspaces.rooms import Rooms
+from surfaces.workspaces.rooms import ChatLimitError, Rooms
 from surfaces.workspaces.threads import ThreadContext, Threads
 
 __all__ = [
+    "ChatLimitError",
     "Onboarding",
     "ReconcileReport",
     "Rooms",

@@ -45,23 +45,29 @@ async def test_flood_is_bounded_and_other_rooms_keep_working(chat, autojump_cloc
     statuses = [await store.inbox_status(e) for e in ids]
     # The sync filter's timeline limit (50) bounds one batch; the homeserver left
     # the rest out (a limited timeline): those never reached the inbox, and the
-    # user was told once. The 50 it did send fit the queue (merged): all answered.
-    window = 50
-    assert window < capacity
+    # user was told once. Of the 50 it did send, the user's turn budget
+    # (budget.turns_burst) admitted the first ones, told once about the rest; the
+    # admitted ones fit the queue (merged): all answered.
+    window, burst = 50, h.app.config.budget.turns_burst
+    assert burst < window < capacity
+    admitted = list(range(1000 - window, 1000 - window + burst))
     assert statuses[: 1000 - window] == [None] * (1000 - window)
-    assert statuses[1000 - window :] == ["done"] * window
+    assert [statuses[i] for i in admitted] == ["done"] * burst
+    assert statuses[1000 - window + burst :] == ["rejected"] * (window - burst)
     replies = chat.replies()
     busy = [r for r in replies if r.startswith(chat.t("busy", n=0)[:10])]
     assert len(busy) == 1
+    limited = [r for r in replies if r.startswith(chat.t("budget_turns", seconds=0)[:10])]
+    assert len(limited) == 1
     chat_record = await store.get_chat(chat.room)
     received = "".join(f"{text}»" for text in h.agent.history[chat_record.platform_chat_id])
-    answers = "\n".join(r for r in replies if r not in busy)
-    for i in range(1000 - window, 1000):  # each reached the agent once and was answered
+    answers = "\n".join(r for r in replies if r not in busy + limited)
+    for i in admitted:  # each reached the agent once and was answered
         assert _mentions(received, f"flood {i}") == 1, i
         assert _mentions(answers, f"flood {i}") >= 1, i
-    positions = [received.index(f"flood {i}") for i in range(1000 - window, 1000)]
+    positions = [received.index(f"flood {i}") for i in admitted]
     assert positions == sorted(positions)  # in order
-    assert len(h.agent.history[chat_record.platform_chat_id]) < window  # merged
+    assert len(h.agent.history[chat_record.platform_chat_id]) < burst  # merged
     assert lanes.pending(Lane.room(chat.room)) == 0
     # a new message after the busy period is answered
     chat.mark()
