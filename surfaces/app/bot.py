@@ -7,7 +7,9 @@
        ├─ ops server       /healthz, /readyz, /metrics (optional)
        ├─ sync task        long-poll /sync → admit durably → dispatch to lanes
        ├─ gauges           queue depth / outbox metrics
-       └─ maintenance      WAL checkpoints, pruning
+       ├─ maintenance      WAL checkpoints, pruning
+       ├─ crypto requests  key uploads, queries, claims, to-device (with encryption)
+       └─ key expiry       encrypted events whose key never came (with encryption)
 
 This module only *wires*: it builds each part with exactly the services that part
 uses (``_build``) and runs the tree with an ordered shutdown (``run``). Shutdown
@@ -27,9 +29,10 @@ import structlog
 import trio
 
 from agent_client import AgentClient, Connector
-from matrix_client import MatrixClient, UnknownTokenError
+from matrix_client import MatrixClient, MatrixError, TransportError, UnknownTokenError
 from surfaces import __version__, version_fields
 from surfaces.agents import turn_limits
+from surfaces.app.decryption import run_expiry
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
 from surfaces.app.sync import SyncTask
@@ -42,12 +45,15 @@ from surfaces.i18n import Texts
 from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
-from surfaces.session import login
+from surfaces.session import Crypto, identity_device_id, login, open_crypto
 from surfaces.state import DB_NAME, InboxItem, Store
 from surfaces.turns import ActiveTurns, AgentChoice, IncomingFiles, OutgoingFiles, TurnRunner
 from surfaces.workspaces import Onboarding, Rooms, reconcile
 
 log = structlog.get_logger(__name__)
+
+#: How long start-up waits for the crypto requests (the device keys' upload first).
+KEY_UPLOAD_AT_START_S = 30.0
 
 
 @attrs.define
@@ -81,6 +87,7 @@ class BotApp:
     router: Router | None = None
     ops_port: int | None = None
     sync_filter: dict | None = None  # the filter this process uploaded
+    crypto: Crypto | None = None  # with matrix.encryption
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _force: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
@@ -107,9 +114,17 @@ class BotApp:
                 on_request=self.metrics.observe_matrix_request,
             ) as matrix:
                 self.matrix = matrix
-                await login(matrix, store, cfg.matrix)
+                crypto: Crypto | None = None
+                if cfg.matrix.encryption:
+                    # Password logins use the device the bot's keys belong to.
+                    device = identity_device_id(store)
+                    await login(matrix, store, cfg.matrix, device_id=device)
+                    crypto = await open_crypto(matrix, store, cfg.matrix, Path(cfg.state_dir))
+                    self.crypto = crypto
+                else:
+                    await login(matrix, store, cfg.matrix)
                 try:
-                    await self._serve(matrix, store, task_status)
+                    await self._serve(matrix, store, crypto, task_status)
                 except BaseExceptionGroup as group:
                     fatal = group.subgroup((FatalError, UnknownTokenError))
                     if fatal is not None:
@@ -118,12 +133,14 @@ class BotApp:
         finally:
             store.close()
 
-    def _build(self, matrix: MatrixClient, store: Store) -> tuple[_Parts, Router]:
+    def _build(
+        self, matrix: MatrixClient, store: Store, crypto: Crypto | None
+    ) -> tuple[_Parts, Router]:
         """Every part, given the narrow services it uses."""
         cfg = self.config
         user_id = matrix.user_id or cfg.matrix.user_id
         texts = Texts(cfg.bot.locale)
-        outbox = Outbox(store, matrix)
+        outbox = Outbox(store, matrix, encryptor=crypto)
         notifier = Notifier(outbox, texts)
         mirror = BindingMirror(matrix)
         agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
@@ -151,6 +168,7 @@ class BotApp:
             texts=texts,
             server_name=user_id.split(":", 1)[1],
             brand=cfg.bot.brand,
+            encryption=crypto is not None,
         )
         lanes = LaneSupervisor(
             store,
@@ -174,6 +192,7 @@ class BotApp:
             commands=commands,
             runner=runner,
             files=IncomingFiles(matrix, store, notifier, choice, cfg.bot.max_file_bytes),
+            crypto=crypto,
         )
         policy = IntakePolicy(
             own_user_id=user_id,
@@ -184,9 +203,11 @@ class BotApp:
         parts = _Parts(outbox, notifier, lanes, active, policy, backpressure)
         return parts, router
 
-    async def _serve(self, matrix: MatrixClient, store: Store, task_status) -> None:
+    async def _serve(
+        self, matrix: MatrixClient, store: Store, crypto: Crypto | None, task_status
+    ) -> None:
         cfg = self.config
-        parts, router = self._build(matrix, store)
+        parts, router = self._build(matrix, store, crypto)
         lanes, outbox = parts.lanes, parts.outbox
         self.lanes, self.turns, self.router = lanes, parts.active, router
 
@@ -207,6 +228,8 @@ class BotApp:
         filter_id = await matrix.upload_filter(sync_filter)
         self.sync_filter = sync_filter
         await reconcile(matrix, store)
+        if crypto is not None:
+            await self._publish_keys(crypto)
         remaining = await outbox.replay()
         if remaining:
             log.warning("outbox_backlog_at_start", pending=remaining)
@@ -221,6 +244,7 @@ class BotApp:
             health=health,
             filter_id=filter_id,
             long_poll_s=cfg.matrix.sync_long_poll_s,
+            crypto=crypto,
         )
 
         async with trio.open_nursery() as nursery:
@@ -242,6 +266,9 @@ class BotApp:
             nursery.start_soon(sync_task)
             nursery.start_soon(publish_gauges, self.metrics, store, lanes)
             nursery.start_soon(maintain, store)
+            if crypto is not None:
+                await nursery.start(crypto.run)
+                nursery.start_soon(run_expiry, crypto, store, lanes)
             self._ready.set()
             task_status.started()
             log.info(
@@ -256,6 +283,15 @@ class BotApp:
             with trio.move_on_after(5):
                 await outbox.replay()
             nursery.cancel_scope.cancel()
+
+    async def _publish_keys(self, crypto: Crypto) -> None:
+        """Upload the device keys (a new identity) before the bot answers anyone; a
+        homeserver that is slow now gets them from the request task later."""
+        with trio.move_on_after(KEY_UPLOAD_AT_START_S):
+            try:
+                await crypto.flush()
+            except (MatrixError, TransportError) as exc:
+                log.warning("crypto_keys_not_published_yet", error=repr(exc))
 
     async def _drain(self, lanes: LaneSupervisor) -> None:
         """Let running turns finish within the grace period; a second signal (or the

@@ -1,5 +1,10 @@
 """What the bot does with each admitted inbox item: the lanes call the router, and the
-router picks the part that handles it (onboarding, a command, staging, a turn)."""
+router picks the part that handles it (onboarding, a command, staging, a turn).
+
+With encryption (``crypto`` set): an ``ENCRYPTED`` item is a message the bot could not
+decrypt and gets the "could not decrypt" notice; a message that came in clear in an
+encrypted room is ignored (a client in an encrypted room never sends one, so it is
+someone injecting events)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from surfaces.commands import MAX_NAME_CHARS, Commands
 from surfaces.core import ChatStatus, ItemKind
 from surfaces.delivery import Notifier
 from surfaces.intake import MAX_BODY_CHARS, CommandName, parse_command
+from surfaces.session import Crypto
 from surfaces.state import InboxItem, Store
 from surfaces.turns import IncomingFiles, TurnRunner
 from surfaces.workspaces import Onboarding
@@ -31,6 +37,7 @@ class Router:
     commands: Commands
     runner: TurnRunner
     files: IncomingFiles
+    crypto: Crypto | None = None
 
     async def __call__(self, item: InboxItem) -> bool:
         """Act on one item; True if the item was already marked finished (a turn)."""
@@ -56,10 +63,22 @@ class Router:
             item.sender,
             item.room_id,
             key=item.event_id,
-            encrypted=bool(item.payload.get("encrypted")),
+            # With encryption the bot reads encrypted DMs: nothing to warn about.
+            encrypted=bool(item.payload.get("encrypted")) and self.crypto is None,
         )
 
     async def _room_event(self, item: InboxItem) -> bool:
+        if await self._forged_in_clear(item):
+            log.warning("plaintext_in_encrypted_room_ignored", room_id=item.room_id)
+            return False
+        if item.kind is ItemKind.ENCRYPTED and self.crypto is not None:
+            await self.notifier.notice(
+                item.room_id,
+                "undecryptable",
+                txn_id=f"{item.event_id}.utd",
+                count=item.payload.get("count", 1),
+            )
+            return False
         chat = await self.store.get_chat(item.room_id)
         if chat is None:
             await self._dm_event(item)
@@ -92,6 +111,14 @@ class Router:
             await self.runner.run(item, chat, body)
             return True
         return False
+
+    async def _forged_in_clear(self, item: InboxItem) -> bool:
+        """A message sent in clear in a room that is encrypted (see the module docstring)."""
+        if self.crypto is None or item.payload.get("e2ee"):
+            return False
+        if item.kind not in (ItemKind.TEXT, ItemKind.COMMAND, ItemKind.FILE):
+            return False
+        return await self.crypto.is_encrypted(item.room_id)
 
     async def _dm_event(self, item: InboxItem) -> None:
         """A message in a room that is not a working chat: the user's DM (or a

@@ -119,4 +119,10 @@ EN: dict[str, str] = {
     "phase_first_text": "before replying",
     "phase_idle": "stalled mid-reply",
     "phase_total": "took too long",
+    "undecryptable": (
+        "🔒 I couldn't decrypt {count:plural:your last message|your last {count} messages}: "
+        "my device never got the key for {count:plural:it|them}. Please send it again. If "
+        "this keeps happening, make sure your app trusts my device (it may be new after a "
+        "restart of mine) and sends keys to unverified devices."
+    ),
 }

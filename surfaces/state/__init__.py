@@ -1,5 +1,6 @@
 """Durable state: the SQLite store and its records."""
 
+from surfaces.state._crypto import CRYPTO_TABLES
 from surfaces.state._db import DB_NAME, DatabaseInfo
 from surfaces.state._records import (
     ChatRecord,
@@ -11,10 +12,12 @@ from surfaces.state._records import (
     StagedFile,
     TurnStart,
     UserRecord,
+    WaitingEvent,
 )
 from surfaces.state._store import Store
 
 __all__ = [
+    "CRYPTO_TABLES",
     "DB_NAME",
     "ChatRecord",
     "Claim",
@@ -27,4 +30,5 @@ __all__ = [
     "Store",
     "TurnStart",
     "UserRecord",
+    "WaitingEvent",
 ]

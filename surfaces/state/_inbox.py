@@ -9,48 +9,37 @@ from collections.abc import Sequence
 import attrs
 
 from surfaces.core import ItemStatus, Lane
-from surfaces.state._db import QUICK_ADMIT_MAX, Database, _quick, _threaded
+from surfaces.state._db import Database, _quick, _threaded
 from surfaces.state._records import Claim, InboxItem
 from surfaces.state._rows import _inbox
 
 
 class InboxTables(Database):
-    async def admit(self, next_batch: str, items: Sequence[InboxItem]) -> list[InboxItem]:
-        """Admit events and advance the since-token in one transaction.
-
-        Returns the items that were new (an event seen before — e.g. the same
-        sync replayed after a crash — is not admitted twice)."""
-        if len(items) <= QUICK_ADMIT_MAX:
-            return await self._admit_quick(next_batch, items)
-        return await self._admit_threaded(next_batch, items)
-
-    def _admit(self, next_batch: str, items: Sequence[InboxItem]) -> list[InboxItem]:
+    def _admit_rows(self, items: Sequence[InboxItem]) -> list[InboxItem]:
+        """Inside a transaction: insert the items; the ones that were new (an event seen
+        before — e.g. the same sync replayed after a crash — is not admitted twice).
+        ``Store.admit`` is the transaction (with the since-token)."""
         admitted: list[InboxItem] = []
         now = time.time()
-        with self._tx():
-            for item in items:
-                cur = self._conn.execute(
-                    "INSERT OR IGNORE INTO inbox "
-                    "(event_id, lane, room_id, sender, kind, payload, status, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        item.event_id,
-                        str(item.lane),
-                        item.room_id,
-                        item.sender,
-                        item.kind,
-                        json.dumps(item.payload),
-                        item.status,
-                        now,
-                    ),
-                )
-                if cur.rowcount:
-                    admitted.append(attrs.evolve(item, seq=cur.lastrowid))
-            self._set(self.SINCE_KEY, next_batch)
+        for item in items:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO inbox "
+                "(event_id, lane, room_id, sender, kind, payload, status, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    item.event_id,
+                    str(item.lane),
+                    item.room_id,
+                    item.sender,
+                    item.kind,
+                    json.dumps(item.payload),
+                    item.status,
+                    now,
+                ),
+            )
+            if cur.rowcount:
+                admitted.append(attrs.evolve(item, seq=cur.lastrowid))
         return admitted
-
-    _admit_quick = _quick(_admit)
-    _admit_threaded = _threaded(_admit)
 
     @_threaded
     def pending_inbox(self) -> list[InboxItem]:

@@ -102,4 +102,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX stage_room ON stage (room_id, user_id, id);
     """,
+    # 2: end-to-end encryption. The machine's own tables (crypto_*) are made by
+    # matrix_client.crypto.SqliteCryptoStore; this is the bot's part: encrypted events
+    # waiting for their room key, admitted with the sync token, kept for a bounded time.
+    """
+    CREATE TABLE e2ee_waiting (
+        event_id   TEXT PRIMARY KEY,
+        room_id    TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        event      TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX e2ee_waiting_session ON e2ee_waiting (room_id, session_id);
+    CREATE INDEX e2ee_waiting_age ON e2ee_waiting (created_at);
+    """,
 ]

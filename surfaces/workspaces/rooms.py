@@ -10,6 +10,13 @@ id) and adopts it, and only creates when nothing is found.
 
 Creation runs under a per-user lock (``Rooms.lock``), so racing invites (or an invite
 racing a DM message, or two ``!new``) never create two Spaces or two ``C<n>``.
+
+With ``encryption`` the working rooms are created encrypted (``m.room.encryption``,
+``m.megolm.v1.aes-sha2``, in the initial state). Their history visibility is the
+``private_chat`` preset's ``shared``, under which invited members get the room key too,
+so the welcome sent right after the invite is readable by the user (the outbox shares
+the key with the invitee's devices before it sends). Spaces carry no messages and stay
+unencrypted.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import structlog
 import trio
 
 from matrix_client import MatrixClient, MatrixError, text_content
+from matrix_client.crypto import MEGOLM_ALGORITHM
 from surfaces.config import AgentRegistry
 from surfaces.core import CHAT_EVENT, SPACE_EVENT, ChatBinding, ChatStatus, SpaceBinding
 from surfaces.delivery import BindingMirror, Outbox
@@ -29,6 +37,9 @@ from surfaces.i18n import Texts
 from surfaces.state import ChatRecord, Intent, PendingSend, Store, UserRecord
 
 log = structlog.get_logger(__name__)
+
+#: The ``m.room.encryption`` of the rooms the bot creates (the spec's rotation defaults).
+ENCRYPTION_CONTENT = {"algorithm": MEGOLM_ALGORITHM}
 
 
 @attrs.define
@@ -41,6 +52,7 @@ class Rooms:
     texts: Texts
     server_name: str
     brand: str
+    encryption: bool = False
     _locks: weakref.WeakValueDictionary[str, trio.Lock] = attrs.field(
         factory=weakref.WeakValueDictionary
     )
@@ -187,6 +199,7 @@ class Rooms:
                     "state_key": user.space_id,
                     "content": {"via": [self.server_name], "canonical": True},
                 },
+                *self._encryption_state(),
             ],
         )
         chat = await self._finish_chat(attrs.evolve(intent, name=name), room_id)
@@ -229,6 +242,11 @@ class Rooms:
         await self.mirror.write_chat(chat)
 
     # ---- helpers ---------------------------------------------------------
+
+    def _encryption_state(self) -> list[dict]:
+        if not self.encryption:
+            return []
+        return [{"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION_CONTENT}]
 
     def _power_levels(self) -> dict | None:
         """No override: the ``private_chat`` preset already gives the creator (the
