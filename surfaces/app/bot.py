@@ -169,6 +169,7 @@ class BotApp:
             server_name=user_id.split(":", 1)[1],
             brand=cfg.bot.brand,
             encryption=crypto is not None,
+            invited=crypto.rooms.forget if crypto is not None else lambda room_id: None,
         )
         lanes = LaneSupervisor(
             store,

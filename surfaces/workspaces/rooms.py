@@ -22,7 +22,7 @@ unencrypted.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import structlog
@@ -53,6 +53,10 @@ class Rooms:
     server_name: str
     brand: str
     encryption: bool = False
+    #: Told of every invite the bot makes. The bot's sync filter hides its own events,
+    #: so the encrypting side (``Crypto.rooms.forget``) re-reads the room's members
+    #: instead of waiting for an invite it will never see.
+    invited: Callable[[str], None] = lambda room_id: None
     _locks: weakref.WeakValueDictionary[str, trio.Lock] = attrs.field(
         factory=weakref.WeakValueDictionary
     )
@@ -258,6 +262,7 @@ class Rooms:
         for room_id in rooms:
             try:
                 await self.matrix.invite(room_id, user_id)
+                self.invited(room_id)
             except MatrixError as exc:
                 # Already joined, or the room is gone: log and go on with the others.
                 log.info(
