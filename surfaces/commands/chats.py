@@ -28,7 +28,7 @@ class ChatCommands:
     async def new(self, call: Invocation) -> None:
         name = call.cmd.args[:MAX_NAME_CHARS] or None
         new = await self.rooms.create_chat(call.chat.owner, name, key=call.item.event_id)
-        await call.reply("chat_created", name=new.name, chat_id=new.local_id)
+        await call.reply("chat_created", name=new.name, local_id=new.local_id)
 
     async def chats(self, call: Invocation) -> None:
         chats = await self.store.chats_of(call.chat.owner)
@@ -38,7 +38,7 @@ class ChatCommands:
         lines = [self.texts("chats_header")]
         for c in chats:
             marker = "▶" if c.room_id == call.chat.room_id else "•"
-            lines.append(self.texts("chats_line", marker=marker, chat_id=c.local_id, name=c.name))
+            lines.append(self.texts("chats_line", marker=marker, local_id=c.local_id, name=c.name))
         await call.reply.text("\n".join(lines))
 
     async def rename(self, call: Invocation) -> None:
@@ -61,7 +61,7 @@ class ChatCommands:
             await self.rooms.link_child(user.space_id, chat.room_id, linked=False)
         if updated is not None:
             await self.mirror.write_chat(updated)
-        await call.reply("archived", chat_id=chat.local_id)
+        await call.reply("archived", local_id=chat.local_id)
 
     async def clear(self, call: Invocation) -> None:
         """A fresh agent context: rotate this room's platform chat id."""

@@ -49,7 +49,7 @@ class InfoCommands:
             "status",
             agent=spec.label,
             health=health,
-            chat_id=chat.local_id,
+            local_id=chat.local_id,
             platform_chat_id=chat.platform_chat_id,
             turn=turn,
             files=len(files),

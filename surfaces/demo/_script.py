@@ -100,7 +100,7 @@ async def streamed_reply(c: Conversation) -> None:
 async def new_chat(c: Conversation) -> None:
     room = c.current_room()
     known = set(c.observer.invites)
-    prefix = c.msg("chat_created", name="\x00", chat_id="").split("\x00")[0]
+    prefix = c.msg("chat_created", name="\x00", local_id="").split("\x00")[0]
     mark = await c.send_text(room, "!new")
     await c.wait_notice(mark, room, lambda body: body.startswith(prefix))
     new_room = await c.observer.wait_for(

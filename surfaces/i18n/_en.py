@@ -27,14 +27,14 @@ EN: dict[str, str] = {
         "This chat is encrypted, and I only work in the unencrypted rooms I create. "
         "Please write to me in the chats in your space."
     ),
-    "chat_created": "Chat created: {name} ({chat_id})",
+    "chat_created": "Chat created: {name} ({local_id})",
     "chats_header": "Your chats:",
-    "chats_line": "{marker} {chat_id} — {name}",
+    "chats_line": "{marker} {local_id} — {name}",
     "chats_empty": "You have no active chats. Send !new to start one.",
     "rename_usage": "Usage: !rename <new name>",
     "renamed": "Chat renamed to {name}.",
     "archived": (
-        "Chat {chat_id} is archived. Your agent still remembers it; send !new to start a new chat."
+        "Chat {local_id} is archived. Your agent still remembers it; send !new to start a new chat."
     ),
     "archived_room": "This chat is archived. Send !new to start a new one.",
     "context_reset": "Context cleared: the agent starts this chat afresh.",
@@ -62,7 +62,7 @@ EN: dict[str, str] = {
     "file_out_failed": "I couldn't send the file {path}.",
     "status": (
         "Agent: {agent} ({health})\n"
-        "Chat: {chat_id} · platform id: {platform_chat_id}\n"
+        "Chat: {local_id} · platform id: {platform_chat_id}\n"
         "{turn}\n"
         "Files waiting for your next message: {files}"
     ),

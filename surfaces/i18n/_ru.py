@@ -23,14 +23,14 @@ RU: dict[str, str] = {
         "Этот диалог зашифрован, а я работаю только в незашифрованных комнатах, "
         "которые создал сам. Пиши в чатах своего пространства."
     ),
-    "chat_created": "Создан чат: {name} ({chat_id})",
+    "chat_created": "Создан чат: {name} ({local_id})",
     "chats_header": "Твои чаты:",
-    "chats_line": "{marker} {chat_id} — {name}",
+    "chats_line": "{marker} {local_id} — {name}",
     "chats_empty": "Активных чатов нет. !new создаст новый.",
     "rename_usage": "Использование: !rename <новое имя>",
     "renamed": "Чат переименован: {name}",
     "archived": (
-        "Чат {chat_id} архивирован. Память агента сохранена; новый чат — !new в любом чате."
+        "Чат {local_id} архивирован. Память агента сохранена; новый чат — !new в любом чате."
     ),
     "archived_room": "Этот чат в архиве. Создай новый командой !new.",
     "context_reset": "Контекст сброшен.",
@@ -56,7 +56,7 @@ RU: dict[str, str] = {
     "file_out_failed": "Не удалось отправить файл {path}.",
     "status": (
         "Агент: {agent} ({health})\n"
-        "Чат: {chat_id} · id на платформе: {platform_chat_id}\n"
+        "Чат: {local_id} · id на платформе: {platform_chat_id}\n"
         "{turn}\n"
         "Файлов в очереди: {files}"
     ),

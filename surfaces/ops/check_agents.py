@@ -57,7 +57,7 @@ class AgentCheckResult:
     agent_id: str
     label: str
     base_url: str
-    chat_id: str
+    platform_chat_id: str
     ok: bool
     stage: str
     connect_ms: float | None = None
@@ -77,7 +77,7 @@ def _ms(seconds: float) -> float:
 
 async def _check_one(
     spec: AgentLike,
-    chat_id: str,
+    platform_chat_id: str,
     client: AgentClient,
     message: str | None,
     timeout_s: float,
@@ -86,21 +86,21 @@ async def _check_one(
         "agent_id": spec.id,
         "label": spec.label,
         "base_url": spec.base_url,
-        "chat_id": chat_id,
+        "platform_chat_id": platform_chat_id,
     }
     stage = "none"
     timings: dict[str, float] = {}
     preview = None
     try:
         with trio.fail_after(timeout_s):
-            probe = await client.probe(spec.base_url, chat_id)
+            probe = await client.probe(spec.base_url, platform_chat_id)
             stage = "status"
             timings["connect_ms"] = _ms(probe.connect_s)
             timings["status_ms"] = _ms(probe.status_s)
             if message is not None:
                 text: list[str] = []
                 turn_start = trio.current_time()
-                async with client.turn(spec.base_url, chat_id, message) as turn:
+                async with client.turn(spec.base_url, platform_chat_id, message) as turn:
                     async for event in turn:
                         if isinstance(event, TextChunk):
                             if not text:
@@ -142,8 +142,8 @@ async def check_agents(
 
     async def run(index: int, spec: AgentLike) -> None:
         async with limiter:
-            chat_id = str(CHECK_CHAT_ID_BASE + index)
-            results[index] = await _check_one(spec, chat_id, client, message, timeout_s)
+            platform_chat_id = str(CHECK_CHAT_ID_BASE + index)
+            results[index] = await _check_one(spec, platform_chat_id, client, message, timeout_s)
 
     async with trio.open_nursery() as nursery:
         for index, spec in enumerate(specs):

@@ -367,7 +367,7 @@ def check_device(config: Config, who: Any, state: StateInfo) -> Check:
 # --------------------------------------------------------------------------- agents
 
 
-async def check_agent(client: AgentClient, spec: AgentSpec, chat_id: str) -> Check:
+async def check_agent(client: AgentClient, spec: AgentSpec, platform_chat_id: str) -> Check:
     name = f"agent:{spec.id}"
     url = redact_url(spec.base_url)
     fix = (
@@ -378,7 +378,7 @@ async def check_agent(client: AgentClient, spec: AgentSpec, chat_id: str) -> Che
         # The client's own limits (connect/status/total) fire first, with a precise
         # phase; this deadline is only a safety net.
         with trio.fail_after(client.limits.total_s + 5):
-            result = await client.probe(spec.base_url, chat_id)
+            result = await client.probe(spec.base_url, platform_chat_id)
     except trio.TooSlowError:
         return Check(name, FAIL, f"{url}: no STATUS within {client.limits.total_s + 5:g} s", fix)
     except AgentFailure as failure:
@@ -387,13 +387,17 @@ async def check_agent(client: AgentClient, spec: AgentSpec, chat_id: str) -> Che
             FAIL,
             f"{spec.label} at {url}: {failure}",
             fix,
-            {"code": failure.code, "phase": failure.phase, "chat_id": chat_id},
+            {"code": failure.code, "phase": failure.phase, "platform_chat_id": platform_chat_id},
         )
     return Check(
         name,
         OK,
         f"{spec.label} at {url}: STATUS in {result.status_s * 1000:.0f} ms",
-        details={"chat_id": chat_id, "connect_s": result.connect_s, "status_s": result.status_s},
+        details={
+            "platform_chat_id": platform_chat_id,
+            "connect_s": result.connect_s,
+            "status_s": result.status_s,
+        },
     )
 
 

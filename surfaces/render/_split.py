@@ -49,9 +49,12 @@ import itertools
 import re
 import unicodedata
 
+from matrix_client import MAX_EVENT_BYTES
+
 __all__ = ["MATRIX_EVENT_LIMIT_BYTES", "PART_BUDGET_BYTES", "json_size", "split_reply"]
 
-MATRIX_EVENT_LIMIT_BYTES = 65_536
+#: The homeserver's event limit, as the Matrix client defines it (one constant).
+MATRIX_EVENT_LIMIT_BYTES = MAX_EVENT_BYTES
 _ENVELOPE_RESERVE_BYTES = 4_096
 #: Plain-text bytes per part: (65_536 − 4_096) // 2 (edit) // 2 (plain + HTML).
 PART_BUDGET_BYTES = (MATRIX_EVENT_LIMIT_BYTES - _ENVELOPE_RESERVE_BYTES) // 2 // 2

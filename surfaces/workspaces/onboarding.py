@@ -69,7 +69,7 @@ class Onboarding:
                     "chat_created",
                     txn_id=f"{key}.dm",
                     name=chat.name,
-                    chat_id=chat.local_id,
+                    local_id=chat.local_id,
                 )
                 return
             chats = await self.store.chats_of(user_id)

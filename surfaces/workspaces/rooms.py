@@ -172,7 +172,7 @@ class Rooms:
                 lambda c: c.get("owner") == owner and c.get("chat_id") == intent.local_id,
             )
             if found:
-                log.info("chat_adopted", owner=owner, chat_id=intent.local_id, room_id=found)
+                log.info("chat_adopted", owner=owner, local_id=intent.local_id, room_id=found)
                 return await self._finish_chat(intent, found)
             return await self._create_from_intent(intent)
         spec, _ = self.registry.for_user(owner)
@@ -210,7 +210,7 @@ class Rooms:
         log.info(
             "chat_created",
             owner=intent.owner,
-            chat_id=intent.local_id,
+            local_id=intent.local_id,
             room_id=room_id,
             platform_chat_id=intent.platform_chat_id,
         )

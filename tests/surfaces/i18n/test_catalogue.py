@@ -177,7 +177,7 @@ def test_idle_status_reads_as_a_sentence():
             "status",
             agent="Agent",
             health=t(locale, "health_ok"),
-            chat_id="C1",
+            local_id="C1",
             platform_chat_id="7",
             turn=idle,
             files=0,
@@ -204,5 +204,5 @@ def test_help_explains_status_and_settings(locale):
 def test_unknown_locale_falls_back_to_ru():
     assert t("de", "context_reset") == "Контекст сброшен."
     assert t("en", "context_reset") == "Context cleared: the agent starts this chat afresh."
-    assert t("ru", "chat_created", name="A", chat_id="C2") == "Создан чат: A (C2)"
+    assert t("ru", "chat_created", name="A", local_id="C2") == "Создан чат: A (C2)"
     assert t("de", "dm_reinvited", count=2).endswith("2 чата отправлены повторно.")

@@ -54,7 +54,7 @@ async def test_check_agents_stages(nursery: trio.Nursery, tmp_path: Path) -> Non
         ("mute", False, "connected"),
         ("down", False, "none"),
     ]
-    assert [r.chat_id for r in results] == ["999000000000", "999000000001", "999000000002"]
+    assert [r.platform_chat_id for r in results] == ["999000000000", "999000000001", "999000000002"]
     assert results[0].connect_ms is not None
     assert results[0].status_ms is not None
     assert results[0].turn_ms is None
