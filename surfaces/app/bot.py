@@ -153,7 +153,7 @@ class BotApp:
             matrix=matrix,
             agents=agents,
             choice=choice,
-            files_out=OutgoingFiles(matrix, store, outbox, notifier),
+            files_out=OutgoingFiles(matrix, store, outbox, notifier, crypto),
             streaming=cfg.streaming,
             texts=texts,
             active=active,

@@ -151,6 +151,8 @@ def _classify_event(room_id: str, ev: Any, policy: IntakePolicy) -> InboxItem | 
         payload = {
             "msgtype": msgtype,
             "url": content.get("url") if isinstance(content.get("url"), str) else None,
+            # An encrypted attachment: its url, key and hash (checked by staging).
+            "file": content.get("file") if isinstance(content.get("file"), dict) else None,
             "name": _str(content.get("filename")) or _str(content.get("body")),
             "info": content.get("info") if isinstance(content.get("info"), dict) else {},
         }

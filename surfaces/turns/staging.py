@@ -4,6 +4,10 @@ A file is written under ``<workspace>/incoming/`` with a sanitised, collision-
 safe name and *staged* for its (room, user); the next text turn carries every
 staged file as a workspace-relative path. Staging is keyed by the Matrix event,
 so a re-run after a crash never stages (or writes) the same file twice.
+
+An encrypted attachment (``file`` in the content, the v2 scheme) is decrypted as it
+downloads and its SHA-256 is checked before anything is staged: a mismatch (or an
+invalid ``file`` object) is a "could not receive" notice, and nothing is kept.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import attrs
 import structlog
 import trio
 
-from matrix_client import MatrixClient, MatrixError, MediaTooLargeError, TransportError
+from matrix_client import Download, MatrixClient, MatrixError, MediaTooLargeError, TransportError
+from matrix_client.crypto import AttachmentError, DecryptingChunks
 from surfaces.delivery import Notifier
 from surfaces.files import relative_to_workspace, sanitize_filename, write_new_file
 from surfaces.state import ChatRecord, InboxItem, Store
@@ -50,15 +55,19 @@ class IncomingFiles:
                 limit=limit,
             )
             return
-        url = payload.get("url")
-        if not url or not url.startswith("mxc://"):
+        file = payload.get("file") if isinstance(payload.get("file"), dict) else None
+        url = file.get("url") if file is not None else payload.get("url")
+        if not isinstance(url, str) or not url.startswith("mxc://"):
             log.warning("file_event_without_url")
             await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
             return
         try:
             with trio.fail_after(DOWNLOAD_DEADLINE_S):
                 # Reading stops at limit + 1 bytes: the sender's info.size is a claim.
-                download = await self.matrix.download(url, max_bytes=limit)
+                if file is None:
+                    download = await self.matrix.download(url, max_bytes=limit)
+                else:
+                    download = await self._download_encrypted(url, file, limit)
         except MediaTooLargeError as exc:
             await self.notifier.notice(
                 chat.room_id,
@@ -69,7 +78,7 @@ class IncomingFiles:
                 limit=limit,
             )
             return
-        except (MatrixError, TransportError, trio.TooSlowError) as exc:
+        except (MatrixError, TransportError, trio.TooSlowError, AttachmentError) as exc:
             log.warning("file_download_failed", error=repr(exc))
             await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
             return
@@ -91,3 +100,11 @@ class IncomingFiles:
             name=path.name,
             size=len(data),
         )
+
+    async def _download_encrypted(self, url: str, file: dict, limit: int) -> Download:
+        """Download and decrypt, chunk by chunk (the hash is checked after the last)."""
+        plaintext = bytearray()
+        async with self.matrix.download_stream(url, max_bytes=limit) as body:
+            async for chunk in DecryptingChunks(body.iter_bytes(), file):
+                plaintext += chunk
+            return Download(bytes(plaintext), body.content_type)

@@ -315,3 +315,45 @@ async def test_plaintext_messages_in_an_encrypted_room_are_ignored(bot, autojump
         bot.hs.text_as(alice, plain, "!chats")
         await bot.settle()
         assert bot.hs.messages_from(bot.bot_user, plain)  # answered in clear
+
+
+async def test_encrypted_files_both_ways(bot, autojump_clock):
+    alice = bot.user("alice")
+    async with E2EEUser.open(bot.hs, alice) as user:
+        _, room = await onboard(bot, user)
+        data = b"secret notes\n" * 100
+        await user.send_file(room, data, "notes.txt")
+        await bot.settle(10)
+        assert (bot.workspace / "incoming" / "notes.txt").read_bytes() == data
+        # What went over the wire was ciphertext only.
+        uploads = [r for r in bot.hs.requests_to("POST", "/media/*/upload")]
+        assert all(b"secret notes" not in (r.body or b"") for r in uploads)
+        await user.say(room, "/file report.txt")
+        await bot.settle(10)
+        shown = await user.shown(room, bot_id(bot))
+        [sent] = [m for m in shown if m.get("msgtype") == "m.file"]
+        assert "url" not in sent
+        file = sent["file"]
+        assert file["v"] == "v2"
+        stored, content_type, _ = bot.hs.media(file["url"])
+        assert content_type == "application/octet-stream"
+        assert b"Reference agent file" not in stored
+        report = await user.crypto.download_decrypted(file, max_bytes=10_000)
+        assert report.startswith(b"Reference agent file for chat")
+
+
+async def test_a_tampered_encrypted_file_is_refused_and_not_staged(bot, tools, autojump_clock):
+    alice = bot.user("alice")
+    async with E2EEUser.open(bot.hs, alice) as user:
+        _, room = await onboard(bot, user)
+        file = await user.crypto.upload_encrypted(b"real", content_type="text/plain", filename="x")
+        file["hashes"] = {"sha256": "A" * 43}  # the server (or anyone) swapped the media
+        content = {"msgtype": "m.file", "body": "x.txt", "file": file, "info": {"size": 4}}
+        await user.sync()
+        await user.crypto.send(room, "m.room.message", content)
+        await bot.settle(10)
+        assert not (bot.workspace / "incoming").exists() or not list(
+            (bot.workspace / "incoming").iterdir()
+        )
+        assert await tools.store.staged(room, alice.user_id) == []
+        assert any("x.txt" in t for t in await user.bodies(room, bot_id(bot)))
