@@ -33,7 +33,7 @@ import trio
 from .._client import MatrixClient
 from .._content import new_txn_id
 from .._errors import MatrixError
-from .._models import JsonDict, Membership, RoomEvent, SyncBatch
+from .._models import JsonDict, Membership, RoomEvent, SyncBatch, SyncResponse
 from .._retry import FailureKind, classify_failure
 from ..crypto import (
     MEGOLM_ALGORITHM,
@@ -122,19 +122,22 @@ class CryptoUser:
                 self.machine.mark_request_sent(request.request_id, response)
             self._save()
 
-    async def receive(self, batch: SyncBatch) -> None:
-        """Take a sync batch's crypto part (to-device events, device lists, key counts)
-        and note the rooms it shows to be encrypted; then send what that asks for."""
-        for room_id, room in batch.response.rooms.join.items():
+    async def receive(self, batch: SyncBatch | SyncResponse) -> None:
+        """Take a sync batch's (or raw response's) crypto part (to-device events, device
+        lists, key counts) and note the rooms it shows to be encrypted; then send what
+        that asks for."""
+        response = batch.response if isinstance(batch, SyncBatch) else batch
+        for room_id, room in response.rooms.join.items():
             for event in (*room.state.events, *room.timeline.events):
                 if event.type == "m.room.encryption" and event.state_key == "":
                     self.encrypted_rooms[room_id] = dict(event.content)
+        to_device = response.to_device.events
         self.machine.receive_sync_changes(
-            [{"type": e.type, "sender": e.sender, "content": e.content} for e in batch.to_device],
-            batch.device_lists.changed,
-            batch.device_lists.left,
-            batch.device_one_time_keys_count,
-            batch.device_unused_fallback_key_types,
+            [{"type": e.type, "sender": e.sender, "content": e.content} for e in to_device],
+            response.device_lists.changed,
+            response.device_lists.left,
+            response.device_one_time_keys_count,
+            response.device_unused_fallback_key_types,
             now_ms=now_ms(),
         )
         self._save()

@@ -151,11 +151,12 @@ def _classify_event(room_id: str, ev: Any, policy: IntakePolicy) -> InboxItem | 
         payload = {
             "msgtype": msgtype,
             "url": content.get("url") if isinstance(content.get("url"), str) else None,
-            # An encrypted attachment: its url, key and hash (checked by staging).
-            "file": content.get("file") if isinstance(content.get("file"), dict) else None,
             "name": _str(content.get("filename")) or _str(content.get("body")),
             "info": content.get("info") if isinstance(content.get("info"), dict) else {},
         }
+        if isinstance(content.get("file"), dict):
+            # An encrypted attachment: its url, key and hash (staging checks them).
+            payload["file"] = content["file"]
         return InboxItem(ev.event_id, lane, room_id, ev.sender, ItemKind.FILE, payload)
     if msgtype not in TEXT_TYPES:
         return None  # m.notice (bots must not answer bots), m.location, unknown types

@@ -12,7 +12,9 @@ pickle key) and belongs to one device id. At start, after login:
   lists no keys for the device → a new identity on this device (the first start of a
   bot that ran without encryption keeps its device id and gains keys).
 * The homeserver lists keys for the device that the database does not hold (a lost or
-  replaced database), or other keys than ours → the identity is lost. Re-using the
+  replaced database), or other keys than ours, or the database is a restored copy made
+  by ``surfaces backup`` (``Store.BACKUP_MARK_KEY``: its ratchets and key counters are
+  older than what peers and the server saw) → the identity is lost. Re-using the
   device id does not work: a new account numbers its one-time keys from the start
   again and Synapse refuses a re-upload of a key id it still holds with other
   content, and every peer that pinned the old keys of that device id refuses the new
@@ -66,7 +68,16 @@ async def open_crypto(
     else:
         key = await trio.to_thread.run_sync(load_pickle_key, config.pickle_key, state_dir)
     crypto_store = store.open_crypto_store()
-    machine = await _load(matrix, crypto_store, key)
+    restored = await store.get_value(Store.BACKUP_MARK_KEY)
+    if restored is not None and crypto_store.load_account() is not None:
+        log.warning(
+            "crypto_state_from_backup",
+            copied_at=restored,
+            consequence="its keys are older than what peers saw: the bot starts as a new device",
+        )
+        machine = None
+    else:
+        machine = await _load(matrix, crypto_store, key)
     if machine is None:
         await store.forget_crypto_identity()
         if await _server_keys(matrix) is not None:

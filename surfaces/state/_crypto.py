@@ -69,11 +69,13 @@ class CryptoTables(Database):
 
     @_quick
     def forget_crypto_identity(self) -> None:
-        """Delete the machine's rows and the waiting events: a new identity follows."""
+        """Delete the machine's rows and the waiting events (and the mark of a restored
+        backup, which asked for this): a new identity follows."""
         with self._tx():
             for table in CRYPTO_TABLES:
                 self._conn.execute(f"DELETE FROM {table}")
             self._conn.execute("DELETE FROM e2ee_waiting")
+            self._conn.execute("DELETE FROM kv WHERE key = ?", (self.BACKUP_MARK_KEY,))
 
     # ---- events waiting for their room key ----------------------------------------
 

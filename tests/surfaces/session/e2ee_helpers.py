@@ -3,11 +3,12 @@ homeserver), and what it sees of the bot: decrypted messages, edits applied."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import trio
 
 from matrix_client import MatrixClient, RoomEvent, Syncer, media_content, text_content
 from matrix_client.testing import CryptoUser, FakeHomeserver, FakeUser
@@ -102,3 +103,14 @@ class E2EEUser:
 
     async def bodies(self, room_id: str, sender: str) -> list[str]:
         return [m.get("body", "<undecrypted>") for m in await self.shown(room_id, sender)]
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, limit_s: float = 120.0) -> Any:
+    """Let virtual time pass until ``check()`` returns something truthy (file work runs
+    in worker threads, during which the virtual clock may jump ahead of it)."""
+    start = trio.current_time()
+    while not (result := await check()):
+        if trio.current_time() - start > limit_s:
+            raise AssertionError("condition not reached")
+        await trio.sleep(0.5)
+    return result

@@ -7,10 +7,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from e2ee_helpers import ENCRYPTED, E2EEUser
+from e2ee_helpers import ENCRYPTED, E2EEUser, eventually
 
 from matrix_client.crypto import MEGOLM_ALGORITHM
 from surfaces.app.decryption import WAIT_FOR_KEY_S, expire_waiting
+from surfaces.ops.backup import backup_database
 
 BOT_DEVICE = "SURFACESBOT"
 
@@ -323,15 +324,22 @@ async def test_encrypted_files_both_ways(bot, autojump_clock):
         _, room = await onboard(bot, user)
         data = b"secret notes\n" * 100
         await user.send_file(room, data, "notes.txt")
-        await bot.settle(10)
-        assert (bot.workspace / "incoming" / "notes.txt").read_bytes() == data
+        staged = bot.workspace / "incoming" / "notes.txt"
+
+        async def stored() -> bool:
+            return staged.exists() and staged.read_bytes() == data
+
+        await eventually(stored)
         # What went over the wire was ciphertext only.
         uploads = [r for r in bot.hs.requests_to("POST", "/media/*/upload")]
         assert all(b"secret notes" not in (r.body or b"") for r in uploads)
         await user.say(room, "/file report.txt")
-        await bot.settle(10)
-        shown = await user.shown(room, bot_id(bot))
-        [sent] = [m for m in shown if m.get("msgtype") == "m.file"]
+
+        async def posted() -> list:
+            shown = await user.shown(room, bot_id(bot))
+            return [m for m in shown if m.get("msgtype") == "m.file"]
+
+        [sent] = await eventually(posted)
         assert "url" not in sent
         file = sent["file"]
         assert file["v"] == "v2"
@@ -351,9 +359,34 @@ async def test_a_tampered_encrypted_file_is_refused_and_not_staged(bot, tools, a
         content = {"msgtype": "m.file", "body": "x.txt", "file": file, "info": {"size": 4}}
         await user.sync()
         await user.crypto.send(room, "m.room.message", content)
-        await bot.settle(10)
+
+        async def answered() -> bool:
+            return any("x.txt" in t for t in await user.bodies(room, bot_id(bot)))
+
+        await eventually(answered)
         assert not (bot.workspace / "incoming").exists() or not list(
             (bot.workspace / "incoming").iterdir()
         )
         assert await tools.store.staged(room, alice.user_id) == []
-        assert any("x.txt" in t for t in await user.bodies(room, bot_id(bot)))
+
+
+async def test_a_restored_backup_starts_as_a_new_device(bot, tools, tmp_path, autojump_clock):
+    alice = bot.user("alice")
+    async with E2EEUser.open(bot.hs, alice) as user:
+        _, room = await onboard(bot, user)
+        copy = tmp_path / "backup.db"
+        backup_database(bot.state_dir / "surfaces.db", copy)
+        await user.say(room, "after the backup")
+        await bot.settle(10)
+        await tools.stop()
+        for path in bot.state_dir.glob("surfaces.db*"):
+            path.unlink()
+        copy.rename(bot.state_dir / "surfaces.db")
+        await bot.start()
+        # Its keys are older than what alice's device saw: a new device instead.
+        assert bot.app.crypto.device_id.startswith(f"{BOT_DEVICE}_")
+        assert BOT_DEVICE not in bot.hs.devices(bot.bot_user)
+        assert await bot.app.store.get_value("backup.copied_at") is None
+        await user.say(room, "after the restore")
+        await bot.settle(10)
+        assert "after the restore" in (await user.bodies(room, bot_id(bot)))[-1]
