@@ -527,7 +527,7 @@ async def measure(
     for method, path, t0, t1, _status in requests:
         label = endpoint(method, path)
         labels[label] += 1
-        if label == "send m.room.message":
+        if label in ("send m.room.message", "send m.room.encrypted"):
             room_id = unquote(path.split("/rooms/")[1].split("/")[0])
             sends_by_room.setdefault(room_id, []).append((t0, t1))
     dispatched = {e: t for e, t in btrace.get("dispatched", [])}
