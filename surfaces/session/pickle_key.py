@@ -78,10 +78,11 @@ def _read_key_file(path: Path) -> bytes:
         if isinstance(exc, FileNotFoundError):
             raise
         raise FatalError(f"cannot open the pickle key file {path}: {exc.strerror}") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise FatalError(f"the pickle key file {path} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise FatalError(f"the pickle key file {path} is not a regular file")
         if info.st_mode & 0o077:
             log.warning(
                 "pickle_key_file_permissions",

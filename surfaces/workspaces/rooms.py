@@ -12,11 +12,11 @@ Creation runs under a per-user lock (``Rooms.lock``), so racing invites (or an i
 racing a DM message, or two ``!new``) never create two Spaces or two ``C<n>``.
 
 With ``encryption`` the working rooms are created encrypted (``m.room.encryption``,
-``m.megolm.v1.aes-sha2``, in the initial state). Their history visibility is the
-``private_chat`` preset's ``shared``, under which invited members get the room key too,
-so the welcome sent right after the invite is readable by the user (the outbox shares
-the key with the invitee's devices before it sends). Spaces carry no messages and stay
-unencrypted.
+``m.megolm.v1.aes-sha2``, in the initial state). Their history visibility is set to
+``shared`` (the ``private_chat`` preset's default), under which invited members get the
+room key too, so the welcome sent right after the invite is readable by the user (the
+outbox shares the key with the invitee's devices before it sends). Spaces carry no
+messages and stay unencrypted.
 """
 
 from __future__ import annotations
@@ -250,7 +250,17 @@ class Rooms:
     def _encryption_state(self) -> list[dict]:
         if not self.encryption:
             return []
-        return [{"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION_CONTENT}]
+        return [
+            {"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION_CONTENT},
+            # The preset's default, said out loud: invitees get the room key, so the
+            # welcome sent right after the invite is readable (a server configured
+            # with another default would otherwise decide that).
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "shared"},
+            },
+        ]
 
     def _power_levels(self) -> dict | None:
         """No override: the ``private_chat`` preset already gives the creator (the
