@@ -1,10 +1,11 @@
 """``BotApp``: the whole bot, runnable in-process (tests, the demo) or from ``main``.
 
-    surfaces run
+    surfaces run                       (holds <state_dir>/surfaces.lock)
     └─ app nursery
+       ├─ ops server       /healthz, /readyz, /metrics (optional; first: 503 until ready)
+       ├─ start-up         login, filter, reconcile, replay: waits out homeserver outages
        ├─ lane supervisor  one worker per active lane (turns serial per room)
        ├─ outbox replayer  deferred sends, in order per room, with backoff
-       ├─ ops server       /healthz, /readyz, /metrics (optional)
        ├─ sync task        long-poll /sync → admit durably → dispatch to lanes
        ├─ gauges           queue depth / outbox metrics
        ├─ maintenance      WAL checkpoints, pruning
@@ -16,11 +17,12 @@ uses (``_build``) and runs the tree with an ordered shutdown (``run``). Shutdown
 (SIGINT/SIGTERM, or ``BotApp.request_stop``): the sync task stops first (no new
 intake), then running turns get ``shutdown_grace_s`` to finish; the rest are
 finalized as interrupted and stay in the inbox for the next start. A second signal
-skips the grace period.
+skips the grace period. A stop requested during start-up cancels it at once.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -35,6 +37,7 @@ from surfaces.agents import turn_limits
 from surfaces.app.decryption import run_expiry
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
+from surfaces.app.startup import StartStep, until_available
 from surfaces.app.sync import SyncTask
 from surfaces.app.sync_filter import build_sync_filter, hides_own_events
 from surfaces.commands import ChatCommands, Commands, FileCommands, InfoCommands, TurnControl
@@ -46,7 +49,7 @@ from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
 from surfaces.session import Crypto, identity_device_id, login, open_crypto
-from surfaces.state import DB_NAME, InboxItem, Store
+from surfaces.state import InboxItem, StateDir, StateError, Store
 from surfaces.turns import ActiveTurns, AgentChoice, IncomingFiles, OutgoingFiles, TurnRunner
 from surfaces.workspaces import Onboarding, Rooms, reconcile
 
@@ -91,11 +94,16 @@ class BotApp:
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _force: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
+    _startup: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     def request_stop(self, *, force: bool = False) -> None:
+        """Stop in order; before start-up finished, at once (start-up may be waiting
+        for the homeserver, and nothing has been taken in yet)."""
         if self._stop.is_set() or force:
             self._force.set()
         self._stop.set()
+        if not self._ready.is_set():
+            self._startup.cancel()
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -103,35 +111,37 @@ class BotApp:
     # ---- start-up -----------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        cfg = self.config
-        store = await Store.open(Path(cfg.state_dir) / DB_NAME, inline=self.store_inline)
-        self.store = store
+        """Run until stopped. Raises, unwrapped, what must end the process with one
+        line: :class:`FatalError` / ``UnknownTokenError`` (credentials) and
+        :class:`StateError` (the state directory or database)."""
         try:
-            async with MatrixClient(
-                cfg.matrix.homeserver,
-                device_id=cfg.matrix.device_id,
-                transport=self.transport,
-                on_request=self.metrics.observe_matrix_request,
-            ) as matrix:
-                self.matrix = matrix
-                crypto: Crypto | None = None
-                if cfg.matrix.encryption:
-                    # Password logins use the device the bot's keys belong to.
-                    device = identity_device_id(store)
-                    await login(matrix, store, cfg.matrix, device_id=device)
-                    crypto = await open_crypto(matrix, store, cfg.matrix, Path(cfg.state_dir))
-                    self.crypto = crypto
-                else:
-                    await login(matrix, store, cfg.matrix)
-                try:
-                    await self._serve(matrix, store, crypto, task_status)
-                except BaseExceptionGroup as group:
-                    fatal = group.subgroup((FatalError, UnknownTokenError))
-                    if fatal is not None:
-                        raise first_leaf(fatal) from None
-                    raise
+            await self._run(task_status)
+        except BaseExceptionGroup as group:
+            fatal = group.subgroup(FATAL_ERRORS)
+            if fatal is not None:
+                raise first_leaf(fatal) from None
+            raise
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
+        cfg = self.config
+        # The lock first: a second bot on this state must not even open the database.
+        state = StateDir.acquire(cfg.state_dir)
+        try:
+            store = await Store.open(state.db_path, inline=self.store_inline)
+            self.store = store
+            try:
+                async with MatrixClient(
+                    cfg.matrix.homeserver,
+                    device_id=cfg.matrix.device_id,
+                    transport=self.transport,
+                    on_request=self.metrics.observe_matrix_request,
+                ) as matrix:
+                    self.matrix = matrix
+                    await self._serve(matrix, store, task_status)
+            finally:
+                store.close()
         finally:
-            store.close()
+            state.close()
 
     def _build(
         self, matrix: MatrixClient, store: Store, crypto: Crypto | None
@@ -153,7 +163,9 @@ class BotApp:
             matrix=matrix,
             agents=agents,
             choice=choice,
-            files_out=OutgoingFiles(matrix, store, outbox, notifier, crypto),
+            files_out=OutgoingFiles(
+                matrix, store, outbox, notifier, cfg.bot.outgoing_file_limit, crypto=crypto
+            ),
             streaming=cfg.streaming,
             texts=texts,
             active=active,
@@ -168,6 +180,7 @@ class BotApp:
             texts=texts,
             server_name=user_id.split(":", 1)[1],
             brand=cfg.bot.brand,
+            bot_user_id=user_id,
             encryption=crypto is not None,
             invited=crypto.rooms.forget if crypto is not None else lambda room_id: None,
         )
@@ -204,57 +217,107 @@ class BotApp:
         parts = _Parts(outbox, notifier, lanes, active, policy, backpressure)
         return parts, router
 
-    async def _serve(
-        self, matrix: MatrixClient, store: Store, crypto: Crypto | None, task_status
-    ) -> None:
+    async def _log_in(self, matrix: MatrixClient, store: Store) -> Crypto | None:
+        """Log in (waiting for the homeserver) and, with encryption, open the device's
+        crypto identity (password logins use the device its keys belong to)."""
         cfg = self.config
-        parts, router = self._build(matrix, store, crypto)
-        lanes, outbox = parts.lanes, parts.outbox
-        self.lanes, self.turns, self.router = lanes, parts.active, router
-
-        async def on_poison(item: InboxItem) -> None:
-            if item.kind.answered:
-                await parts.notifier.notice(
-                    item.room_id, "turn_failed", txn_id=f"{item.event_id}.poison"
-                )
-
-        async def probe_db() -> bool:
-            return await store.probe_writable()
-
-        self.health = health = HealthState(
-            stale_after_s=3 * cfg.matrix.sync_long_poll_s + 30, db_probe=probe_db
+        if not cfg.matrix.encryption:
+            await until_available(StartStep.LOGIN, lambda: login(matrix, store, cfg.matrix))
+            return None
+        device = identity_device_id(store)
+        await until_available(
+            StartStep.LOGIN, lambda: login(matrix, store, cfg.matrix, device_id=device)
         )
+        crypto = await until_available(
+            StartStep.CRYPTO,
+            lambda: open_crypto(matrix, store, cfg.matrix, Path(cfg.state_dir)),
+        )
+        self.crypto = crypto
+        return crypto
+
+    async def _start_up(
+        self, matrix: MatrixClient, store: Store, outbox: Outbox, crypto: Crypto | None
+    ) -> str:
+        """Everything before the bot takes new events after login, each step waiting
+        for the homeserver while it does not answer (``startup.until_available``) →
+        the sync filter id. Cancelled by a stop request (SIGTERM during start-up)."""
+        cfg = self.config
         user_id = matrix.user_id or cfg.matrix.user_id
-        sync_filter = build_sync_filter(user_id, hide_own=await hides_own_events(matrix))
-        filter_id = await matrix.upload_filter(sync_filter)
-        self.sync_filter = sync_filter
-        await reconcile(matrix, store)
+
+        async def upload_filter() -> str:
+            sync_filter = build_sync_filter(user_id, hide_own=await hides_own_events(matrix))
+            filter_id = await matrix.upload_filter(sync_filter)
+            self.sync_filter = sync_filter
+            return filter_id
+
+        filter_id = await until_available(StartStep.FILTER, upload_filter)
+        await until_available(
+            StartStep.RECONCILE, lambda: reconcile(matrix, store, self.registry, user_id)
+        )
         if crypto is not None:
             await self._publish_keys(crypto)
+        # Never raises for an outage: what cannot go now stays for the replayer.
         remaining = await outbox.replay()
         if remaining:
             log.warning("outbox_backlog_at_start", pending=remaining)
         await store.prune_inbox(PRUNE_AFTER_S)
-        sync = SyncTask(
-            matrix=matrix,
-            store=store,
-            lanes=lanes,
-            policy=parts.policy,
-            backpressure=parts.backpressure,
-            metrics=self.metrics,
-            health=health,
-            filter_id=filter_id,
-            long_poll_s=cfg.matrix.sync_long_poll_s,
-            crypto=crypto,
-        )
+        return filter_id
 
+    async def _serve(self, matrix: MatrixClient, store: Store, task_status) -> None:
+        cfg = self.config
+
+        async def probe_db() -> bool:
+            return await store.probe_writable()
+
+        # Before anything waits for the homeserver: /readyz answers 503 (starting up)
+        # while the bot logs in or waits out an outage, instead of refusing connections.
+        self.health = health = HealthState(
+            stale_after_s=3 * cfg.matrix.sync_long_poll_s + 30, db_probe=probe_db
+        )
         async with trio.open_nursery() as nursery:
-            await nursery.start(lanes.run, router, on_poison)
-            await nursery.start(outbox.run)
             if cfg.ops.enabled:
                 self.ops_port = await nursery.start(
                     serve_ops, cfg.ops.host, cfg.ops.port, self.metrics, health
                 )
+            filter_id: str | None = None
+            built: tuple[_Parts, Router] | None = None
+            crypto: Crypto | None = None
+            with self._startup:
+                # The parts are built once the device is known: with encryption the
+                # outbox, rooms, router and files use its crypto.
+                crypto = await self._log_in(matrix, store)
+                built = self._build(matrix, store, crypto)
+                parts, router = built
+                self.lanes, self.turns, self.router = parts.lanes, parts.active, router
+                filter_id = await self._start_up(matrix, store, parts.outbox, crypto)
+            if filter_id is None or built is None:
+                log.info("stopped_during_start_up")
+                nursery.cancel_scope.cancel()
+                return
+            parts, router = built
+            lanes, outbox = parts.lanes, parts.outbox
+
+            async def on_poison(item: InboxItem) -> None:
+                if item.kind.answered:
+                    await parts.notifier.notice(
+                        item.room_id, "turn_failed", txn_id=f"{item.event_id}.poison"
+                    )
+
+            user_id = matrix.user_id or cfg.matrix.user_id
+            sync = SyncTask(
+                matrix=matrix,
+                store=store,
+                lanes=lanes,
+                policy=parts.policy,
+                backpressure=parts.backpressure,
+                metrics=self.metrics,
+                health=health,
+                filter_id=filter_id,
+                long_poll_s=cfg.matrix.sync_long_poll_s,
+                crypto=crypto,
+            )
+            await nursery.start(lanes.run, router, on_poison)
+            await nursery.start(outbox.run)
             resumed = await lanes.resume_pending()
             if resumed:
                 log.info("inbox_resumed", pending=resumed)
@@ -266,7 +329,8 @@ class BotApp:
 
             nursery.start_soon(sync_task)
             nursery.start_soon(publish_gauges, self.metrics, store, lanes)
-            nursery.start_soon(maintain, store)
+            retention_s = cfg.bot.incoming_retention_days * 24 * 3600.0
+            nursery.start_soon(partial(maintain, store, incoming_retention_s=retention_s))
             if crypto is not None:
                 await nursery.start(crypto.run)
                 nursery.start_soon(run_expiry, crypto, store, lanes)
@@ -311,6 +375,10 @@ class BotApp:
         if not finished:
             await lanes.drain(0)
         log.info("shutdown_finished", clean=finished)
+
+
+#: What ends ``surfaces run`` with one line and an exit code (``app/command.py``).
+FATAL_ERRORS = (FatalError, UnknownTokenError, StateError)
 
 
 def first_leaf(group: BaseExceptionGroup) -> BaseException:

@@ -7,6 +7,7 @@ import uuid
 import structlog
 
 from matrix_client import MatrixClient, MatrixError, TransportError
+from surfaces.session import homeserver_unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -42,10 +43,15 @@ def build_sync_filter(own_user_id: str, *, hide_own: bool) -> dict:
 
 async def hides_own_events(matrix: MatrixClient) -> bool:
     """Whether the homeserver sends ``unsigned.membership`` (spec v1.11+), without
-    which hiding our own join would let pre-join history through as prompts."""
+    which hiding our own join would let pre-join history through as prompts.
+
+    A server that answers ``/versions`` with an error is taken as older; one that
+    does not answer raises (the caller waits for it)."""
     try:
         versions = await matrix.versions()
     except (MatrixError, TransportError) as exc:
+        if homeserver_unavailable(exc):
+            raise  # at start-up: waited for (surfaces.app.startup), not guessed
         log.warning("matrix_versions_failed", error=str(exc), own_events_filtered=False)
         return False
     hide = versions.at_least(MEMBERSHIP_ON_EVENTS_VERSION)

@@ -28,6 +28,13 @@ def _at_least(minimum: int) -> _Check:
     return check
 
 
+def _optional(check: _Check) -> _Check:
+    def optional(value: Any) -> str | None:
+        return None if value is None else check(value)
+
+    return optional
+
+
 def _non_empty(value: str | None) -> str | None:
     if value is None:
         return None
@@ -129,6 +136,8 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("bot", "max_file_bytes"): _at_least(1),
     ("bot", "shutdown_grace_s"): _non_negative,
     ("bot", "max_event_attempts"): _at_least(1),
+    ("bot", "max_outgoing_file_bytes"): _optional(_at_least(1)),
+    ("bot", "incoming_retention_days"): _non_negative,
     ("streaming", "first_message_after_s"): _non_negative,
     ("streaming", "first_edit_after_s"): _non_negative,
     ("streaming", "min_edit_interval_s"): _positive,

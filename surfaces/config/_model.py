@@ -125,6 +125,16 @@ class BotConfig:
     max_file_bytes: int = 52_428_800
     shutdown_grace_s: float = 20.0
     max_event_attempts: int = 3
+    #: Largest file the bot uploads for the agent; None: the same as max_file_bytes.
+    max_outgoing_file_bytes: int | None = None
+    #: Days a file of incoming/ is kept after a turn carried it to the agent (0: forever).
+    incoming_retention_days: float = 30.0
+
+    @property
+    def outgoing_file_limit(self) -> int:
+        if self.max_outgoing_file_bytes is None:
+            return self.max_file_bytes
+        return self.max_outgoing_file_bytes
 
 
 @attrs.frozen

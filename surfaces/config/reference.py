@@ -68,6 +68,14 @@ HELP: dict[str, str] = {
     "bot.max_file_bytes": "Largest file accepted from a user.",
     "bot.shutdown_grace_s": "How long running turns may finish after SIGTERM/SIGINT.",
     "bot.max_event_attempts": "Processing attempts of one event before it is marked failed.",
+    "bot.max_outgoing_file_bytes": (
+        "Largest file the bot uploads when the agent sends one (larger: a notice instead). "
+        "Unset: the same as `bot.max_file_bytes`."
+    ),
+    "bot.incoming_retention_days": (
+        "Days a file in the agent's `incoming/` is kept after a turn carried it to the "
+        "agent; `0` keeps them. Files taken off the list with `!remove` are deleted at once."
+    ),
     "streaming.first_message_after_s": (
         "Text arriving this soon after the reply's first text joins its first message "
         "(an agent that answers at once in many chunks gets one message, no edit)."

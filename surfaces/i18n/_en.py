@@ -119,6 +119,16 @@ EN: dict[str, str] = {
     "phase_first_text": "before replying",
     "phase_idle": "stalled mid-reply",
     "phase_total": "took too long",
+    "file_out_too_large": (
+        "The agent tried to send {path} ({size:size}), but the limit is {limit:size}, "
+        "so I didn't send it."
+    ),
+    "file_out_not_regular": (
+        "The agent named {path}, which isn't a regular file, so I didn't send it."
+    ),
+    "file_store_failed": (
+        "I couldn't save “{name}” in the agent's workspace. Please tell the administrator."
+    ),
     "undecryptable": (
         "🔒 I couldn't decrypt {count:plural:your last message|your last {count} messages}: "
         "my device never got the key for {count:plural:it|them}. Please send it again. If "

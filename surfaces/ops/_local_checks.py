@@ -15,7 +15,7 @@ import attrs
 from surfaces.config import AgentSpec, Config
 from surfaces.ops._checklist import FAIL, OK, WARN, Check
 from surfaces.session import DEVICE_KEY, TOKEN_KEY
-from surfaces.state import DB_NAME, Store
+from surfaces.state import DB_NAME, SCHEMA_VERSION, Store
 
 WriteProbe = Callable[[Path], None]
 
@@ -100,6 +100,17 @@ def check_state_dir(config: Config, write: WriteProbe = probe_write) -> StateInf
                 "stop the bot, restore a backup or move the file aside; the bot rebuilds from "
                 "Matrix",
                 {"integrity_check": result[:20]},
+            ),
+            db_path=db,
+        )
+    if schema is not None and schema > SCHEMA_VERSION:  # the bot refuses it (exit 2)
+        return StateInfo(
+            Check(
+                "state_dir",
+                FAIL,
+                f"{db} has schema v{schema}, newer than this build knows (v{SCHEMA_VERSION})",
+                "upgrade surfaces to the version that wrote it, or restore a matching backup",
+                {"schema_version": schema, "known": SCHEMA_VERSION},
             ),
             db_path=db,
         )

@@ -1,6 +1,7 @@
 """The bot's identity on Matrix: the login policy shared by ``run`` and ``doctor``,
 and with encryption the device's keys at work (``Crypto``)."""
 
+from surfaces.session.availability import homeserver_unavailable
 from surfaces.session.crypto import Crypto, Decrypted, Decryption
 from surfaces.session.identity import identity_device_id, open_crypto
 from surfaces.session.login import (
@@ -25,6 +26,7 @@ __all__ = [
     "Decryption",
     "LoginRejected",
     "credential_plan",
+    "homeserver_unavailable",
     "identity_device_id",
     "identity_problem",
     "login",

@@ -72,8 +72,10 @@ async def password_login(
             device_display_name=DEVICE_DISPLAY_NAME,
         )
     except MatrixError as exc:
-        if exc.status in _REJECTED:
-            raise LoginRejected(matrix.user_id, exc.errcode or str(exc.status)) from exc
+        # Only the homeserver's own answer rejects credentials: a proxy's 403 page
+        # (no errcode) is an outage to wait for, not a wrong password.
+        if exc.status in _REJECTED and exc.errcode is not None:
+            raise LoginRejected(matrix.user_id, exc.errcode) from exc
         raise
 
 

@@ -1,10 +1,12 @@
 """Durable state: the SQLite store and its records."""
 
 from surfaces.state._crypto import CRYPTO_TABLES
-from surfaces.state._db import DB_NAME, DatabaseInfo
+from surfaces.state._db import SCHEMA_VERSION, DatabaseInfo
+from surfaces.state._dir import DB_NAME, LOCK_NAME, StateDir, StateError, StateLockedError
 from surfaces.state._records import (
     ChatRecord,
     Claim,
+    ExpiredFile,
     InboxItem,
     Intent,
     OutboxItem,
@@ -15,18 +17,27 @@ from surfaces.state._records import (
     WaitingEvent,
 )
 from surfaces.state._store import Store
+from surfaces.state._workspaces import ChatConflictError, ChatConflictField
 
 __all__ = [
     "CRYPTO_TABLES",
     "DB_NAME",
+    "LOCK_NAME",
+    "SCHEMA_VERSION",
+    "ChatConflictError",
+    "ChatConflictField",
     "ChatRecord",
     "Claim",
     "DatabaseInfo",
+    "ExpiredFile",
     "InboxItem",
     "Intent",
     "OutboxItem",
     "PendingSend",
     "StagedFile",
+    "StateDir",
+    "StateError",
+    "StateLockedError",
     "Store",
     "TurnStart",
     "UserRecord",

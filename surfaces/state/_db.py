@@ -37,11 +37,17 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 import attrs
 import trio
 
+from surfaces.state._dir import (
+    DB_NAME,  # noqa: F401  (re-exported: its home is the state directory)
+    StateError,
+    ensure_private_dir,
+    make_private,
+)
 from surfaces.state._records import ChatRecord
 from surfaces.state._schema import MIGRATIONS
 
-#: The state database's file name inside ``state_dir``.
-DB_NAME = "surfaces.db"
+#: The schema version this build creates and understands (newer: refused).
+SCHEMA_VERSION = len(MIGRATIONS)
 #: Chat rows kept in memory (about 0.5 KB each); beyond this the cache starts over.
 CHAT_CACHE_SIZE = 20_000
 #: Admits up to this many events run inline (a catch-up batch goes to the thread).
@@ -140,26 +146,47 @@ class Database:
     @classmethod
     def open_sync(cls, path: Path | str, *, inline: bool = False) -> Self:
         """Open (creating and migrating) the database. Blocking: call before trio.run
-        or via ``open``."""
+        or via ``open``.
+
+        The directory is created 0700 and the database files are kept 0600 (they
+        hold the access token; ``_dir``). Anything that makes the file unusable — not
+        a database, unreadable, a schema newer than this build — is a
+        :class:`StateError` with one line for the operator, never a traceback."""
         path = Path(path)
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=10.0
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash (not a power loss of the last
-        # commits); FULL costs an fsync per commit. A bot crash is what we guard against.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        # Commits on the event loop must not fsync: checkpoints (the fsync) run from
-        # ``checkpoint`` in the worker thread. Lock waits happen only there too
-        # (``_in_thread`` sets the busy timeout); an inline call fails fast instead.
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-        store = cls(conn, path, inline=inline)
-        store._migrate()
-        conn.execute("PRAGMA busy_timeout=0")
+        memory = str(path) == ":memory:"
+        if not memory:
+            ensure_private_dir(path.parent)
+            make_private(path, create=True)
+        try:
+            conn = sqlite3.connect(
+                str(path), check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"state database {path} cannot be opened: {exc}") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process crash (not a power loss of the last
+            # commits); FULL costs an fsync per commit. A bot crash is what we guard against.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            # Commits on the event loop must not fsync: checkpoints (the fsync) run from
+            # ``checkpoint`` in the worker thread. Lock waits happen only there too
+            # (``_in_thread`` sets the busy timeout); an inline call fails fast instead.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            store = cls(conn, path, inline=inline)
+            store._migrate()
+            conn.execute("PRAGMA busy_timeout=0")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StateError(f"state database {path} cannot be used: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        if not memory:
+            # SQLite creates -wal/-shm with the database's mode; made sure of here.
+            for suffix in ("-wal", "-shm"):
+                make_private(path.with_name(path.name + suffix))
         return store
 
     @staticmethod
@@ -241,7 +268,7 @@ class Database:
         row = c.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
         current = row["v"] or 0
         if current > len(MIGRATIONS):
-            raise RuntimeError(
+            raise StateError(
                 f"state database {self.path} has schema version {current}, newer than this "
                 f"build knows ({len(MIGRATIONS)}); upgrade surfaces or restore a backup"
             )
@@ -279,6 +306,11 @@ class Database:
     def set_value(self, key: str, value: str) -> None:
         with self._tx():
             self._set(key, value)
+
+    @_quick
+    def delete_value(self, key: str) -> None:
+        with self._tx():
+            self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
 
     # ---- maintenance -----------------------------------------------------
 

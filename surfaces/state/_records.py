@@ -103,6 +103,17 @@ class StagedFile:
     name: str
     size: int
     mime: str
+    #: The agent workspace it was written to (None for files staged before it was kept).
+    workspace: str | None = None
+
+
+@attrs.frozen
+class ExpiredFile:
+    """A file a turn carried to the agent, past its retention: to delete from disk."""
+
+    id: int
+    workspace: str
+    rel_path: str
 
 
 @attrs.frozen

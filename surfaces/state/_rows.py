@@ -44,7 +44,14 @@ def _user(row: sqlite3.Row) -> UserRecord:
 
 def _staged(r: sqlite3.Row) -> StagedFile:
     return StagedFile(
-        r["id"], r["room_id"], r["user_id"], r["rel_path"], r["name"], r["size"], r["mime"]
+        r["id"],
+        r["room_id"],
+        r["user_id"],
+        r["rel_path"],
+        r["name"],
+        r["size"],
+        r["mime"],
+        r["workspace"],
     )
 
 

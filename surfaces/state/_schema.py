@@ -102,7 +102,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX stage_room ON stage (room_id, user_id, id);
     """,
-    # 2: end-to-end encryption. The machine's own tables (crypto_*) are made by
+    # 2 (issue 13): platform chat ids are looked up when a binding is stored (two rooms
+    # must never share one agent conversation; the store refuses the second); staged
+    # files remember their workspace, and files a turn carried to the agent are kept
+    # for deletion after the retention period (bot.incoming_retention_days).
+    """
+    CREATE INDEX chats_platform ON chats (platform_chat_id);
+    ALTER TABLE stage ADD COLUMN workspace TEXT;
+    CREATE TABLE incoming_files (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace   TEXT NOT NULL,
+        rel_path    TEXT NOT NULL,
+        consumed_at REAL NOT NULL
+    );
+    CREATE INDEX incoming_consumed ON incoming_files (consumed_at);
+    """,
+    # 3: end-to-end encryption. The machine's own tables (crypto_*) are made by
     # matrix_client.crypto.SqliteCryptoStore; this is the bot's part: encrypted events
     # waiting for their room key, admitted with the sync token, kept for a bounded time.
     """

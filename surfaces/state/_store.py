@@ -4,6 +4,7 @@ call runs and why)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from matrix_client.crypto import Changes
@@ -103,8 +104,7 @@ class Store(InboxTables, OutboxTables, WorkspaceTables, StageTables, CryptoTable
         attempt's row if the txn id was seen before), ready for ``Outbox.deliver``."""
         with self._tx():
             self._enqueue_many(sends)
-            for file_id in unstage:
-                self._conn.execute("DELETE FROM stage WHERE id = ?", (file_id,))
+            self._consume_staged(unstage, time.time())
             self._conn.execute(
                 "UPDATE inbox SET status = ? WHERE event_id = ? AND status = 'pending'",
                 (status, event_id),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from typing import Any
@@ -13,6 +14,20 @@ from surfaces.core.binding import local_number
 from surfaces.state._db import CHAT_CACHE_SIZE, Database, _quick, _threaded
 from surfaces.state._records import ChatRecord, Intent, UserRecord
 from surfaces.state._rows import _chat, _intent, _user
+
+
+class ChatConflictField(enum.StrEnum):
+    LOCAL_ID = "local_id"
+    PLATFORM_CHAT_ID = "platform_chat_id"
+
+
+class ChatConflictError(Exception):
+    """A chat binding that would take a ``C<n>`` or platform chat id another room has."""
+
+    def __init__(self, field: ChatConflictField, room_id: str) -> None:
+        super().__init__(f"{field} already belongs to {room_id}")
+        self.field = field
+        self.room_id = room_id
 
 
 class WorkspaceTables(Database):
@@ -102,9 +117,33 @@ class WorkspaceTables(Database):
 
     @_quick
     def put_chat(self, chat: ChatRecord) -> None:
-        """Insert or replace a chat binding (used by creation and reconciliation)."""
+        """Insert or replace a chat binding (used by creation and reconciliation).
+
+        Raises :class:`ChatConflictError`, changing nothing, when another room
+        already has the owner's ``C<n>`` or the platform chat id: the database keeps
+        what it has (two rooms sharing a platform chat id would share one agent
+        conversation)."""
         self._chats.pop(chat.room_id, None)
         with self._tx():
+            for field, row in (
+                (
+                    ChatConflictField.LOCAL_ID,
+                    self._conn.execute(
+                        "SELECT room_id FROM chats WHERE owner = ? AND local_id = ? "
+                        "AND room_id != ?",
+                        (chat.owner, chat.local_id, chat.room_id),
+                    ).fetchone(),
+                ),
+                (
+                    ChatConflictField.PLATFORM_CHAT_ID,
+                    self._conn.execute(
+                        "SELECT room_id FROM chats WHERE platform_chat_id = ? AND room_id != ?",
+                        (chat.platform_chat_id, chat.room_id),
+                    ).fetchone(),
+                ),
+            ):
+                if row is not None:
+                    raise ChatConflictError(field, row["room_id"])
             self._conn.execute(
                 "INSERT INTO chats (room_id, owner, local_id, name, agent_id, platform_chat_id, "
                 "status, flags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "

@@ -5,28 +5,41 @@ safe name and *staged* for its (room, user); the next text turn carries every
 staged file as a workspace-relative path. Staging is keyed by the Matrix event,
 so a re-run after a crash never stages (or writes) the same file twice.
 
-An encrypted attachment (``file`` in the content, the v2 scheme) is decrypted as it
-downloads and its SHA-256 is checked before anything is staged: a mismatch (or an
-invalid ``file`` object) is a "could not receive" notice, and nothing is kept.
+Everything about the file is input (issue 13 §4): the sender's ``info.size`` is a
+claim checked early but never relied on — the download stops at the limit + 1
+byte and is written to disk as it arrives, so memory holds a chunk, never the
+body; the workspace belongs to the agent, so the file is created through a
+verified directory fd (``surfaces.files.store_incoming``). Every way this can
+fail ends in a notice naming the file and the item is done: a download that
+failed in transport is "send it again", a file that cannot be stored is "tell the
+administrator" — neither is retried as a poison event that writes another copy.
+
+An encrypted attachment (``file`` in the content, the v2 scheme) is decrypted chunk
+by chunk on its way to disk and its SHA-256 is checked after the last chunk, before
+anything is staged: a mismatch (or an invalid ``file`` object) removes the partial
+file and is a "could not receive" notice.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import attrs
 import structlog
 import trio
 
-from matrix_client import Download, MatrixClient, MatrixError, MediaTooLargeError, TransportError
+from matrix_client import MatrixClient, MatrixError, MediaTooLargeError, TransportError
 from matrix_client.crypto import AttachmentError, DecryptingChunks
 from surfaces.delivery import Notifier
-from surfaces.files import relative_to_workspace, sanitize_filename, write_new_file
+from surfaces.files import IncomingFileError, delete_incoming, sanitize_filename, store_incoming
 from surfaces.state import ChatRecord, InboxItem, Store
 from surfaces.turns.agent_choice import AgentChoice
 
 log = structlog.get_logger(__name__)
 
-INCOMING_DIR = "incoming"
 DOWNLOAD_DEADLINE_S = 300.0
+#: kv key: the incoming/ path an unfinished download writes (removed after a crash).
+PARTIAL_KEY = "incoming.partial.{event_id}"
 
 
 @attrs.define
@@ -44,16 +57,10 @@ class IncomingFiles:
         if await self.store.staged_from(item.event_id) is not None:
             return
         limit = self.max_file_bytes
-        declared = payload.get("info", {}).get("size")
+        info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
+        declared = info.get("size")
         if isinstance(declared, int) and not isinstance(declared, bool) and declared > limit:
-            await self.notifier.notice(
-                chat.room_id,
-                "file_too_large",
-                txn_id=reply_txn,
-                name=name,
-                size=declared,
-                limit=limit,
-            )
+            await self._too_large(chat, reply_txn, name, declared)
             return
         file = payload.get("file") if isinstance(payload.get("file"), dict) else None
         url = file.get("url") if file is not None else payload.get("url")
@@ -61,50 +68,68 @@ class IncomingFiles:
             log.warning("file_event_without_url")
             await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
             return
+        workspace = self.agents.workspace_of(chat).workspace_path
+        partial_key = PARTIAL_KEY.format(event_id=item.event_id)
+        await self._discard_partial(workspace, partial_key)
+
+        async def claimed(stored_name: str) -> None:
+            await self.store.set_value(partial_key, f"incoming/{stored_name}")
+
+        content_type: str | None = None
         try:
             with trio.fail_after(DOWNLOAD_DEADLINE_S):
-                # Reading stops at limit + 1 bytes: the sender's info.size is a claim.
-                if file is None:
-                    download = await self.matrix.download(url, max_bytes=limit)
-                else:
-                    download = await self._download_encrypted(url, file, limit)
+                async with self.matrix.download_stream(url, max_bytes=limit) as body:
+                    content_type = body.content_type
+                    chunks = body if file is None else DecryptingChunks(body, file)
+                    stored = await store_incoming(workspace, name, chunks, claimed=claimed)
         except MediaTooLargeError as exc:
-            await self.notifier.notice(
-                chat.room_id,
-                "file_too_large",
-                txn_id=reply_txn,
-                name=name,
-                size=exc.seen_at_least,
-                limit=limit,
-            )
+            await self.store.delete_value(partial_key)
+            await self._too_large(chat, reply_txn, name, exc.seen_at_least)
             return
-        except (MatrixError, TransportError, trio.TooSlowError, AttachmentError) as exc:
+        except (MatrixError, TransportError, trio.TooSlowError, ValueError, AttachmentError) as exc:
+            # ValueError: an mxc:// URI the client cannot parse. AttachmentError: an
+            # encrypted file whose hash (or ``file`` object) is wrong.
+            await self.store.delete_value(partial_key)
             log.warning("file_download_failed", error=repr(exc))
             await self.notifier.notice(chat.room_id, "file_failed", txn_id=reply_txn, name=name)
             return
-        data = download.data
-        workspace = self.agents.workspace_of(chat).workspace_path
-        path = await write_new_file(workspace / INCOMING_DIR, name, data)
-        rel = relative_to_workspace(path, workspace)
-        mime = payload.get("info", {}).get("mimetype") or download.content_type
+        except IncomingFileError as exc:
+            await self.store.delete_value(partial_key)
+            log.error("file_store_failed", reason=exc.reason, workspace=str(workspace))
+            await self.notifier.notice(
+                chat.room_id, "file_store_failed", txn_id=reply_txn, name=name
+            )
+            return
+        mime = info.get("mimetype") or content_type
         if not isinstance(mime, str):
             mime = "application/octet-stream"
         await self.store.stage_file(
-            chat.room_id, chat.owner, rel, path.name, len(data), mime, source_event=item.event_id
-        )
-        log.info("file_staged", rel_path=rel, size=len(data))
-        await self.notifier.notice(
             chat.room_id,
-            "file_staged",
-            txn_id=reply_txn,
-            name=path.name,
-            size=len(data),
+            chat.owner,
+            stored.rel_path,
+            stored.name,
+            stored.size,
+            mime,
+            source_event=item.event_id,
+            workspace=str(workspace),
+        )
+        await self.store.delete_value(partial_key)
+        log.info("file_staged", rel_path=stored.rel_path, size=stored.size)
+        await self.notifier.notice(
+            chat.room_id, "file_staged", txn_id=reply_txn, name=stored.name, size=stored.size
         )
 
-    async def _download_encrypted(self, url: str, file: dict, limit: int) -> Download:
-        """Download and decrypt, chunk by chunk (the hash is checked after the last)."""
-        plaintext = bytearray()
-        async with self.matrix.download_stream(url, max_bytes=limit) as body:
-            async for chunk in DecryptingChunks(body.iter_bytes(), file):
-                plaintext += chunk
-            return Download(bytes(plaintext), body.content_type)
+    async def _too_large(self, chat: ChatRecord, txn_id: str, name: str, size: int) -> None:
+        limit = self.max_file_bytes
+        await self.notifier.notice(
+            chat.room_id, "file_too_large", txn_id=txn_id, name=name, size=size, limit=limit
+        )
+
+    async def _discard_partial(self, workspace: Path, key: str) -> None:
+        """A download this event started before a crash left a partial file: remove it
+        (the re-run writes the whole file again)."""
+        partial = await self.store.get_value(key)
+        if partial is not None:
+            removed = await trio.to_thread.run_sync(delete_incoming, workspace, partial)
+            log.info("file_partial_removed", rel_path=partial, removed=removed)
+            await self.store.delete_value(key)

@@ -35,6 +35,7 @@ from surfaces.core import CHAT_EVENT, SPACE_EVENT, ChatBinding, ChatStatus, Spac
 from surfaces.delivery import BindingMirror, Outbox
 from surfaces.i18n import Texts
 from surfaces.state import ChatRecord, Intent, PendingSend, Store, UserRecord
+from surfaces.workspaces.trust import RoomFacts, read_room
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,7 @@ class Rooms:
     texts: Texts
     server_name: str
     brand: str
+    bot_user_id: str
     encryption: bool = False
     #: Told of every invite the bot makes. The bot's sync filter hides its own events,
     #: so the encrypting side (``Crypto.rooms.forget``) re-reads the room's members
@@ -88,7 +90,7 @@ class Rooms:
             return intent.room_id
         if intent is not None and intent.status == "open":
             # An earlier attempt may have created it before a crash or a lost response.
-            found = await self._find_room(SPACE_EVENT, lambda c: c.get("owner") == owner)
+            found = await self._find_room(SPACE_EVENT, owner, lambda f: f.space is not None)
             if found:
                 log.info("space_adopted", user_id=owner, space_id=found)
                 await self.store.upsert_user(owner, space_id=found)
@@ -118,12 +120,25 @@ class Rooms:
     async def ensure_user(
         self, user_id: str, dm_room_id: str | None, user: UserRecord | None
     ) -> UserRecord:
+        """The user's row, created if needed, with ``dm_room_id`` as their DM if they
+        have none yet.
+
+        A recorded DM is never replaced by another room: any room a user invites the
+        bot to becomes "a DM" the bot answers in, and replacing the record each time
+        made the first one unknown to the database — a room for reconciliation to
+        adopt on the next start (issue 13). The bot still answers in the second
+        room (the router treats every non-chat room as a DM); it is only not recorded,
+        and the first contact there is logged (``dm_second_room``)."""
         display = user.display_name if user else None
         if not display:
             try:
                 display = await self.matrix.get_display_name(user_id)
             except MatrixError:
                 display = None
+        recorded = user.dm_room_id if user is not None else None
+        if recorded and dm_room_id and dm_room_id != recorded:
+            log.info("dm_second_room", user_id=user_id, dm_room_id=recorded, other=dm_room_id)
+            dm_room_id = None
         return await self.store.upsert_user(
             user_id, display_name=display or user_id, dm_room_id=dm_room_id
         )
@@ -167,10 +182,14 @@ class Rooms:
                 if chat is not None:
                     return chat
                 return await self._finish_chat(intent, intent.room_id)
-            found = await self._find_room(
-                CHAT_EVENT,
-                lambda c: c.get("owner") == owner and c.get("chat_id") == intent.local_id,
-            )
+            user = await self.store.get_user(owner)
+            space_id = user.space_id if user is not None else None
+
+            def is_this_chat(facts: RoomFacts) -> bool:
+                chat = facts.chat_for(owner, space_id)
+                return chat is not None and chat.local_id == intent.local_id
+
+            found = await self._find_room(CHAT_EVENT, owner, is_this_chat)
             if found:
                 log.info("chat_adopted", owner=owner, local_id=intent.local_id, room_id=found)
                 return await self._finish_chat(intent, found)
@@ -279,15 +298,22 @@ class Rooms:
                     "reinvite_skipped", room_id=room_id, status=exc.status, errcode=exc.errcode
                 )
 
-    async def _find_room(self, event_type: str, match) -> str | None:
-        """Look through the bot's rooms for one whose ``event_type`` state matches."""
+    async def _find_room(
+        self, event_type: str, owner: str, match: Callable[[RoomFacts], bool]
+    ) -> str | None:
+        """The bot's room whose ``event_type`` binding names ``owner`` and that
+        ``match`` accepts — judged by the trust rule (``trust``): a binding the bot
+        sent, in a room the bot created. Content first (one small request per
+        room), the full state only for a room that claims to be the one."""
         for room_id in await self.matrix.joined_rooms():
             try:
                 content = await self.matrix.get_state_event(room_id, event_type)
+                if not content or content.get("owner") != owner:
+                    continue
+                facts = await read_room(self.matrix, room_id, self.bot_user_id)
             except MatrixError:
                 continue
-            if content and match(content):
-                if event_type == CHAT_EVENT and ChatBinding.from_content(content) is None:
-                    continue
+            if match(facts):
                 return room_id
+            log.warning("adopt_refused", room_id=room_id, owner=owner, reason=facts.distrust)
         return None

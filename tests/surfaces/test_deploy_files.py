@@ -420,12 +420,13 @@ def test_systemd_unit():
     )
     assert environment["SURFACES_STATE_DIR"] == "/var/lib/surfaces"
     assert all(is_setting(k) for k in environment)
-    # restart on a crash, never on a config (2) or credentials (3) problem
+    # restart on a crash, never on a config (2), credentials (3) or lock (4) problem
     assert service["Restart"] == "on-failure"
-    assert set(service["RestartPreventExitStatus"].split()) == {"2", "3"}
+    assert set(service["RestartPreventExitStatus"].split()) == {"2", "3", "4"}
+    from surfaces.app.command import EXIT_FATAL, EXIT_LOCKED
     from surfaces.config import EXIT_CONFIG
 
-    assert EXIT_CONFIG == 2
+    assert (EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED) == (2, 3, 4)
     assert service["KillSignal"] == "SIGTERM"
     for option, value in {
         "NoNewPrivileges": "yes",

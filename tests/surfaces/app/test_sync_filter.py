@@ -71,8 +71,9 @@ async def test_older_homeserver_no_filter_and_history_still_ignored(harness, too
 
 
 async def test_versions_failure_means_no_filter_and_one_warning(harness, tools, autojump_clock):
+    """The homeserver *answers* ``/versions`` with an error: taken as an older server."""
     hs = harness.hs
-    hs.inject("GET", "/_matrix/client/versions", Fault.http_status(404))
+    hs.inject("GET", "/_matrix/client/versions", Fault.error(404, "M_UNRECOGNIZED"))
     with capture_logs() as logs:
         await harness.restart()
     assert "not_senders" not in uploaded_timeline_filter(hs)
@@ -81,3 +82,17 @@ async def test_versions_failure_means_no_filter_and_one_warning(harness, tools, 
     _, _, room = await harness.onboard(alice)
     await tools.say(alice, room, "still works")
     assert "still works" in harness.bot_texts(room)[-1]
+
+
+async def test_versions_not_answered_at_start_is_waited_for(harness, tools, autojump_clock):
+    """A proxy's 502 page is not the homeserver's answer: start-up waits for the real
+    one instead of giving up own-event filtering for the life of the process."""
+    hs = harness.hs
+    hs.inject("GET", "/_matrix/client/versions", Fault.http_status(502), repeat=10)
+    with capture_logs() as logs:
+        await harness.restart()
+    assert uploaded_timeline_filter(hs)["not_senders"] == [harness.bot_user.user_id]
+    waits = [e for e in logs if e["event"] == "homeserver_unavailable_at_start"]
+    assert waits
+    assert {e["step"] for e in waits} == {"filter"}
+    assert "matrix_versions_failed" not in [e["event"] for e in logs]

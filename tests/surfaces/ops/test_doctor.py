@@ -20,7 +20,7 @@ from matrix_client.testing import FakeHomeserver, FakeUser
 from surfaces import __version__, version_text
 from surfaces.ops import doctor
 from surfaces.ops.doctor import FAIL, OK, PROBE_CHAT_ID_BASE, SKIP, WARN, Check, run_checks
-from surfaces.state import Store
+from surfaces.state import SCHEMA_VERSION, Store
 
 AGENT_URL = "http://agent.test/agent_0/"
 
@@ -249,6 +249,20 @@ async def test_state_dir_is_a_file_and_corrupt_database(setup: Setup, tmp_path: 
     assert checks["state_dir"].status == FAIL
     assert "surfaces.db" in checks["state_dir"].summary
     assert checks["state_dir"].fix
+
+
+async def test_database_newer_than_the_code_fails_as_the_bot_would(setup: Setup) -> None:
+    """``surfaces run`` refuses it (exit 2); the doctor says the same, not "passes"."""
+    setup.state.mkdir()
+    Store.open_sync(setup.state / "surfaces.db").close()
+    conn = sqlite3.connect(setup.state / "surfaces.db")
+    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    check = by_name(await setup.run())["state_dir"]
+    assert check.status == FAIL
+    assert f"schema v{SCHEMA_VERSION + 1}, newer than this build" in check.summary
+    assert "upgrade" in check.fix
 
 
 async def test_missing_state_dir_is_fine(setup: Setup) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from turn_helpers import frame, send_file
+from turn_helpers import send_file, sends_file
 
 
 @pytest.mark.parametrize(
@@ -120,15 +120,7 @@ async def test_file_out_unsafe_or_missing_path_gets_notice(chat, autojump_clock,
     (h.workspace.parent / "outside.txt").write_text("secret")
     (h.workspace / "link").symlink_to(outside)
 
-    async def handler(request):
-        ws = await request.accept()
-        await ws.send_message(frame("STATUS"))
-        await ws.get_message()
-        await ws.send_message(frame("AGENT_EVENT_SEND_FILE", path=path))
-        await ws.send_message(frame("AGENT_EVENT_TEXT_CHUNK", text="done"))
-        await ws.send_message(frame("AGENT_EVENT_END"))
-
-    h.agent_handler = handler
+    h.agent_handler = sends_file(path)
     await chat.say("send it")
     replies = chat.replies()
     key = "file_out_missing" if path == "missing.txt" else "file_out_unsafe"

@@ -97,6 +97,20 @@ async def send_file(
     return event_id
 
 
+def sends_file(path: str):
+    """An agent handler that sends ``path`` (``SEND_FILE``), then says "done"."""
+
+    async def handler(request: Any) -> None:
+        ws = await request.accept()
+        await ws.send_message(frame("STATUS"))
+        await ws.get_message()
+        await ws.send_message(frame("AGENT_EVENT_SEND_FILE", path=path))
+        await ws.send_message(frame("AGENT_EVENT_TEXT_CHUNK", text="done"))
+        await ws.send_message(frame("AGENT_EVENT_END"))
+
+    return handler
+
+
 def frame(ftype: str, **fields: Any) -> str:
     import json
 

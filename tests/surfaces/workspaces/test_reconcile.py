@@ -86,10 +86,11 @@ async def test_reconcile_twice_is_idempotent(harness, tools, autojump_clock):
     matrix = harness.app.matrix
     fresh = Store.open_sync(tools.tmp_path / "rebuilt" / "surfaces.db", inline=True)
     try:
-        first = await reconcile(matrix, fresh)
+        bot_id = harness.bot_user.user_id
+        first = await reconcile(matrix, fresh, harness.app.registry, bot_id)
         counts = await fresh.counts()
         platform = await fresh.get_value(Store.PLATFORM_SEQ_KEY)
-        second = await reconcile(matrix, fresh)
+        second = await reconcile(matrix, fresh, harness.app.registry, bot_id)
         assert (first.chats, first.spaces, first.errors) == (4, 2, 0)
         # the second run finds nothing new: Spaces, chats and the DM are all known
         assert (second.scanned, second.chats, second.spaces) == (0, 0, 0)
