@@ -22,7 +22,6 @@ and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 import structlog
 import trio
 
+from bench._common import write_report
 from matrix_client import MatrixClient
 from matrix_client.crypto import MEGOLM_ALGORITHM
 from matrix_client.testing import CryptoUser, LocalSynapse
@@ -166,11 +166,7 @@ def main() -> int:
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     report = trio.run(run, args)
-    md = markdown(report)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    args.output.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(args.output, report, markdown(report))
     return 0
 
 

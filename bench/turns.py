@@ -61,7 +61,7 @@ import attrs
 import structlog
 import trio
 
-from bench._common import cpu_seconds, cpu_split, memory_mb, summary_ms
+from bench._common import cpu_seconds, cpu_split, memory_mb, summary_ms, write_report
 from matrix_client import MatrixClient, new_txn_id, text_content
 from matrix_client.testing import CryptoUser, LocalSynapse, RegisteredUser, free_loopback_port
 
@@ -1101,12 +1101,7 @@ def main() -> int:
         args.soak_turns = min(args.soak_turns, 1000)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     report = trio.run(run, args)
-    md = markdown(report)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    args.output.with_suffix(".md").write_text(md)
-    print(md)
-    print(f"written: {args.output} and {args.output.with_suffix('.md')}")
+    write_report(args.output, report, markdown(report))
     return 0
 
 

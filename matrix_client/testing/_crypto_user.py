@@ -148,15 +148,8 @@ class CryptoUser:
         not decrypt (yet), is returned as it is (``failures`` says why)."""
         if event.type != "m.room.encrypted":
             return event
-        raw = {
-            "type": event.type,
-            "sender": event.sender,
-            "event_id": event.event_id,
-            "origin_server_ts": event.origin_server_ts,
-            "content": event.content,
-        }
         try:
-            decrypted = self.machine.decrypt_room_event(room_id, raw)
+            decrypted = self.machine.decrypt_room_event(room_id, event.to_json())
         except DecryptionError as exc:
             self.failures = [*self.failures[-99:], (event.event_id, repr(exc))]
             return event

@@ -24,7 +24,6 @@ and the waiting rows in the batch's one transaction (``Store.admit``).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import attrs
 import structlog
@@ -58,28 +57,6 @@ class Intake:
     resolved: list[str]
 
 
-def _raw(event: RoomEvent) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "type": event.type,
-        "sender": event.sender,
-        "origin_server_ts": event.origin_server_ts,
-        "content": event.content,
-        "unsigned": event.unsigned,
-    }
-
-
-def _event(raw: dict[str, Any]) -> RoomEvent:
-    return RoomEvent(
-        event_id=raw["event_id"],
-        type=raw["type"],
-        sender=raw["sender"],
-        origin_server_ts=raw.get("origin_server_ts", 0),
-        content=raw.get("content") or {},
-        unsigned=raw.get("unsigned") or {},
-    )
-
-
 async def decrypting_intake(
     batch: SyncBatch, policy: IntakePolicy, crypto: Crypto, store: Store
 ) -> Intake:
@@ -108,7 +85,7 @@ async def decrypting_intake(
 
     resolved: list[str] = []
     for waited in await store.waiting_for(sorted(settled)) if settled else []:
-        result = crypto.decrypt(waited.room_id, _event(waited.event))
+        result = crypto.decrypt(waited.room_id, RoomEvent.from_json(waited.event))
         if result.outcome is Decrypted.MISSING_KEY:
             continue  # the key came, but only from a later message index: keep waiting
         resolved.append(waited.event_id)
@@ -129,7 +106,9 @@ async def decrypting_intake(
             session_id = missing.get(item.event_id)
             if session_id is not None and len(waiting) < room_for_waiting:
                 event = raw_events[item.event_id].event
-                waiting.append(WaitingEvent(item.event_id, item.room_id, session_id, _raw(event)))
+                waiting.append(
+                    WaitingEvent(item.event_id, item.room_id, session_id, event.to_json())
+                )
                 log.info("crypto_event_waits_for_key", room_id=item.room_id, event_id=item.event_id)
                 continue
             reason = reasons.get(item.event_id, REASON_MISSING_KEY)

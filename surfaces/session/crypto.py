@@ -253,15 +253,8 @@ class Crypto:
 
     def decrypt(self, room_id: str, event: RoomEvent) -> Decryption:
         """Decrypt an ``m.room.encrypted`` room event (a missing key is requested)."""
-        raw = {
-            "type": event.type,
-            "sender": event.sender,
-            "event_id": event.event_id,
-            "origin_server_ts": event.origin_server_ts,
-            "content": event.content,
-        }
         try:
-            plain = self.machine.decrypt_room_event(room_id, raw)
+            plain = self.machine.decrypt_room_event(room_id, event.to_json())
         except MissingSessionError as exc:
             self.machine.request_room_key(
                 room_id,

@@ -10,8 +10,6 @@ new identity re-using a device id (why a lost database means a new device).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +20,7 @@ import pytest
 import trio
 from nio_user import MEGOLM, NioUser, Received
 from test_bot_e2e import bot_rig, echo_done
+from test_nio_user import nio_login
 
 from matrix_client import MatrixClient, MatrixError
 from matrix_client.crypto import MemoryCryptoStore, OlmMachine
@@ -30,20 +29,6 @@ from matrix_client.testing import LocalSynapse, RegisteredUser
 pytestmark = pytest.mark.synapse
 
 STEP_S = 30
-
-
-@contextlib.asynccontextmanager
-async def nio_user(
-    hs: LocalSynapse, account: RegisteredUser, device_id: str, tmp_path: Path
-) -> AsyncIterator[NioUser]:
-    store = tmp_path / f"nio-{account.localpart}-{device_id}"
-    login = NioUser.login(
-        hs.base_url, account.user_id, account.password, device_id=device_id, store_dir=store
-    )
-    async with contextlib.AsyncExitStack() as stack:
-        with trio.fail_after(STEP_S):
-            user = await stack.enter_async_context(login)
-        yield user
 
 
 def shown_body(message: Received) -> str:
@@ -75,15 +60,19 @@ async def onboard(hs: LocalSynapse, user: NioUser, token: str, bot_id: str) -> O
     return Onboarded(dm, space, chat)
 
 
-async def state(hs: LocalSynapse, token: str, room: str, event_type: str) -> dict[str, Any]:
-    url = f"/_matrix/client/v3/rooms/{quote(room)}/state/{quote(event_type)}"
+async def get_json(hs: LocalSynapse, token: str, path: str) -> dict[str, Any]:
+    """``GET /_matrix/client/v3/<path>`` as the user with ``token`` (what the server has)."""
     async with httpx.AsyncClient(
         base_url=hs.base_url, headers={"Authorization": f"Bearer {token}"}
     ) as http:
         with trio.fail_after(STEP_S):
-            response = await http.get(url)
+            response = await http.get(f"/_matrix/client/v3/{path}")
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def state(hs: LocalSynapse, token: str, room: str, event_type: str) -> dict[str, Any]:
+    return await get_json(hs, token, f"rooms/{quote(room)}/state/{quote(event_type)}")
 
 
 async def reply_to(user: NioUser, room: str, bot_id: str, text: str, *, done) -> Received:
@@ -94,14 +83,8 @@ async def reply_to(user: NioUser, room: str, bot_id: str, text: str, *, done) ->
 
 
 async def raw_event(hs: LocalSynapse, token: str, room: str, event_id: str) -> dict[str, Any]:
-    url = f"/_matrix/client/v3/rooms/{quote(room)}/event/{quote(event_id)}"
-    async with httpx.AsyncClient(
-        base_url=hs.base_url, headers={"Authorization": f"Bearer {token}"}
-    ) as http:
-        with trio.fail_after(STEP_S):
-            response = await http.get(url)
-    assert response.status_code == 200, response.text
-    return response.json()
+    """The event as the server stores and serves it."""
+    return await get_json(hs, token, f"rooms/{quote(room)}/event/{quote(event_id)}")
 
 
 async def test_encrypted_dm_onboarding_and_a_turn_both_ways(
@@ -109,7 +92,7 @@ async def test_encrypted_dm_onboarding_and_a_turn_both_ways(
 ) -> None:
     async with bot_rig(synapse, make_user, tmp_path) as rig:
         account = await make_user("alice", displayname="Alice")
-        async with nio_user(synapse, account, "ALICE1", tmp_path) as alice:
+        async with nio_login(synapse, account, "ALICE1", tmp_path) as alice:
             rooms = await onboard(synapse, alice, account.access_token, rig.bot_id)
             with trio.fail_after(STEP_S):
                 welcome = await alice.wait_message(rooms.chat, sender=rig.bot_id)
@@ -134,7 +117,7 @@ async def test_encrypted_dm_onboarding_and_a_turn_both_ways(
 async def test_encrypted_files_both_ways(synapse: LocalSynapse, make_user, tmp_path: Path) -> None:
     async with bot_rig(synapse, make_user, tmp_path) as rig:
         account = await make_user("erin")
-        async with nio_user(synapse, account, "ERIN1", tmp_path) as erin:
+        async with nio_login(synapse, account, "ERIN1", tmp_path) as erin:
             rooms = await onboard(synapse, erin, account.access_token, rig.bot_id)
             data = b"quarterly numbers\n" * 50
             with trio.fail_after(STEP_S):
@@ -169,10 +152,10 @@ async def test_a_second_device_later_reads_the_bots_next_reply(
 ) -> None:
     async with bot_rig(synapse, make_user, tmp_path) as rig:
         account = await make_user("bob")
-        async with nio_user(synapse, account, "BOBLAPTOP", tmp_path) as laptop:
+        async with nio_login(synapse, account, "BOBLAPTOP", tmp_path) as laptop:
             rooms = await onboard(synapse, laptop, account.access_token, rig.bot_id)
             await reply_to(laptop, rooms.chat, rig.bot_id, "first", done=echo_done("first"))
-            async with nio_user(synapse, account, "BOBPHONE", tmp_path) as phone:
+            async with nio_login(synapse, account, "BOBPHONE", tmp_path) as phone:
                 with trio.fail_after(STEP_S):
                     await phone.wait_joined(rooms.chat, account.user_id)
                 await reply_to(laptop, rooms.chat, rig.bot_id, "second", done=echo_done("second"))
@@ -195,7 +178,7 @@ async def test_a_restart_keeps_the_bots_sessions(
 ) -> None:
     async with bot_rig(synapse, make_user, tmp_path) as rig:
         account = await make_user("dora")
-        async with nio_user(synapse, account, "DORA1", tmp_path) as dora:
+        async with nio_login(synapse, account, "DORA1", tmp_path) as dora:
             rooms = await onboard(synapse, dora, account.access_token, rig.bot_id)
             before = await reply_to(dora, rooms.chat, rig.bot_id, "one", done=echo_done("one"))
             identity = rig.app.crypto.machine.identity_keys
@@ -215,7 +198,7 @@ async def test_a_lost_database_gives_a_new_device_and_the_room_recovers(
 ) -> None:
     async with bot_rig(synapse, make_user, tmp_path) as rig:
         account = await make_user("fred")
-        async with nio_user(synapse, account, "FRED1", tmp_path) as fred:
+        async with nio_login(synapse, account, "FRED1", tmp_path) as fred:
             rooms = await onboard(synapse, fred, account.access_token, rig.bot_id)
             await reply_to(fred, rooms.chat, rig.bot_id, "before", done=echo_done("before"))
             old_device = rig.app.crypto.device_id

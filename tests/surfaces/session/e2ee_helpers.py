@@ -10,7 +10,15 @@ from typing import Any
 import attrs
 import trio
 
-from matrix_client import MatrixClient, RoomEvent, Syncer, media_content, text_content
+from matrix_client import (
+    MatrixClient,
+    RoomEvent,
+    Syncer,
+    media_content,
+    new_txn_id,
+    text_content,
+)
+from matrix_client.crypto import MEGOLM_ALGORITHM
 from matrix_client.testing import CryptoUser, FakeHomeserver, FakeUser
 
 #: The harness environment of an encrypting bot.
@@ -63,20 +71,24 @@ class E2EEUser:
         await self.sync()
         return await self.crypto.send(room_id, "m.room.message", content)
 
+    async def say_with_key_lost(self, room_id: str, body: str, bot: FakeUser, device: str) -> list:
+        """Send an encrypted ``m.text`` whose room key never reaches the bot's device
+        (taken out of its to-device inbox) → the to-device events that were lost.
+        No sync here: a sync would answer the bot's key request (see the tests)."""
+        event_type, content = await self.crypto.encrypt(
+            room_id, "m.room.message", text_content(body), {"algorithm": MEGOLM_ALGORITHM}
+        )
+        lost = self.hs.take_to_device(bot, device)
+        await self.client.send_event(room_id, event_type, content, txn_id=new_txn_id())
+        return lost
+
     def decrypted(self, room_id: str, sender: str) -> list[RoomEvent]:
         """``sender``'s room events as this user reads them (without syncing)."""
         out = []
         for raw in self.hs.timeline(room_id):
             if not isinstance(raw, dict) or raw.get("sender") != sender or "state_key" in raw:
                 continue
-            event = RoomEvent(
-                event_id=raw["event_id"],
-                type=raw["type"],
-                sender=raw["sender"],
-                origin_server_ts=raw["origin_server_ts"],
-                content=raw["content"],
-            )
-            out.append(self.crypto.decrypt(room_id, event))
+            out.append(self.crypto.decrypt(room_id, RoomEvent.from_json(raw)))
         return out
 
     async def shown(self, room_id: str, sender: str) -> list[dict[str, Any]]:

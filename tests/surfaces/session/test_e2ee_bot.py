@@ -179,15 +179,8 @@ async def test_a_key_that_comes_late_still_gets_the_message_answered(bot, autoju
         _, room = await onboard(bot, user)
         # Alice's client sends the message, but its room key to the bot is lost.
         await user.sync()
-        event_type, content = await user.crypto.encrypt(
-            room,
-            "m.room.message",
-            {"msgtype": "m.text", "body": "late key"},
-            {"algorithm": MEGOLM_ALGORITHM},
-        )
-        inbox = bot.hs.take_to_device(bot.bot_user, BOT_DEVICE)
+        inbox = await user.say_with_key_lost(room, "late key", bot.bot_user, BOT_DEVICE)
         assert inbox  # the room key was on its way
-        await user.client.send_event(room, event_type, content, txn_id="late1")
         await bot.settle(10)
         assert bot.agent.turns_served == 0
         # The bot asked alice's devices for the key.
@@ -208,20 +201,36 @@ async def test_a_key_that_comes_late_still_gets_the_message_answered(bot, autoju
         assert await bot.app.store.waiting_count() == 0
 
 
+async def test_a_lost_room_key_comes_back_through_a_key_request(bot, autojump_clock):
+    alice = bot.user("alice")
+    async with E2EEUser.open(bot.hs, alice) as user:
+        _, room = await onboard(bot, user)
+        await user.sync()
+        await user.say_with_key_lost(room, "asked for", bot.bot_user, BOT_DEVICE)
+        await bot.settle(10)
+        assert await bot.app.store.waiting_count() == 1
+        # Alice's device syncs: it gets the bot's m.room_key_request and, as the session
+        # is hers and she shared it with that device, forwards the key.
+        await user.sync()
+        await bot.settle(10)
+        assert await bot.app.store.waiting_count() == 0
+        assert bot.agent.turns_served == 1
+        assert "asked for" in (await user.bodies(room, bot_id(bot)))[-1]
+        forwarded = [
+            r
+            for r in bot.hs.requests_to("PUT", "/sendToDevice/m.room.encrypted/*")
+            if r.user_id == alice.user_id and bot_id(bot) in r.body["messages"]
+        ]
+        assert len(forwarded) >= 2  # the lost m.room_key, then the m.forwarded_room_key
+
+
 async def test_a_key_that_never_comes_gets_one_notice(bot, autojump_clock):
     alice = bot.user("alice")
     async with E2EEUser.open(bot.hs, alice) as user:
         _, room = await onboard(bot, user)
         await user.sync()
-        for n in range(2):
-            event_type, content = await user.crypto.encrypt(
-                room,
-                "m.room.message",
-                {"msgtype": "m.text", "body": f"lost {n}"},
-                {"algorithm": MEGOLM_ALGORITHM},
-            )
-            bot.hs.take_to_device(bot.bot_user, BOT_DEVICE)
-            await user.client.send_event(room, event_type, content, txn_id=f"lost{n}")
+        for n in range(2):  # alice's device does not sync: nobody answers the key request
+            await user.say_with_key_lost(room, f"lost {n}", bot.bot_user, BOT_DEVICE)
             await bot.settle()
         assert await bot.app.store.waiting_count() == 2
         crypto, store, lanes = bot.app.crypto, bot.app.store, bot.app.lanes
