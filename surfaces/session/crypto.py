@@ -39,6 +39,7 @@ import structlog
 import trio
 
 from matrix_client import (
+    MAX_EVENT_BYTES,
     FailureKind,
     MatrixClient,
     RoomEvent,
@@ -46,6 +47,7 @@ from matrix_client import (
     TransportError,
     UnknownTokenError,
     classify_failure,
+    event_size,
 )
 from matrix_client.crypto import (
     Changes,
@@ -73,6 +75,7 @@ MAX_FLUSH_ROUNDS = 8
 FLUSH_INTERVAL_S = 30.0
 MAX_FLUSH_BACKOFF_S = 60.0
 ROOM_KEY_TYPES = frozenset({"m.room_key", "m.forwarded_room_key"})
+ENCRYPTED = "m.room.encrypted"
 
 
 def wall_ms() -> int:
@@ -315,11 +318,26 @@ class Crypto:
                 encrypted = self.machine.encrypt_room_event(
                     room_id, event_type, content, self.clock()
                 )
+                if event_size(ENCRYPTED, encrypted) > MAX_EVENT_BYTES:
+                    encrypted = self._smaller(room_id, event_type, content, encrypted)
             except RoomKeyNotSharedError:
                 continue  # rotated (or expired) between sharing and encrypting
             await self.save()  # the message index, before the event can leave
-            return "m.room.encrypted", encrypted
+            return ENCRYPTED, encrypted
         raise TransportError(f"the room key of {room_id} could not be shared")
+
+    def _smaller(
+        self, room_id: str, event_type: str, content: dict[str, Any], encrypted: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The ciphertext is a third larger than the plaintext (base64), so a reply part
+        sized for a plain room can outgrow the event limit once encrypted: send it
+        without its HTML, as ``turns/reply.py`` does for one too large in clear (the
+        text alone always fits: the split budget leaves room for both)."""
+        plain = _without_html(content)
+        if plain is content:
+            return encrypted  # nothing to drop: the send reports the size
+        log.info("crypto_event_sent_without_html", room_id=room_id)
+        return self.machine.encrypt_room_event(room_id, event_type, plain, self.clock())
 
     async def _share(self, room_id: str, room: RoomCrypto) -> None:
         for _ in range(MAX_SHARE_ROUNDS):
@@ -330,3 +348,19 @@ class Crypto:
                 return
             await self._send(requests)
         raise TransportError(f"sharing the room key of {room_id} did not settle")
+
+
+def _without_html(content: dict[str, Any]) -> dict[str, Any]:
+    """``content`` without ``formatted_body`` (in ``m.new_content`` too), or ``content``
+    itself when it has none."""
+    html_keys = ("format", "formatted_body")
+    new = content.get("m.new_content")
+    has_html = any(k in content for k in html_keys) or (
+        isinstance(new, dict) and any(k in new for k in html_keys)
+    )
+    if not has_html:
+        return content
+    out = {k: v for k, v in content.items() if k not in html_keys}
+    if isinstance(new, dict):
+        out["m.new_content"] = {k: v for k, v in new.items() if k not in html_keys}
+    return out

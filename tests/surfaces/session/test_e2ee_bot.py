@@ -399,3 +399,18 @@ async def test_a_restored_backup_starts_as_a_new_device(bot, tools, tmp_path, au
         await user.say(room, "after the restore")
         await bot.settle(10)
         assert "after the restore" in (await user.bodies(room, bot_id(bot)))[-1]
+
+
+async def test_a_long_formatted_reply_fits_once_encrypted(bot, autojump_clock):
+    alice = bot.user("alice")
+    async with E2EEUser.open(bot.hs, alice) as user:
+        _, room = await onboard(bot, user)
+        words = " ".join(f"**w{n}**" for n in range(2_400))  # Markdown: HTML as large
+        await user.say(room, words)
+        await bot.settle(30)
+        shown = await user.shown(room, bot_id(bot))
+        text = "".join(m.get("body", "") for m in shown[1:])
+        assert "w2399" in text
+        assert all("undecrypted" not in m for m in shown)
+        failed = await bot.app.store.outbox_count()
+        assert failed == 0
