@@ -125,29 +125,32 @@ async def expire_waiting(
     """Give up on the events that waited too long: one ``ENCRYPTED`` item per room (its
     notice says how many), the key requests cancelled; returns how many expired."""
     cutoff = (time.time() if now is None else now) - WAIT_FOR_KEY_S
-    expired = await store.waiting_older_than(cutoff, EXPIRY_BATCH)
-    if not expired:
+    if not await store.waiting_older_than(cutoff, 1):
         return 0
-    by_room: dict[str, list[WaitingEvent]] = {}
-    for waited in expired:
-        by_room.setdefault(waited.room_id, []).append(waited)
-        crypto.give_up(waited.room_id, waited.session_id)
-    items = [
-        InboxItem(
-            group[0].event_id,
-            Lane.room(room_id),
-            room_id,
-            str(group[0].event.get("sender", "")),
-            ItemKind.ENCRYPTED,
-            {"reason": REASON_MISSING_KEY, "count": len(group)},
-        )
-        for room_id, group in by_room.items()
-    ]
-    async with crypto.committing() as changes:
+    async with crypto.transaction() as take:
+        # Read again under the machine's lock: the sync task admits under it too, so an
+        # event it just decrypted is gone here, never both answered and given up on.
+        expired = await store.waiting_older_than(cutoff, EXPIRY_BATCH)
+        by_room: dict[str, list[WaitingEvent]] = {}
+        for waited in expired:
+            by_room.setdefault(waited.room_id, []).append(waited)
+            crypto.give_up(waited.room_id, waited.session_id)
+        items = [
+            InboxItem(
+                group[0].event_id,
+                Lane.room(room_id),
+                room_id,
+                str(group[0].event.get("sender", "")),
+                ItemKind.ENCRYPTED,
+                {"reason": REASON_MISSING_KEY, "count": len(group)},
+            )
+            for room_id, group in by_room.items()
+        ]
         admitted = await store.admit(
-            None, items, crypto=changes, resolved=[w.event_id for w in expired]
+            None, items, crypto=take(), resolved=[w.event_id for w in expired]
         )
-    log.warning("crypto_events_undecryptable", events=len(expired), rooms=len(by_room))
+    if expired:
+        log.warning("crypto_events_undecryptable", events=len(expired), rooms=len(by_room))
     for item in admitted:
         lanes.dispatch(item)
     crypto.wake()

@@ -95,13 +95,15 @@ class SyncTask:
         if crypto is None:
             items = self.backpressure.apply(classify(batch, self.policy), limited)
             return await self.store.admit(batch.next_batch, items)
-        intake = await decrypting_intake(batch, self.policy, crypto, self.store)
-        items = self.backpressure.apply(intake.items, limited)
-        async with crypto.committing() as changes:
+        # The whole intake under the machine's lock: what the batch does to it (room
+        # keys above all) is committed with the token and nothing of it before.
+        async with crypto.transaction() as take:
+            intake = await decrypting_intake(batch, self.policy, crypto, self.store)
+            items = self.backpressure.apply(intake.items, limited)
             admitted = await self.store.admit(
                 batch.next_batch,
                 items,
-                crypto=changes,
+                crypto=take(),
                 waiting=intake.waiting,
                 resolved=intake.resolved,
             )

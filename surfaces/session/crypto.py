@@ -8,12 +8,12 @@ to it. The rules it keeps (docs/architecture.md, "End-to-end encryption"):
   (``Store.save_crypto``) before it is sent, and so is the outbound session's message
   count before an encrypted event goes out — a crash after the send then re-sends the
   same request (same body, same transaction id) and never reuses a message index.
-  Taking changes and committing them happen under one lock, so a task whose changes
-  another task took waits until they are on disk.
+  Taking changes and committing them happen under one lock (:meth:`transaction`), so a
+  task whose changes another task took waits until they are on disk.
 * **A sync batch is one transaction.** :meth:`receive` feeds the batch's to-device
   events (room keys), device-list changes and key counts to the machine in memory; the
   sync task then decrypts the timeline and commits the machine's changes together with
-  the inbox items and the since-token (:meth:`committing` + ``Store.admit``). A crash
+  the inbox items and the since-token (:meth:`transaction` + ``Store.admit``). A crash
   before the commit leaves the token where it was: the server sends the to-device
   events again and the machine, reloaded from the store, processes them again.
 * **One sender of requests at a time.** Key queries, claims, uploads and to-device
@@ -57,6 +57,7 @@ from matrix_client.crypto import (
     OlmMachine,
     OutgoingRequest,
     ReplayError,
+    RequestKind,
     RoomKeyNotSharedError,
     WarningKind,
 )
@@ -125,20 +126,31 @@ class Crypto:
     async def save(self) -> None:
         """Commit what the machine changed (waits for a commit of changes another task
         took, so on return this task's changes are on disk)."""
-        async with self.committing() as changes:
+        async with self.transaction() as take:
+            changes = take()
             if not changes.is_empty:
                 await self.store.save_crypto(changes)
 
     @asynccontextmanager
-    async def committing(self) -> AsyncIterator[Changes]:
-        """The machine's unsaved changes, to commit in the caller's transaction inside
-        the block; if the block raises, the machine is reloaded from the store."""
+    async def transaction(self) -> AsyncIterator[Callable[[], Changes]]:
+        """Exclusive use of the machine's unsaved changes: inside the block, ``take()``
+        hands them out to be committed in the caller's transaction (within the same
+        block). Nobody else takes or commits changes meanwhile, so what the block does
+        to the machine and commits is one unit; if the block raises after taking, the
+        machine is reloaded from the store (memory must never run ahead of the disk).
+        What is not taken stays for the next commit."""
         async with self._save_lock:
-            changes = self.machine.take_changes()
+            taken: list[Changes] = []
+
+            def take() -> Changes:
+                changes = self.machine.take_changes()
+                taken.append(changes)
+                return changes
+
             try:
-                yield changes
+                yield take
             except BaseException:
-                if not changes.is_empty:
+                if any(not changes.is_empty for changes in taken):
                     self._reload()
                 raise
 
@@ -186,6 +198,15 @@ class Crypto:
                     status=getattr(exc, "status", None),
                     errcode=getattr(exc, "errcode", None),
                 )
+                if request.kind is RequestKind.KEYS_UPLOAD:
+                    # Other keys under our key ids: this database is older than the
+                    # device (copied by hand, not restored from `surfaces backup`).
+                    log.error(
+                        "crypto_keys_upload_refused",
+                        error=str(exc),
+                        fix="stop the bot, move surfaces.db* aside and start it: it comes "
+                        "back as a new device (docs/operations.md, 'A lost database')",
+                    )
                 self.machine.mark_request_failed(request.request_id, now_ms=self.clock())
             else:
                 self.machine.mark_request_sent(request.request_id, response)
