@@ -45,7 +45,7 @@ from surfaces.config import AgentRegistry, Config, is_allowed
 from surfaces.core import FatalError
 from surfaces.delivery import BindingMirror, Notifier, Outbox
 from surfaces.i18n import Texts
-from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor
+from surfaces.intake import Backpressure, Bucket, Budgets, IntakePolicy, LaneSupervisor, Rate
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
 from surfaces.session import Crypto, identity_device_id, login, open_crypto
@@ -69,6 +69,7 @@ class _Parts:
     active: ActiveTurns
     policy: IntakePolicy
     backpressure: Backpressure
+    budgets: Budgets
 
 
 @attrs.define
@@ -174,13 +175,14 @@ class BotApp:
         rooms = Rooms(
             matrix=matrix,
             store=store,
-            outbox=outbox,
+            notifier=notifier,
             mirror=mirror,
             registry=self.registry,
             texts=texts,
             server_name=user_id.split(":", 1)[1],
             brand=cfg.bot.brand,
             bot_user_id=user_id,
+            max_chats_per_user=cfg.bot.max_chats_per_user,
             encryption=crypto is not None,
             invited=crypto.rooms.forget if crypto is not None else lambda room_id: None,
         )
@@ -205,7 +207,14 @@ class BotApp:
             onboarding=Onboarding(rooms, store, notifier, texts),
             commands=commands,
             runner=runner,
-            files=IncomingFiles(matrix, store, notifier, choice, cfg.bot.max_file_bytes),
+            files=IncomingFiles(
+                matrix,
+                store,
+                notifier,
+                choice,
+                cfg.bot.max_file_bytes,
+                max_staged=cfg.bot.max_staged_files,
+            ),
             crypto=crypto,
         )
         policy = IntakePolicy(
@@ -214,7 +223,15 @@ class BotApp:
             awaiting_confirmation=active.awaiting_confirmation,
         )
         backpressure = Backpressure(lanes, cfg.bot.room_queue_size, self.metrics)
-        parts = _Parts(outbox, notifier, lanes, active, policy, backpressure)
+        b = cfg.budget
+        budgets = Budgets(
+            {
+                Bucket.TURNS: Rate(b.turns_per_minute, b.turns_burst),
+                Bucket.COMMANDS: Rate(b.commands_per_minute, b.commands_burst),
+                Bucket.FILES: Rate(b.files_per_minute, b.files_burst),
+            }
+        )
+        parts = _Parts(outbox, notifier, lanes, active, policy, backpressure, budgets)
         return parts, router
 
     async def _log_in(self, matrix: MatrixClient, store: Store) -> Crypto | None:
@@ -314,6 +331,7 @@ class BotApp:
                 health=health,
                 filter_id=filter_id,
                 long_poll_s=cfg.matrix.sync_long_poll_s,
+                budgets=parts.budgets,
                 crypto=crypto,
             )
             await nursery.start(lanes.run, router, on_poison)

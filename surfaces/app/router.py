@@ -47,6 +47,13 @@ class Router:
             await self.notifier.notice(
                 item.room_id, "busy", txn_id=item.event_id, n=item.payload.get("n", 0)
             )
+        elif item.kind is ItemKind.LIMIT:
+            await self.notifier.notice(
+                item.room_id,
+                item.payload.get("key", "budget_turns"),
+                txn_id=item.event_id,
+                seconds=item.payload.get("seconds", 1),
+            )
         else:
             return await self._room_event(item)
         return False

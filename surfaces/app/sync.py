@@ -20,7 +20,14 @@ import trio
 from matrix_client import MatrixClient, MatrixError, SyncBatch, UnknownTokenError
 from surfaces.app.decryption import decrypting_intake
 from surfaces.core import FatalError, ItemStatus, LaneKind
-from surfaces.intake import Backpressure, IntakePolicy, LaneSupervisor, classify, gapped_rooms
+from surfaces.intake import (
+    Backpressure,
+    Budgets,
+    IntakePolicy,
+    LaneSupervisor,
+    classify,
+    gapped_rooms,
+)
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState
 from surfaces.session import Crypto
@@ -42,6 +49,7 @@ class SyncTask:
     health: HealthState
     filter_id: str
     long_poll_s: float
+    budgets: Budgets | None = None  # per-user token buckets (none: unlimited)
     crypto: Crypto | None = None
 
     async def run(self) -> None:
@@ -93,13 +101,13 @@ class SyncTask:
         """Classify (decrypting first, with encryption) and admit with the token."""
         crypto = self.crypto
         if crypto is None:
-            items = self.backpressure.apply(classify(batch, self.policy), limited)
+            items = self._limit(classify(batch, self.policy), limited)
             return await self.store.admit(batch.next_batch, items)
         # The whole intake under the machine's lock: what the batch does to it (room
         # keys above all) is committed with the token and nothing of it before.
         async with crypto.transaction() as take:
             intake = await decrypting_intake(batch, self.policy, crypto, self.store)
-            items = self.backpressure.apply(intake.items, limited)
+            items = self._limit(intake.items, limited)
             admitted = await self.store.admit(
                 batch.next_batch,
                 items,
@@ -109,3 +117,10 @@ class SyncTask:
             )
         crypto.wake()  # key requests, answers to key requests, uploads
         return admitted
+
+    def _limit(self, items: list[InboxItem], limited: set[str]) -> list[InboxItem]:
+        """Queue limits per room, then the per-user budgets (over them: rejected)."""
+        items = self.backpressure.apply(items, limited)
+        if self.budgets is not None:
+            items = self.budgets.apply(items, trio.current_time())
+        return items

@@ -10,7 +10,7 @@ from surfaces.core import ChatStatus
 from surfaces.delivery import BindingMirror
 from surfaces.i18n import Texts
 from surfaces.state import Store
-from surfaces.workspaces import Rooms
+from surfaces.workspaces import ChatLimitError, Rooms
 
 from ._invocation import MAX_NAME_CHARS, Invocation
 
@@ -27,7 +27,11 @@ class ChatCommands:
 
     async def new(self, call: Invocation) -> None:
         name = call.cmd.args[:MAX_NAME_CHARS] or None
-        new = await self.rooms.create_chat(call.chat.owner, name, key=call.item.event_id)
+        try:
+            new = await self.rooms.create_chat(call.chat.owner, name, key=call.item.event_id)
+        except ChatLimitError as exc:
+            await call.reply("chat_limit", limit=exc.limit)
+            return
         await call.reply("chat_created", name=new.name, local_id=new.local_id)
 
     async def chats(self, call: Invocation) -> None:

@@ -129,6 +129,8 @@ class BotConfig:
     max_outgoing_file_bytes: int | None = None
     #: Days a file of incoming/ is kept after a turn carried it to the agent (0: forever).
     incoming_retention_days: float = 30.0
+    max_chats_per_user: int = 200
+    max_staged_files: int = 50
 
     @property
     def outgoing_file_limit(self) -> int:
@@ -146,6 +148,7 @@ class StreamingConfig:
     max_edits_per_message: int = 30
     idle_flush_s: float = 2.0
     typing_lease_s: float = 30.0
+    max_reply_chars: int = 100_000
 
 
 def _frozen_levels(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -168,6 +171,18 @@ class OpsConfig:
 
 
 @attrs.frozen
+class BudgetConfig:
+    """Per-user token buckets (``surfaces.intake.Budgets``): a rate and a burst each."""
+
+    turns_per_minute: float = 20.0
+    turns_burst: int = 30
+    commands_per_minute: float = 30.0
+    commands_burst: int = 60
+    files_per_minute: float = 30.0
+    files_burst: int = 50
+
+
+@attrs.frozen
 class Config:
     matrix: MatrixConfig
     agents: AgentsConfig = attrs.Factory(AgentsConfig)
@@ -176,6 +191,7 @@ class Config:
     log: LogConfig = attrs.Factory(LogConfig)
     ops: OpsConfig = attrs.Factory(OpsConfig)
     state_dir: str = "./state"
+    budget: BudgetConfig = attrs.Factory(BudgetConfig)
 
     def allowed_patterns(self) -> tuple[str, ...]:
         """MXID glob patterns allowed to use the bot.
@@ -217,6 +233,7 @@ SECTIONS: dict[str, type] = {
     "streaming": StreamingConfig,
     "log": LogConfig,
     "ops": OpsConfig,
+    "budget": BudgetConfig,
 }
 TOP_LEVEL_FIELDS = ("state_dir",)
 

@@ -76,6 +76,14 @@ HELP: dict[str, str] = {
         "Days a file in the agent's `incoming/` is kept after a turn carried it to the "
         "agent; `0` keeps them. Files taken off the list with `!remove` are deleted at once."
     ),
+    "bot.max_chats_per_user": (
+        "Chats one user may have, archived ones included (the bot stays in them); `!new` "
+        "past it is answered with a notice."
+    ),
+    "bot.max_staged_files": (
+        "Files one user may have waiting in one room for the next message; more are "
+        "refused with one notice."
+    ),
     "streaming.first_message_after_s": (
         "Text arriving this soon after the reply's first text joins its first message "
         "(an agent that answers at once in many chunks gets one message, no edit)."
@@ -86,6 +94,10 @@ HELP: dict[str, str] = {
     "streaming.max_edits_per_message": "Edit cap per message (the final edit is extra).",
     "streaming.idle_flush_s": "Pending text is shown after this pause in the agent stream.",
     "streaming.typing_lease_s": "Typing notification lease (refreshed at 80 %).",
+    "streaming.max_reply_chars": (
+        "Longest reply kept, in characters; the rest is read and dropped, and the reply "
+        'ends with `…` and a "truncated" mark.'
+    ),
     "log.format": "`console` or `json`.",
     "log.level": (
         "`debug`, `info`, `warning`, `error` or `critical`. Libraries that log through "
@@ -101,6 +113,15 @@ HELP: dict[str, str] = {
     "ops.host": "Address of the ops server.",
     "ops.port": "Port of the ops server.",
     "state_dir": "Where the SQLite state database lives (`surfaces.db`).",
+    "budget.turns_per_minute": (
+        "Messages for the agent one user may send per minute, sustained (a token bucket, "
+        "all rooms together); past the budget they are not answered and one notice says so."
+    ),
+    "budget.turns_burst": "Messages one user may send at once before the rate applies.",
+    "budget.commands_per_minute": "Commands (and invites) per user and minute, sustained.",
+    "budget.commands_burst": "Commands one user may send at once.",
+    "budget.files_per_minute": "Files per user and minute, sustained.",
+    "budget.files_burst": "Files one user may send at once.",
 }
 
 

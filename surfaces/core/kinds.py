@@ -19,6 +19,7 @@ class ItemKind(enum.StrEnum):
     ENCRYPTED = "encrypted"  # an event the bot could not read
     INVITE = "invite"  # the bot was invited to a room
     BUSY = "busy"  # the bot's own "still answering" notice (backpressure)
+    LIMIT = "limit"  # the bot's own "over your budget" notice (intake budgets)
 
     @property
     def answered(self) -> bool:

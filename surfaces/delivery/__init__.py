@@ -2,8 +2,18 @@
 per room), notices, the typing lease and the binding mirrors in room state."""
 
 from surfaces.delivery.bindings import BindingMirror
-from surfaces.delivery.notifier import Notifier
+from surfaces.delivery.notifier import BODY_BUDGET_BYTES, NOTICE_MAX_PARTS, MessageKind, Notifier
 from surfaces.delivery.outbox import TXN_REF, Outbox, RoomEncryptor
 from surfaces.delivery.typing_lease import TypingLease
 
-__all__ = ["TXN_REF", "BindingMirror", "Notifier", "Outbox", "RoomEncryptor", "TypingLease"]
+__all__ = [
+    "BODY_BUDGET_BYTES",
+    "NOTICE_MAX_PARTS",
+    "TXN_REF",
+    "BindingMirror",
+    "MessageKind",
+    "Notifier",
+    "Outbox",
+    "RoomEncryptor",
+    "TypingLease",
+]

@@ -17,6 +17,18 @@ is after the target (rows go out in order per room).
 While a row is being attempted inline the replayer leaves its room alone, so the
 two never race on the same room (order, and doubled retries under 429).
 
+Failures. One classifier decides (``matrix_client.classify_failure``): a *permanent* failure
+(an event too large, 4xx) marks the row failed at once, with one log line, and the
+room's later rows go on; a *transient* one (5xx, network, 429 past the client's
+budget, the send deadline) leaves the row pending and *blocks the room*: its later
+sends queue behind it (order), and the replayer retries the room on its own backoff —
+``retry_base_s``, doubling per failed round up to ``max_backoff_s`` (60 s), jittered.
+Nothing shortcuts a room's backoff: a room worker's sends into a blocked room are
+queued without a request, and nudges only tell the replayer that a room was newly
+blocked (so it can wait for that room's first retry). So a homeserver outage costs
+one request per blocked room per backoff step, not rounds back to back, and a room
+is delivered at most ``max_backoff_s`` after the homeserver is back.
+
 In an encrypted room every send goes out as ``m.room.encrypted`` (the ``encryptor``,
 ``surfaces.session.Crypto``, wired by the app): the event is encrypted at each attempt,
 right before it is sent, so a retried send carries a fresh ciphertext under the same
@@ -70,14 +82,23 @@ class RoomEncryptor(Protocol):
 
 
 @attrs.define
+class _Backoff:
+    """A blocked room: its rows wait for the replayer's next try at ``next_at``."""
+
+    failures: int
+    next_at: float
+
+
+@attrs.define
 class Outbox:
     store: Store
     matrix: MatrixClient
-    replay_interval_s: float = 5.0
+    replay_interval_s: float = 5.0  # sweep for pending rows nobody is sending
     send_deadline_s: float = 180.0  # covers the client's own 429/5xx retries
     ephemeral_deadline_s: float = 30.0
+    retry_base_s: float = 1.0  # a blocked room's first retry
     max_backoff_s: float = 60.0
-    _blocked_rooms: set[str] = attrs.field(factory=set)
+    _blocked: dict[str, _Backoff] = attrs.field(factory=dict)
     _nudge: trio.Event = attrs.field(factory=trio.Event)
     _inflight: dict[str, int] = attrs.field(factory=dict)  # room -> inline sends running
     #: Encrypts sends to encrypted rooms; ``None`` with ``matrix.encryption: false``.
@@ -128,7 +149,7 @@ class Outbox:
 
     async def send_ephemeral(self, room_id: str, event_type: str, content: dict) -> str | None:
         """A best-effort send (stream edits, typing-time notices): not persisted."""
-        if room_id in self._blocked_rooms:
+        if room_id in self._blocked:
             return None
         try:
             with trio.fail_after(self.ephemeral_deadline_s):
@@ -151,8 +172,9 @@ class Outbox:
         self, row: OutboxItem, *, inline: bool, part: tuple[str, int] | None = None
     ) -> tuple[str | None, SendOutcome]:
         """One delivery attempt: returns the event id (if sent) and the outcome."""
-        if inline and row.room_id in self._blocked_rooms:
-            self._nudge.set()
+        if inline and row.room_id in self._blocked:
+            # Behind the room's earlier rows, which the replayer sends in order on the
+            # room's backoff; no request now (and no nudge: nothing new to retry).
             return None, SendOutcome.DEFERRED
         content = row.content
         ref = _txn_ref(content)
@@ -163,7 +185,13 @@ class Outbox:
                 if target_row is not None and target_row.status is OutboxStatus.PENDING:
                     self._block(row, RuntimeError(f"edit target {ref} not sent yet"))
                     return None, SendOutcome.DEFERRED
-                log.error("outbox_edit_target_failed", room_id=row.room_id, txn_id=row.txn_id)
+                log.error(
+                    "outbox_send_failed_permanently",
+                    room_id=row.room_id,
+                    txn_id=row.txn_id,
+                    kind=FailureKind.PERMANENT.value,
+                    reason="edit target failed",
+                )
                 await self.store.mark_sent(row.txn_id, None, status=OutboxStatus.FAILED)
                 return None, SendOutcome.FAILED
             content = {**content, "m.relates_to": {**content["m.relates_to"], "event_id": target}}
@@ -194,6 +222,7 @@ class Outbox:
                     "outbox_send_failed_permanently",
                     room_id=row.room_id,
                     txn_id=row.txn_id,
+                    kind=FailureKind.PERMANENT.value,
                     status=getattr(exc, "status", None),
                     errcode=getattr(exc, "errcode", None),
                     error=repr(exc),
@@ -213,44 +242,102 @@ class Outbox:
         return await self.encryptor.encrypt(room_id, event_type, content)
 
     def _block(self, row: OutboxItem, exc: BaseException) -> None:
-        log.warning("outbox_send_deferred", room_id=row.room_id, txn_id=row.txn_id, error=repr(exc))
-        self._blocked_rooms.add(row.room_id)
-        self._nudge.set()
+        """The row stays pending: block its room and schedule the room's next try."""
+        now = trio.current_time()
+        backoff = self._blocked.get(row.room_id)
+        fields = {
+            "room_id": row.room_id,
+            "txn_id": row.txn_id,
+            "kind": classify_failure(exc).value,
+            "status": getattr(exc, "status", None),
+            "errcode": getattr(exc, "errcode", None),
+            "error": repr(exc),
+        }
+        if backoff is None:
+            delay = self._delay(1)
+            self._blocked[row.room_id] = _Backoff(1, now + delay)
+            # Logged once per blocked period; the retries are debug lines.
+            log.warning("outbox_send_deferred", retry_in_s=round(delay, 2), **fields)
+            self._nudge.set()  # the replayer may be waiting longer than this room's try
+        else:
+            backoff.failures += 1
+            delay = self._delay(backoff.failures)
+            backoff.next_at = now + delay
+            log.debug(
+                "outbox_send_retry_failed",
+                failures=backoff.failures,
+                retry_in_s=round(delay, 2),
+                **fields,
+            )
+
+    def _delay(self, failures: int) -> float:
+        base = min(self.max_backoff_s, self.retry_base_s * 2 ** (failures - 1))
+        return base * random.uniform(0.8, 1.2)
 
     async def replay(self) -> int:
-        """Send every pending row, in order per room. Returns how many remain."""
+        """Send every pending row now, in order per room, whatever the rooms' backoff
+        (at start-up and shutdown). Returns how many rows remain pending."""
+        return await self._replay(due_only=False)
+
+    async def _replay(self, *, due_only: bool) -> int:
+        # Which rooms were blocked, and how often, when the round began: only those
+        # can be unblocked by it (a room blocked by a room worker meanwhile keeps its
+        # backoff, or its next send would overtake the row that just failed).
+        before = {room: b.failures for room, b in self._blocked.items()}
         rows = await self.store.pending_outbox()
+        now = trio.current_time()
         stuck: set[str] = set()
+        tried: set[str] = set()
+        waiting: set[str] = set()  # blocked rooms not retried in this round
         for row in rows:
-            if row.room_id in stuck:
+            room = row.room_id
+            if room in stuck:
                 continue
-            if row.room_id in self._inflight:
+            backoff = self._blocked.get(room)
+            if due_only and backoff is not None and backoff.next_at > now:
+                waiting.add(room)
+                continue
+            if room in self._inflight:
                 # A room worker is sending inline (and will finish its own rows in
                 # order); retrying the same rows here would only race with it.
-                if row.room_id in self._blocked_rooms:
-                    stuck.add(row.room_id)
+                waiting.add(room)
+                if backoff is not None:
+                    backoff.next_at = max(backoff.next_at, now + self.retry_base_s)
                 continue
+            tried.add(room)
             _, outcome = await self._attempt(row, inline=False)
             log.debug("outbox_replayed", txn_id=row.txn_id, outcome=outcome)
             if outcome is SendOutcome.DEFERRED:
-                stuck.add(row.room_id)
-        self._blocked_rooms = stuck
+                stuck.add(room)
+        # A room blocked before the round whose rows all went out (or failed for
+        # good), or that has no pending row any more, is unblocked.
+        for room, failures in before.items():
+            backoff = self._blocked.get(room)
+            if backoff is None or backoff.failures != failures:
+                continue
+            if room not in stuck and room not in waiting:
+                del self._blocked[room]
+                if room in tried:
+                    log.info("outbox_room_recovered", room_id=room, failures=failures)
         return await self.store.outbox_count()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The replayer: retries deferred rows with backoff until cancelled."""
+        """The replayer: retries each blocked room when its backoff is due, and sweeps
+        for pending rows nobody is sending every ``replay_interval_s``. Runs until
+        cancelled; a nudge never makes it retry a room before the room is due."""
         task_status.started()
-        backoff = self.replay_interval_s
+        sweep_at = trio.current_time() + self.replay_interval_s
         while True:
-            with trio.move_on_after(backoff):
+            wake_at = min([sweep_at, *(b.next_at for b in self._blocked.values())])
+            with trio.move_on_at(wake_at):
                 await self._nudge.wait()
             self._nudge = trio.Event()
-            if not self._blocked_rooms and not await self.store.outbox_count():
-                backoff = self.replay_interval_s
-                continue
-            remaining = await self.replay()
-            log.debug("outbox_replay_round", remaining=remaining, blocked=len(self._blocked_rooms))
-            if remaining:
-                backoff = min(self.max_backoff_s, backoff * 2) * random.uniform(0.8, 1.2)
-            else:
-                backoff = self.replay_interval_s
+            now = trio.current_time()
+            if now >= sweep_at:
+                sweep_at = now + self.replay_interval_s
+                if not await self.store.outbox_count():
+                    continue
+            elif not any(b.next_at <= now for b in self._blocked.values()):
+                continue  # a nudge: a room was newly blocked; wait for its turn
+            remaining = await self._replay(due_only=True)
+            log.debug("outbox_replay_round", remaining=remaining, blocked=len(self._blocked))

@@ -129,6 +129,28 @@ EN: dict[str, str] = {
     "file_store_failed": (
         "I couldn't save “{name}” in the agent's workspace. Please tell the administrator."
     ),
+    "truncated": "(truncated)",
+    "reply_truncated": "✂️ (reply cut short: it was longer than {limit} characters)",
+    "budget_turns": (
+        "⏳ That's a lot of messages at once, so I'm not answering them for now. "
+        "Please wait about {seconds} s and send again."
+    ),
+    "budget_commands": (
+        "⏳ That's a lot of commands at once, so I'm not running them for now. "
+        "Please wait about {seconds} s and try again."
+    ),
+    "budget_files": (
+        "⏳ That's a lot of files at once, so I'm not taking them for now. "
+        "Please wait about {seconds} s and send them again."
+    ),
+    "chat_limit": (
+        "You already have {limit} {limit:plural:chat|chats}, the most I can keep "
+        "(archived ones count too), so I didn't create a new one."
+    ),
+    "files_limit": (
+        "{limit} {limit:plural:file is|files are} already waiting for your next message, "
+        "so I didn't add “{name}”. Send a message, or take some off the list with !remove."
+    ),
     "undecryptable": (
         "🔒 I couldn't decrypt {count:plural:your last message|your last {count} messages}: "
         "my device never got the key for {count:plural:it|them}. Please send it again. If "

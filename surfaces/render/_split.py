@@ -34,10 +34,24 @@ it is so wide that nothing visible would fit after it in a part.
 Cuts depend only on the text up to one budget past the part's start, so while a reply
 streams, earlier parts stop changing as soon as the text has grown past them.
 
+Streaming (``ReplySplitter``)
+-----------------------------
+A reply that streams is split by a :class:`ReplySplitter`, which gives exactly the
+parts ``split_reply`` gives for the text fed so far, but keeps the parts no later text
+can change (*finished*) and splits only the tail after them. A part is finished when
+the rest of the text already did not fit it (so its cut is fixed), the fence state at
+its end is settled (the line it ends in is complete, or can no longer become a fence
+line) and the next part's start is fixed (a visible character follows on its line).
+Text is taken in at most ``STEP_CHARS`` at a time (:meth:`ReplySplitter.step`), so a
+caller on an event loop can checkpoint between steps: the work of one step is bounded
+by the step and the unfinished tail (about two parts), never by the whole reply.
+
 Code fences (``balance_fences=True``): a part that ends inside a fenced code block
 gets the fence closed (``\\n````…``) and the next part reopens it with the same
 opening line, so each message renders as code on its own. Only top-level fences
-(0-3 spaces of indent) are tracked, as in CommonMark. The last part is never
+(0-3 spaces of indent) are tracked, as in CommonMark, and a line longer than
+``MAX_FENCE_LINE_CHARS`` (trailing whitespace aside) is never taken for a fence line:
+so whether a line is one is known after its first thousand characters. The last part is never
 decorated (an unclosed fence renders to the end anyway). A cut right before a closing
 fence yields a part that starts with an empty reopened block; harmless, rare.
 """
@@ -45,13 +59,24 @@ fence yields a part that starts with an empty reopened block; harmless, rare.
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 import re
 import unicodedata
+from typing import NamedTuple
+
+import attrs
 
 from matrix_client import MAX_EVENT_BYTES
 
-__all__ = ["MATRIX_EVENT_LIMIT_BYTES", "PART_BUDGET_BYTES", "json_size", "split_reply"]
+__all__ = [
+    "MATRIX_EVENT_LIMIT_BYTES",
+    "PART_BUDGET_BYTES",
+    "STEP_CHARS",
+    "ReplySplitter",
+    "json_size",
+    "split_reply",
+]
 
 #: The homeserver's event limit, as the Matrix client defines it (one constant).
 MATRIX_EVENT_LIMIT_BYTES = MAX_EVENT_BYTES
@@ -65,6 +90,14 @@ MAX_CHAR_COST = 6
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
 _BLANK_LINES = re.compile(r"(?:[^\S\n]*\n)*")
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+# What may still grow into a fence marker run: up to three spaces and up to two marks.
+_FENCE_PREFIX = re.compile(r" {0,3}(?:`{0,2}|~{0,2})")
+_FENCE_START = re.compile(r" {0,3}[`~]")
+_VISIBLE_ON_LINE = re.compile(r"[^\S\n]*\S")
+#: A longer line is never a fence line (bounds the look-ahead of a streaming split).
+MAX_FENCE_LINE_CHARS = 1_000
+#: Characters a :class:`ReplySplitter` takes in per step.
+STEP_CHARS = 16_384
 # Keep a reopened fence's info string short; a huge one would eat the next part.
 _MAX_REOPEN_INFO = 64
 
@@ -87,13 +120,28 @@ def _char_cost(ch: str) -> int:
     return 4
 
 
+class _Costs(dict[str, int]):
+    """``_char_cost`` memoised for the Basic Multilingual Plane (at most 64 Ki entries):
+    ``map(COSTS.__getitem__, text)`` runs in C for every character seen before."""
+
+    def __missing__(self, ch: str) -> int:
+        cost = _char_cost(ch)
+        if ord(ch) < 0x10000:
+            self[ch] = cost
+        return cost
+
+
+_COSTS = _Costs()
+_cost = _COSTS.__getitem__
+
+
 def json_size(text: str) -> int:
     """UTF-8 size of ``text`` as a JSON string body (without the quotes).
 
     >>> json_size('a"é\\n')
     7
     """
-    return sum(map(_char_cost, text))
+    return sum(map(_cost, text))
 
 
 def _is_cluster_continuation(prev: str, ch: str) -> bool:
@@ -132,38 +180,81 @@ def _hard_cut(text: str, start: int, limit: int) -> int:
     return cut
 
 
-class _Fences:
-    """Which fenced code block (if any) is open after each line of the text."""
+_State = tuple[str | None, str]  # (the open fence's opening line or None, its marker)
+_CLOSED: _State = (None, "")
 
-    def __init__(self, text: str) -> None:
+
+def _after_line(state: _State, line: str) -> _State:
+    """The fence state after ``line`` (a whole line) given the state before it."""
+    if _FENCE_START.match(line) is None:
+        return state
+    if len(line) > MAX_FENCE_LINE_CHARS and len(line.rstrip()) > MAX_FENCE_LINE_CHARS:
+        return state
+    m = _FENCE.match(line)
+    if m is None:
+        return state
+    opener, marker = state
+    if opener is None:
+        if not (m.group(1)[0] == "`" and "`" in m.group(2)):
+            return line.strip(), m.group(1)
+    elif m.group(1)[0] == marker[0] and len(m.group(1)) >= len(marker) and not m.group(2).strip():
+        return _CLOSED
+    return state
+
+
+def _line_settled(line: str) -> bool:
+    """Whether more text on this (unfinished) line can no longer change its effect."""
+    if _FENCE_PREFIX.fullmatch(line) is not None:
+        return False  # "", "  ", "``": may still become a fence line
+    if _FENCE.match(line) is None:
+        return True  # "text", "    ```" (indented code), "`` x"
+    return len(line.rstrip()) > MAX_FENCE_LINE_CHARS
+
+
+class _Fences:
+    """Which fenced code block (if any) is open after each line of the text.
+
+    ``state`` is the state before the text's first line; ``first_after`` (when given)
+    the state after it, known because that line began before this text (a streaming
+    tail that starts mid-line)."""
+
+    def __init__(
+        self, text: str, state: _State = _CLOSED, first_after: _State | None = None
+    ) -> None:
+        self.initial = state
         self.line_starts: list[int] = []
-        self.open_after: list[str | None] = []  # opening line, if inside a fence
-        opener: str | None = None
-        marker = ""
+        self.after: list[_State] = []
         pos = 0
-        for line in text.split("\n"):
+        lines = text.split("\n")
+        for index, line in enumerate(lines):
             self.line_starts.append(pos)
             pos += len(line) + 1
-            m = _FENCE.match(line)
-            if opener is None:
-                if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
-                    marker = m.group(1)
-                    opener = line.strip()
-            elif (
-                m
-                and m.group(1)[0] == marker[0]
-                and len(m.group(1)) >= len(marker)
-                and not m.group(2).strip()
-            ):
-                opener = None
-            self.open_after.append(opener)
+            if index == 0 and first_after is not None:
+                state = first_after
+            else:
+                state = _after_line(state, line)
+            self.after.append(state)
+        self.last_settled = (len(lines) == 1 and first_after is not None) or _line_settled(
+            lines[-1]
+        )
+
+    def line_of(self, index: int) -> int:
+        """The line that holds the character at ``index``."""
+        return bisect.bisect_right(self.line_starts, index) - 1
 
     def open_at(self, end: int) -> str | None:
         """The fence opener in force for a part whose text ends just before ``end``."""
         if end <= 0:
             return None
-        line = bisect.bisect_right(self.line_starts, end - 1) - 1
-        return self.open_after[line]
+        return self.after[self.line_of(end - 1)][0]
+
+    def settled_at(self, end: int) -> bool:
+        """Whether ``open_at(end)`` can no longer change as text is appended."""
+        line = self.line_of(end - 1)
+        return line < len(self.after) - 1 or self.last_settled
+
+    def before(self, line: int) -> _State:
+        return self.after[line - 1] if line > 0 else self.initial
 
 
 def _reopen_line(opener: str) -> str:
@@ -233,6 +324,75 @@ def _choose_cut(text: str, cum: list[int], start: int, avail: int) -> tuple[int,
     return _rstrip_end(text, start, sep_start), sep_end
 
 
+class _Part(NamedTuple):
+    body: str
+    next_pos: int  # where the next part starts (blank lines skipped)
+    next_prefix: str  # the reopened fence line the next part starts with
+    final: bool  # appending text can change neither this part nor where the next begins
+
+
+def _cut_parts(
+    text: str,
+    cum: list[int],
+    fences: _Fences | None,
+    pos: int,
+    end_all: int,
+    budget_bytes: int,
+    prefix: str = "",
+) -> list[_Part]:
+    """The parts of ``text[pos:end_all]``; ``cum[i]`` is the cost of ``text[:i]`` plus
+    any constant; ``prefix`` opens the first part (a reopened fence)."""
+    parts: list[_Part] = []
+    settled_skip = True  # an indentation skip before this part depended on settled fences
+    while pos < end_all:
+        prefix_cost = json_size(prefix)
+        avail = budget_bytes - prefix_cost
+        if avail < MAX_CHAR_COST:  # a reopened fence that leaves no room: drop it
+            prefix, avail = "", budget_bytes
+        if cum[end_all] - cum[pos] <= avail:
+            # The last part is never decorated: an unclosed fence renders to the end.
+            parts.append(_Part(prefix + text[pos:end_all], end_all, "", False))
+            break
+        reserve = 0
+        settled = settled_skip
+        opener: str | None = None
+        suffix = ""
+        while True:
+            end, next_start = _choose_cut(text, cum, pos, avail - reserve)
+            if end == pos and reserve:  # closing the fence leaves no room: don't
+                end, next_start = _choose_cut(text, cum, pos, avail)
+                opener, suffix = None, ""
+                break
+            if end == pos:
+                break
+            opener = _closing(fences, end)
+            if fences is not None:
+                settled = settled and fences.settled_at(end)
+            suffix = "\n" + _closer(opener) if opener else ""
+            suffix_cost = json_size(suffix)
+            if suffix_cost <= reserve or avail - suffix_cost < MAX_CHAR_COST:
+                if suffix_cost > reserve:  # no room to close the fence: leave it open
+                    suffix, opener = "", None
+                break
+            reserve = suffix_cost
+        if end == pos:
+            # Indentation so deep that nothing visible fits after it: drop it.
+            while text[pos].isspace():
+                pos += 1
+            settled_skip = settled
+            continue
+        next_prefix = _reopen_line(opener) + "\n" if opener else ""
+        next_pos = _skip_blank_lines(text, next_start)
+        final = settled and _VISIBLE_ON_LINE.match(text, next_pos) is not None
+        parts.append(_Part(prefix + text[pos:end] + suffix, next_pos, next_prefix, final))
+        prefix, pos, settled_skip = next_prefix, next_pos, True
+    return parts
+
+
+def _costs_of(text: str, start: int = 0) -> list[int]:
+    return list(itertools.accumulate(map(_cost, text), initial=start))
+
+
 def split_reply(
     text: str, budget_bytes: int = PART_BUDGET_BYTES, *, balance_fences: bool = True
 ) -> list[str]:
@@ -252,52 +412,186 @@ def split_reply(
     if budget_bytes < MAX_CHAR_COST:
         raise ValueError(f"budget_bytes must be >= {MAX_CHAR_COST}, got {budget_bytes}")
     if len(text) * MAX_CHAR_COST <= budget_bytes:
-        # Fits whatever its characters cost: the common case, called on every
-        # streamed flush, so skip the per-character accounting.
+        # Fits whatever its characters cost: the common case, so skip the
+        # per-character accounting.
         start, end = _skip_blank_lines(text, 0), _rstrip_end(text, 0, len(text))
         return [text[start:end]] if start < end else []
-    cum = [0, *itertools.accumulate(map(_char_cost, text))]
+    cum = _costs_of(text)
     fences = _Fences(text) if balance_fences else None
-    parts: list[str] = []
-    prefix = ""
-    pos = _skip_blank_lines(text, 0)
-    n = len(text)
-    end_all = _rstrip_end(text, 0, n)  # trailing whitespace is never sent
-    while pos < end_all:
-        prefix_cost = json_size(prefix)
-        avail = budget_bytes - prefix_cost
-        if avail < MAX_CHAR_COST:  # a reopened fence that leaves no room: drop it
-            prefix, avail = "", budget_bytes
+    end_all = _rstrip_end(text, 0, len(text))  # trailing whitespace is never sent
+    parts = _cut_parts(text, cum, fences, _skip_blank_lines(text, 0), end_all, budget_bytes)
+    return [p.body for p in parts]
+
+
+@attrs.define
+class ReplySplitter:
+    """``split_reply`` for a text that grows: finished parts are kept, only the tail is
+    split again (see "Streaming" in the module docstring).
+
+    ``feed`` only queues text; ``step`` takes in at most ``STEP_CHARS`` of it and
+    finishes what it can; ``parts`` (and ``parts_with``) take in the rest and return
+    every part of the text so far, exactly as ``split_reply`` would.
+
+    >>> s = ReplySplitter(8)
+    >>> s.feed("one two "); s.feed("three")
+    >>> s.parts()
+    ['one two', 'three']
+    """
+
+    budget_bytes: int = PART_BUDGET_BYTES
+    balance_fences: bool = True
+    #: Parts that no later text can change, in order.
+    finished: list[str] = attrs.field(factory=list)
+    # The tail: from the start of the line the first unfinished part begins on (when
+    # that line may still turn into a fence line), else from that part's start.
+    _buf: str = ""
+    _cum: list[int] = attrs.field(factory=lambda: [0])  # cost of _buf[:i] (+ a constant)
+    _pos: int = 0  # the first unfinished part's start in _buf
+    _prefix: str = ""  # the reopened fence line it begins with
+    _state: _State = _CLOSED  # fence state before _buf's first line
+    _first_after: _State | None = None  # ... and after it, when it began before _buf
+    _end: int = 0  # _buf index after its last visible character
+    _queue: collections.deque[str] = attrs.field(factory=collections.deque)
+    _queue_head: int = 0  # characters of _queue[0] already taken in
+
+    def __attrs_post_init__(self) -> None:
+        if self.budget_bytes < MAX_CHAR_COST:
+            raise ValueError(f"budget_bytes must be >= {MAX_CHAR_COST}, got {self.budget_bytes}")
+
+    def feed(self, text: str) -> None:
+        """Queue more text (constant time; ``step`` does the work)."""
+        if text:
+            self._queue.append(text)
+
+    @property
+    def backlog(self) -> bool:
+        """Whether fed text is still waiting to be taken in."""
+        return bool(self._queue)
+
+    def step(self, max_chars: int = STEP_CHARS) -> bool:
+        """Take in up to ``max_chars`` of the fed text and finish the parts that are
+        final. Returns whether fed text is still waiting."""
+        taken: list[str] = []
+        room = max_chars
+        while self._queue and room > 0:
+            head = self._queue[0]
+            piece = head[self._queue_head : self._queue_head + room]
+            taken.append(piece)
+            room -= len(piece)
+            self._queue_head += len(piece)
+            if self._queue_head >= len(head):
+                self._queue.popleft()
+                self._queue_head = 0
+        if taken:
+            piece = "".join(taken)
+            self._take(piece)
+            self._finish()
+        return self.backlog
+
+    def parts(self) -> list[str]:
+        """Every part of the text fed so far (``split_reply`` of it)."""
+        self._drain()
+        return [*self.finished, *self._tail(self._buf, self._cum, self._end)]
+
+    def parts_with(self, extra: str) -> list[str]:
+        """The parts of the text so far, without its trailing whitespace, followed by
+        a blank line and ``extra`` (a progress line, an "interrupted" mark):
+        ``split_reply(f"{text.rstrip()}\\n\\n{extra}")``, or of ``extra`` alone when
+        there is no text yet."""
+        self._drain()
+        if not self.finished and _skip_blank_lines(self._buf, self._pos) >= self._end:
+            return split_reply(extra, self.budget_bytes, balance_fences=self.balance_fences)
+        end = self._end
+        joined = f"{self._buf[:end]}\n\n{extra}"
+        cum = self._cum[: end + 1]
+        added = itertools.accumulate(map(_cost, joined[end:]), initial=cum[-1])
+        next(added)
+        cum.extend(added)
+        end_all = _rstrip_end(joined, end, len(joined))
+        return [*self.finished, *self._tail(joined, cum, end_all)]
+
+    # ---- inside ------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while self.step():
+            pass
+
+    def _take(self, piece: str) -> None:
+        start = len(self._buf)
+        self._buf += piece
+        it = itertools.accumulate(map(_cost, piece), initial=self._cum[-1])
+        next(it)
+        self._cum.extend(it)
+        visible = len(piece.rstrip())
+        if visible:
+            self._end = start + visible
+
+    def _fences(self, text: str) -> _Fences | None:
+        if not self.balance_fences:
+            return None
+        return _Fences(text, self._state, self._first_after)
+
+    def _single(self, text: str, cum: list[int], pos: int, end_all: int) -> str | None:
+        """The tail as its one (last) part when it fits in one; ``_cut_parts`` would
+        give the same, but this needs no fence scan."""
+        prefix = self._prefix
+        avail = self.budget_bytes - json_size(prefix)
+        if avail < MAX_CHAR_COST:
+            prefix, avail = "", self.budget_bytes
         if cum[end_all] - cum[pos] <= avail:
-            # The last part is never decorated: an unclosed fence renders to the end.
-            parts.append(prefix + text[pos:end_all])
-            break
-        reserve = 0
-        while True:
-            end, next_start = _choose_cut(text, cum, pos, avail - reserve)
-            if end == pos and reserve:  # closing the fence leaves no room: don't
-                end, next_start = _choose_cut(text, cum, pos, avail)
-                opener, suffix = None, ""
+            return prefix + text[pos:end_all]
+        return None
+
+    def _tail(self, text: str, cum: list[int], end_all: int) -> list[str]:
+        pos = _skip_blank_lines(text, self._pos)
+        if pos >= end_all:
+            return []
+        single = self._single(text, cum, pos, end_all)
+        if single is not None:
+            return [single]
+        parts = _cut_parts(
+            text, cum, self._fences(text), pos, end_all, self.budget_bytes, self._prefix
+        )
+        return [p.body for p in parts]
+
+    def _finish(self) -> None:
+        """Move the final parts at the tail's start to ``finished``."""
+        buf = self._buf
+        pos = _skip_blank_lines(buf, self._pos)
+        if pos >= self._end or self._single(buf, self._cum, pos, self._end) is not None:
+            return  # the tail is (at most) one part: the last one is never final
+        fences = self._fences(buf)
+        done = 0
+        prefix = self._prefix
+        for part in _cut_parts(buf, self._cum, fences, pos, self._end, self.budget_bytes, prefix):
+            if not part.final:
                 break
-            if end == pos:
-                break
-            opener = _closing(fences, end)
-            suffix = "\n" + _closer(opener) if opener else ""
-            suffix_cost = json_size(suffix)
-            if suffix_cost <= reserve or avail - suffix_cost < MAX_CHAR_COST:
-                if suffix_cost > reserve:  # no room to close the fence: leave it open
-                    suffix, opener = "", None
-                break
-            reserve = suffix_cost
-        if end == pos:
-            # Indentation so deep that nothing visible fits after it: drop it.
-            while text[pos].isspace():
-                pos += 1
-            continue
-        parts.append(prefix + text[pos:end] + suffix)
-        prefix = _reopen_line(opener) + "\n" if opener else ""
-        pos = _skip_blank_lines(text, next_start)
-    return parts
+            self.finished.append(part.body)
+            done += 1
+            pos, prefix = part.next_pos, part.next_prefix
+        if done:
+            self._rebase(pos, prefix, fences)
+
+    def _rebase(self, pos: int, prefix: str, fences: _Fences | None) -> None:
+        """Drop the finished text: the tail now starts at ``pos``."""
+        start, state, first_after = pos, _CLOSED, None
+        if fences is not None:
+            line = fences.line_of(pos)
+            state = fences.before(line)
+            if line == 0 and self._first_after is not None:
+                first_after = self._first_after  # that line began before the tail
+            elif fences.line_starts[line] == pos:
+                pass  # the part starts a line: the new tail starts with it
+            elif line < len(fences.after) - 1 or fences.last_settled:
+                first_after = fences.after[line]  # mid-line, the line's effect is known
+            else:
+                start = fences.line_starts[line]  # keep the line: it may become a fence
+        self._buf = self._buf[start:]
+        del self._cum[:start]
+        self._pos = pos - start
+        self._end -= start
+        self._prefix = prefix
+        self._state, self._first_after = state, first_after
 
 
 def _skip_blank_lines(text: str, pos: int) -> int:

@@ -5,7 +5,7 @@ choice of agent."""
 from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.outgoing_files import OutgoingFiles
-from surfaces.turns.reply import ReplyStream
+from surfaces.turns.reply import ReplyStream, edit_throttle
 from surfaces.turns.runner import TurnRunner
 from surfaces.turns.staging import IncomingFiles
 
@@ -17,4 +17,5 @@ __all__ = [
     "OutgoingFiles",
     "ReplyStream",
     "TurnRunner",
+    "edit_throttle",
 ]

@@ -6,7 +6,7 @@ it (an instant agent that streams its answer in 100 chunks costs one message, no
 a message and an edit a round trip later); later text is applied as ``m.replace``
 edits on the schedule of :class:`surfaces.render.EditThrottle`; the final edit
 (always sent, never throttled) carries the full text. A reply larger than one
-event continues in further messages (``split_reply`` decides the parts, and
+event continues in further messages (``ReplySplitter`` decides the parts, and
 earlier parts stop changing once the text has grown past them).
 
 Exactly-once: each part's *message* is sent through the outbox with the txn id
@@ -24,19 +24,31 @@ id can never change it. So :meth:`resolve_parts` asks for that event id again
 (the homeserver deduplicates), and when it is still unknown :meth:`final_sends`
 adds an edit that refers to the part by txn id (``TXN_REF``), which the outbox
 resolves once the part's message is sent.
+
+Bounded work and memory. The text is split by a :class:`surfaces.render.ReplySplitter`:
+finished parts are kept and only the tail is split again, and the flusher takes new
+text in steps with a checkpoint between them, so a reply of millions of characters
+(or one 1 MiB frame) never holds the event loop for more than a step — every other
+room keeps its latency. At most ``max_chars`` characters are kept (the
+``streaming.max_reply_chars`` setting): what the agent sends past that is read and
+dropped (the turn still runs to its END, so files and questions after the text still
+arrive and the agent's own conversation stays whole), and the reply ends with ``…``
+and ``truncated_mark``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 import structlog
 import trio
 
 from matrix_client import MAX_EVENT_BYTES, edit_content, event_size, text_content
+from surfaces.config import StreamingConfig
+from surfaces.core import clean_text
 from surfaces.delivery import TXN_REF, Outbox
-from surfaces.render import MAX_CHAR_COST, EditThrottle, render_markdown, split_reply
+from surfaces.render import MAX_CHAR_COST, EditThrottle, ReplySplitter, render_markdown
 from surfaces.state import PendingSend
 
 log = structlog.get_logger(__name__)
@@ -55,6 +67,17 @@ def edit_of(event_id: str, body: str) -> dict:
     if event_size("m.room.message", content) > MAX_EVENT_BYTES:
         content = edit_content(event_id, body)
     return content
+
+
+def edit_throttle(cfg: StreamingConfig) -> EditThrottle:
+    """The edit schedule the ``streaming`` settings describe."""
+    return EditThrottle(
+        first_edit_after_s=cfg.first_edit_after_s,
+        min_interval_s=cfg.min_edit_interval_s,
+        max_interval_s=cfg.max_edit_interval_s,
+        max_edits=cfg.max_edits_per_message,
+        idle_flush_s=cfg.idle_flush_s,
+    )
 
 
 def _set_event() -> trio.Event:
@@ -78,9 +101,16 @@ class ReplyStream:
     #: end of the turn, whichever is first) so text that follows at once joins it.
     first_message_after_s: float = 0.0
     on_edit: Callable[[], None] | None = None
-    text: str = ""
+    #: Characters kept at most (``streaming.max_reply_chars``); the rest is dropped.
+    max_chars: int = 100_000
+    #: Shown after ``…`` at the end of a reply cut at ``max_chars``.
+    truncated_mark: str = "(truncated)"
     progress: str | None = None
     edits_sent: int = 0
+    chars: int = 0  # characters kept
+    dropped: int = 0  # characters received past ``max_chars``
+    _splitter: ReplySplitter = attrs.field(init=False)
+    _has_text: bool = False
     _shown: dict[int, str] = attrs.field(factory=dict)
     _queued_body: dict[int, str] = attrs.field(factory=dict)  # first text queued per part
     _attempted: set[int] = attrs.field(factory=set)  # part messages sent or tried
@@ -90,15 +120,34 @@ class ReplyStream:
     _gathered: bool = False  # the first message has had its window
     _throttled: bool = False  # the flusher waits for the edit throttle
 
+    def __attrs_post_init__(self) -> None:
+        self._splitter = ReplySplitter(self.budget)
+
     # ---- feeding (called by the turn loop; never blocks) ------------------
 
     def append(self, chunk: str) -> None:
+        """Add the agent's text: constant work per chunk beyond copying it (the
+        flusher splits it, in steps)."""
         if not chunk:
             return
-        self.text += chunk
+        if self.truncated:
+            self.dropped += len(chunk)
+            return
+        room = self.max_chars - self.chars
+        if len(chunk) > room:
+            self.dropped += len(chunk) - room
+            chunk = chunk[:room]
+        chunk = clean_text(chunk)  # lone surrogates could never be sent as JSON/UTF-8
+        self.chars += len(chunk)
+        self._splitter.feed(chunk)
+        if not self._has_text and chunk and not chunk.isspace():
+            self._has_text = True
+        if self.dropped:
+            self._splitter.feed(f"…\n\n{self.truncated_mark}")
+            log.info("reply_truncated", kept_chars=self.chars)
         self.progress = None
         self.throttle.frame_received(trio.current_time())
-        if self._throttled and len(self.text) * MAX_CHAR_COST <= self.budget:
+        if self._throttled and self.chars * MAX_CHAR_COST <= self.budget:
             # The flusher waits for the throttle, and a frame only ever moves that
             # time later; with text this short no new message can be needed (a new
             # message is never throttled), so waking it per chunk would be wasted.
@@ -113,13 +162,23 @@ class ReplyStream:
 
     @property
     def has_text(self) -> bool:
-        return bool(self.text.strip())
+        return self._has_text
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the agent sent more than ``max_chars`` (the rest was dropped)."""
+        return self.dropped > 0
 
     def _display(self) -> list[str]:
-        shown = self.text.rstrip()
         if self.progress:
-            shown = f"{shown}\n\n{self.progress}" if shown else self.progress
-        return split_reply(shown, self.budget)
+            return self._splitter.parts_with(self.progress)
+        return self._splitter.parts()
+
+    async def _take_in(self) -> None:
+        """Split the text received since the last look, one bounded step at a time,
+        letting every other task run between steps."""
+        while self._splitter.step():
+            await trio.lowlevel.checkpoint()
 
     # ---- the flusher task --------------------------------------------------
 
@@ -130,6 +189,7 @@ class ReplyStream:
             await self._wake.wait()
             self._wake = trio.Event()
             while True:
+                await self._take_in()
                 display = self._display()
                 if not display or not self._stale(display):
                     break
@@ -231,10 +291,14 @@ class ReplyStream:
     async def resolve_parts(self) -> None:
         """Learn the event ids of part messages whose send did not report one (the
         flusher was cancelled mid-send, or the send was deferred). Call after the
-        flusher stopped and before :meth:`final_sends`."""
+        flusher stopped and before :meth:`final_sends` (it also takes in the text the
+        flusher had not split yet, in steps, so ``final_sends`` has little to do)."""
+        await self._take_in()
+        display = self._splitter.parts()
         for i in sorted(self._attempted - self.parts.keys()):
-            event_id = await self.outbox.send(  # the row exists
-                self._part_send(i, self.text), part=(self.turn_key, i)
+            body = display[i] if i < len(display) else ""
+            event_id = await self.outbox.send(  # the row exists: its content is kept
+                self._part_send(i, body), part=(self.turn_key, i)
             )
             if event_id is None:
                 continue
@@ -242,20 +306,38 @@ class ReplyStream:
 
     def final_sends(self, suffix: str | None = None) -> list[PendingSend]:
         """The sends that make the room show the complete reply (plus ``suffix``,
-        e.g. an "interrupted" mark). Commit them with the inbox event, then send."""
-        text = self.text.rstrip()
-        if suffix:
-            text = f"{text}\n\n{suffix}" if text else ""
-        final = split_reply(text, self.budget) if text else []
+        e.g. an "interrupted" mark). Commit them with the inbox event, then send.
+        On the event loop prefer :meth:`finish`, which does the same in steps."""
+        return [send for group in self._final_groups(suffix) for send in group]
+
+    async def finish(self, suffix: str | None = None) -> list[PendingSend]:
+        """:meth:`final_sends`, with a checkpoint after each part (building a part's
+        content renders its Markdown: a long reply has hundreds of parts)."""
+        await self._take_in()
         sends: list[PendingSend] = []
+        for group in self._final_groups(suffix):
+            sends.extend(group)
+            if group:
+                await trio.lowlevel.checkpoint()
+        return sends
+
+    def _final_groups(self, suffix: str | None) -> Iterator[list[PendingSend]]:
+        """The final sends, one list per part (empty when the part is shown already)."""
+        if not self._has_text:
+            final: list[str] = []
+        elif suffix:
+            final = self._splitter.parts_with(suffix)
+        else:
+            final = self._splitter.parts()
         for i, body in enumerate(final):
+            group: list[PendingSend] = []
             event_id = self.parts.get(i)
             if event_id is None:
-                sends.append(self._part_send(i, body))
+                group.append(self._part_send(i, body))
                 if i in self._attempted or self.attempt > 1:
                     # The message may exist (or be queued) with older text: edit it
                     # by reference once it is sent (see the module docstring).
-                    sends.append(
+                    group.append(
                         PendingSend(
                             self.room_id,
                             f"{self.turn_key}.a{self.attempt}.p{i}.final",
@@ -264,7 +346,7 @@ class ReplyStream:
                         )
                     )
             elif self._shown.get(i) != body:
-                sends.append(
+                group.append(
                     PendingSend(
                         self.room_id,
                         f"{self.turn_key}.a{self.attempt}.p{i}.final",
@@ -272,15 +354,15 @@ class ReplyStream:
                         edit_of(event_id, body),
                     )
                 )
+            yield group
         # Parts left over from a longer earlier attempt are removed.
-        for i, event_id in sorted(self.parts.items()):
-            if i >= len(final):
-                sends.append(
-                    PendingSend(
-                        self.room_id,
-                        f"{self.turn_key}.a{self.attempt}.p{i}.redact",
-                        "m.room.redaction",
-                        {"redacts": event_id},
-                    )
-                )
-        return sends
+        yield [
+            PendingSend(
+                self.room_id,
+                f"{self.turn_key}.a{self.attempt}.p{i}.redact",
+                "m.room.redaction",
+                {"redacts": event_id},
+            )
+            for i, event_id in sorted(self.parts.items())
+            if i >= len(final)
+        ]

@@ -39,16 +39,20 @@ from surfaces.core import ItemStatus
 from surfaces.delivery import Notifier, Outbox, TypingLease
 from surfaces.i18n import Texts
 from surfaces.metrics import Metrics
-from surfaces.render import PART_BUDGET_BYTES, EditThrottle, progress_line
+from surfaces.render import PART_BUDGET_BYTES, clip, progress_line
 from surfaces.state import ChatRecord, InboxItem, PendingSend, Store
 from surfaces.turns.active import ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.outgoing_files import OutgoingFiles
-from surfaces.turns.reply import ReplyStream
+from surfaces.turns.reply import ReplyStream, edit_throttle
 
 log = structlog.get_logger(__name__)
 
 SETTLE_DEADLINE_S = 10.0  # a reply send in flight may finish before the flusher stops
+#: The agent's fields in the bot's notices are cut to these first (``… (truncated)``),
+#: then the notice itself is fitted to its events (``Notifier``).
+MAX_QUESTION_CHARS = 16_000
+MAX_AGENT_CODE_CHARS = 200
 
 _FAILURE_KEYS = {
     "AGENT_TIMEOUT": "agent_timeout",
@@ -91,16 +95,12 @@ class TurnRunner:
             turn_key=item.event_id,
             attempt=attempt,
             parts=dict(start.parts),
-            throttle=EditThrottle(
-                first_edit_after_s=cfg.first_edit_after_s,
-                min_interval_s=cfg.min_edit_interval_s,
-                max_interval_s=cfg.max_edit_interval_s,
-                max_edits=cfg.max_edits_per_message,
-                idle_flush_s=cfg.idle_flush_s,
-            ),
+            throttle=edit_throttle(cfg),
             budget=self.budget,
             first_message_after_s=cfg.first_message_after_s,
             on_edit=metrics.stream_edit_sent if metrics else None,
+            max_chars=cfg.max_reply_chars,
+            truncated_mark=self.texts("reply_truncated", limit=cfg.max_reply_chars),
         )
         typing = TypingLease(self.matrix, chat.room_id, cfg.typing_lease_s)
         active = self.active.start(chat.room_id, item.event_id)
@@ -150,7 +150,7 @@ class TurnRunner:
                                         chat.room_id,
                                         "confirm_request",
                                         txn_id=f"{item.event_id}.a{attempt}.c{_short(event.id)}",
-                                        text=event.text,
+                                        text=self._clip(event.text, MAX_QUESTION_CHARS),
                                     )
                                 elif isinstance(event, TurnEnd):
                                     break
@@ -169,7 +169,9 @@ class TurnRunner:
             if _only_cancelled(exc):
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
                     await reply.resolve_parts()
-                    sends = reply.final_sends(self.texts("shutting_down")) if reply.has_text else []
+                    sends = (
+                        await reply.finish(self.texts("shutting_down")) if reply.has_text else []
+                    )
                     await self.outbox.flush(sends)
                     log.info("turn_interrupted_by_shutdown", attempt=attempt)
                     if metrics:
@@ -183,16 +185,16 @@ class TurnRunner:
         sends: list[PendingSend]
         if failure is not None:
             outcome = f"failed:{failure.code}"
-            sends = reply.final_sends(self.texts("interrupted_mark")) if reply.has_text else []
+            sends = await reply.finish(self.texts("interrupted_mark")) if reply.has_text else []
             sends.append(self._failure_notice(chat.room_id, item.event_id, attempt, failure))
             if metrics:
                 metrics.agent_failed(failure.code)
         elif active.stopped:
             outcome = "stopped"
-            sends = reply.final_sends(self.texts("interrupted_mark")) if reply.has_text else []
+            sends = await reply.finish(self.texts("interrupted_mark")) if reply.has_text else []
         else:
             outcome = "ok"
-            sends = reply.final_sends()
+            sends = await reply.finish()
         try:
             rows = await self.store.finish_event(
                 item.event_id,
@@ -213,7 +215,8 @@ class TurnRunner:
             "turn_finished",
             outcome=outcome,
             seconds=round(total, 3),
-            chars=len(reply.text),
+            chars=reply.chars,
+            dropped_chars=reply.dropped,
             edits=reply.edits_sent,
             files=files_sent,
         )
@@ -228,10 +231,13 @@ class TurnRunner:
         if failure.code == "AGENT_TIMEOUT":
             fields["phase"] = self.texts(f"phase_{failure.phase or 'total'}")
         elif failure.code == "AGENT_ERROR":
-            fields["code"] = failure.agent_code or failure.code
+            fields["code"] = self._clip(failure.agent_code or failure.code, MAX_AGENT_CODE_CHARS)
         return self.notifier.pending(
             room_id, self.texts(key, **fields), txn_id=f"{event_id}.a{attempt}.failure"
         )
+
+    def _clip(self, text: str, max_chars: int) -> str:
+        return clip(text, max_chars, self.texts("truncated"))
 
 
 def _only_cancelled(exc: BaseException) -> bool:

@@ -14,6 +14,11 @@ fail ends in a notice naming the file and the item is done: a download that
 failed in transport is "send it again", a file that cannot be stored is "tell the
 administrator" — neither is retried as a poison event that writes another copy.
 
+At most ``max_staged`` files wait per (room, user): a file past that is refused before
+it is downloaded, with one notice while the set stays the same (its txn id names the
+oldest staged file, so the outbox sends it once; the next turn consumes the set and a
+later overflow gets its own notice).
+
 An encrypted attachment (``file`` in the content, the v2 scheme) is decrypted chunk
 by chunk on its way to disk and its SHA-256 is checked after the last chunk, before
 anything is staged: a mismatch (or an invalid ``file`` object) removes the partial
@@ -49,12 +54,24 @@ class IncomingFiles:
     notifier: Notifier
     agents: AgentChoice
     max_file_bytes: int
+    max_staged: int = 50
 
     async def stage(self, item: InboxItem, chat: ChatRecord) -> None:
         reply_txn = f"{item.event_id}.r"
         payload = item.payload
         name = sanitize_filename(payload.get("name"))
         if await self.store.staged_from(item.event_id) is not None:
+            return
+        staged = await self.store.staged(chat.room_id, chat.owner)
+        if len(staged) >= self.max_staged:
+            log.info("stage_full", staged=len(staged))
+            await self.notifier.notice(
+                chat.room_id,
+                "files_limit",
+                txn_id=f"stagefull.{staged[0].id}",
+                limit=self.max_staged,
+                name=name,
+            )
             return
         limit = self.max_file_bytes
         info = payload.get("info") if isinstance(payload.get("info"), dict) else {}

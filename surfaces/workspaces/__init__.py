@@ -3,6 +3,6 @@
 
 from surfaces.workspaces.onboarding import Onboarding
 from surfaces.workspaces.reconcile import ReconcileReport, reconcile
-from surfaces.workspaces.rooms import Rooms
+from surfaces.workspaces.rooms import ChatLimitError, Rooms
 
-__all__ = ["Onboarding", "ReconcileReport", "Rooms", "reconcile"]
+__all__ = ["ChatLimitError", "Onboarding", "ReconcileReport", "Rooms", "reconcile"]

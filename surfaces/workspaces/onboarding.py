@@ -15,7 +15,7 @@ import attrs
 from surfaces.delivery import Notifier
 from surfaces.i18n import Texts
 from surfaces.state import Store, UserRecord
-from surfaces.workspaces.rooms import Rooms
+from surfaces.workspaces.rooms import ChatLimitError, Rooms
 
 
 @attrs.define
@@ -63,7 +63,13 @@ class Onboarding:
                 return
             space_id = await self.rooms.ensure_space(user)
             if new_chat:
-                chat = await self.rooms.create_chat_locked(user_id, new_chat_name, key=key)
+                try:
+                    chat = await self.rooms.create_chat_locked(user_id, new_chat_name, key=key)
+                except ChatLimitError as exc:
+                    await self.notifier.notice(
+                        dm_room_id, "chat_limit", txn_id=f"{key}.dm", limit=exc.limit
+                    )
+                    return
                 await self.notifier.notice(
                     dm_room_id,
                     "chat_created",
@@ -74,7 +80,14 @@ class Onboarding:
                 return
             chats = await self.store.chats_of(user_id)
             if not chats:
-                chat = await self.rooms.create_chat_locked(user_id, None, key=key)
+                try:
+                    chat = await self.rooms.create_chat_locked(user_id, None, key=key)
+                except ChatLimitError as exc:  # every chat archived, and no room for more
+                    await self.rooms.invite_all(user_id, [space_id])
+                    await self.notifier.notice(
+                        dm_room_id, "chat_limit", txn_id=f"{key}.dm", limit=exc.limit
+                    )
+                    return
                 await self.rooms.invite_all(user_id, [space_id])
                 await self.notifier.notice(
                     dm_room_id, "dm_reinvited_new_chat", txn_id=f"{key}.dm", chat=chat.name

@@ -11,6 +11,12 @@ id) and adopts it, and only creates when nothing is found.
 Creation runs under a per-user lock (``Rooms.lock``), so racing invites (or an invite
 racing a DM message, or two ``!new``) never create two Spaces or two ``C<n>``.
 
+A user has at most ``max_chats_per_user`` chats, archived ones included (the bot stays
+joined to them, so each costs it sync traffic for good): a new request past that raises
+:class:`ChatLimitError` before any intent is written, and the caller answers with a
+notice. The count is the database's, so the limit holds across restarts; a re-run of
+a request that already has its intent always finishes it.
+
 With ``encryption`` the working rooms are created encrypted (``m.room.encryption``,
 ``m.megolm.v1.aes-sha2``, in the initial state). Their history visibility is set to
 ``shared`` (the ``private_chat`` preset's default), under which invited members get the
@@ -28,13 +34,13 @@ import attrs
 import structlog
 import trio
 
-from matrix_client import MatrixClient, MatrixError, text_content
+from matrix_client import MatrixClient, MatrixError
 from matrix_client.crypto import MEGOLM_ALGORITHM
 from surfaces.config import AgentRegistry
 from surfaces.core import CHAT_EVENT, SPACE_EVENT, ChatBinding, ChatStatus, SpaceBinding
-from surfaces.delivery import BindingMirror, Outbox
+from surfaces.delivery import BindingMirror, Notifier
 from surfaces.i18n import Texts
-from surfaces.state import ChatRecord, Intent, PendingSend, Store, UserRecord
+from surfaces.state import ChatRecord, Intent, Store, UserRecord
 from surfaces.workspaces.trust import RoomFacts, read_room
 
 log = structlog.get_logger(__name__)
@@ -43,17 +49,26 @@ log = structlog.get_logger(__name__)
 ENCRYPTION_CONTENT = {"algorithm": MEGOLM_ALGORITHM}
 
 
+class ChatLimitError(Exception):
+    """The user has ``limit`` chats already: no new one is created."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"chat limit reached ({limit})")
+        self.limit = limit
+
+
 @attrs.define
 class Rooms:
     matrix: MatrixClient
     store: Store
-    outbox: Outbox
+    notifier: Notifier  # the welcome message
     mirror: BindingMirror
     registry: AgentRegistry
     texts: Texts
     server_name: str
     brand: str
     bot_user_id: str
+    max_chats_per_user: int = 200
     encryption: bool = False
     #: Told of every invite the bot makes. The bot's sync filter hides its own events,
     #: so the encrypting side (``Crypto.rooms.forget``) re-reads the room's members
@@ -163,13 +178,10 @@ class Rooms:
             # Sent on every path (created, adopted after a lost response, re-run):
             # the txn id makes it exactly-once.
             user = await self.store.get_user(owner)
-            await self.outbox.send(
-                PendingSend(
-                    chat.room_id,
-                    f"welcome.{chat.room_id}",
-                    "m.room.message",
-                    text_content(self.texts("welcome", name=user.display_name if user else owner)),
-                )
+            await self.notifier.message(
+                chat.room_id,
+                self.texts("welcome", name=user.display_name if user else owner),
+                txn_id=f"welcome.{chat.room_id}",
             )
         return chat
 
@@ -194,6 +206,10 @@ class Rooms:
                 log.info("chat_adopted", owner=owner, local_id=intent.local_id, room_id=found)
                 return await self._finish_chat(intent, found)
             return await self._create_from_intent(intent)
+        have = len(await self.store.chats_of(owner, status=None))
+        if have >= self.max_chats_per_user:
+            log.info("chat_limit_reached", owner=owner, chats=have)
+            raise ChatLimitError(self.max_chats_per_user)
         spec, _ = self.registry.for_user(owner)
         intent = await self.store.add_chat_intent(owner, name, spec.id, key)
         return await self._create_from_intent(intent)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from surfaces.render import EditThrottle
+from surfaces.render import EditThrottle, ReplySplitter
 from surfaces.turns import ReplyStream
 
 
@@ -31,7 +31,9 @@ class CountingReply(ReplyStream):
         return super()._display()
 
 
-def stream(outbox: FakeOutbox, budget: int, first_message_after_s: float = 0.0) -> CountingReply:
+def stream(
+    outbox: FakeOutbox, budget: int, first_message_after_s: float = 0.0, **limits
+) -> CountingReply:
     return CountingReply(
         outbox=outbox,
         room_id="!r",
@@ -41,6 +43,7 @@ def stream(outbox: FakeOutbox, budget: int, first_message_after_s: float = 0.0) 
         throttle=EditThrottle(first_edit_after_s=1.0, idle_flush_s=10.0),
         budget=budget,
         first_message_after_s=first_message_after_s,
+        **limits,
     )
 
 
@@ -114,3 +117,88 @@ async def test_a_turn_that_ends_inside_the_window_leaves_the_message_to_the_fina
     assert outbox.messages == []
     [final] = reply.final_sends()
     assert (final.txn_id, final.content["body"]) == ("$t.p0", "ok")  # the message itself
+
+
+# ---- bounded work and memory (issue 13 §5) -----------------------------------------
+
+
+def capped(outbox: FakeOutbox, budget: int, max_chars: int) -> ReplyStream:
+    return stream(outbox, budget, max_chars=max_chars, truncated_mark="(cut)")
+
+
+async def test_a_reply_past_max_chars_is_cut_with_a_mark_and_the_rest_dropped(autojump_clock):
+    reply = capped(FakeOutbox(), budget=6_000, max_chars=50)
+    for _ in range(20):
+        reply.append("0123456789")
+    assert (reply.chars, reply.dropped, reply.truncated) == (50, 150, True)
+    [final] = reply.final_sends()
+    assert final.content["body"] == "0123456789" * 5 + "…\n\n(cut)"
+    assert await reply.finish() == reply.final_sends()
+
+
+async def test_a_huge_frame_is_taken_in_steps_with_checkpoints_between(autojump_clock):
+    """1 M characters in one frame: the flusher splits them in bounded steps and lets
+    every other task run between two steps (no long hold of the event loop)."""
+    outbox = FakeOutbox()
+    reply = capped(outbox, budget=15_360, max_chars=2_000_000)
+    steps_in_task_step = [0]
+    most = [0]
+
+    class Counter(trio.abc.Instrument):
+        def before_task_step(self, task) -> None:
+            steps_in_task_step[0] = 0
+
+        def after_task_step(self, task) -> None:
+            most[0] = max(most[0], steps_in_task_step[0])
+
+    calls = []
+
+    class CountingSplitter(ReplySplitter):
+        def _take(self, piece: str) -> None:  # a step that takes text in
+            steps_in_task_step[0] += 1
+            calls.append(len(piece))
+            super()._take(piece)
+
+    reply._splitter = CountingSplitter(15_360)
+    trio.lowlevel.add_instrument(Counter())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reply.run)
+        reply.append("word " * 200_000)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert len(calls) >= 1_000_000 // 16_384
+    assert max(calls) <= 16_384
+    assert most[0] <= 1  # never two steps without a checkpoint in between
+    assert len(outbox.messages) >= 60  # and the parts went out as messages
+
+
+async def test_every_character_is_split_once_and_the_resplit_tail_stays_small(autojump_clock):
+    """4 M characters in 4,000-character frames: the splitter takes each character in
+    once, and what it splits again at every flush is the tail, never the reply."""
+    outbox = FakeOutbox()
+    reply = capped(outbox, budget=15_360, max_chars=5_000_000)
+    taken = []
+    tails = []
+
+    class CountingSplitter(ReplySplitter):
+        def _take(self, piece: str) -> None:
+            taken.append(len(piece))
+            super()._take(piece)
+
+        def _finish(self) -> None:
+            tails.append(len(self._buf))
+            super()._finish()
+
+    reply._splitter = CountingSplitter(15_360)
+    frame = "lorem ipsum dolor sit amet\n" * 148  # 3,996 characters
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reply.run)
+        for _ in range(1_000):
+            reply.append(frame)
+            await trio.sleep(0.001)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert sum(taken) == 1_000 * len(frame)
+    assert max(tails) <= 2 * 15_360 + 16_384
+    final = await reply.finish()
+    assert len(outbox.messages) + len(final) >= 260
