@@ -81,6 +81,15 @@ def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 2)
 
 
+def write_report(output: Path, report: dict[str, Any], md: str) -> None:
+    """``output`` (JSON, everything) and the same name with ``.md`` (the tables)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    output.with_suffix(".md").write_text(md)
+    print(md)
+    print(f"written: {output} and {output.with_suffix('.md')}")
+
+
 def summary_ms(values: list[float]) -> dict[str, Any]:
     return {
         "n": len(values),

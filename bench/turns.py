@@ -14,7 +14,10 @@ Sub-benchmarks (positional, default ``profile sweep cost``; ``soak`` only when n
   Reports end-to-end latency (user send → first visible bot event, typing or
   text; → final text, both seen by the user's own ``/sync``), throughput, bot-added
   latency (sync arrival → agent got ``USER_MESSAGE``; agent ``END`` → final text
-  send issued), bot CPU per turn and Matrix requests per turn.
+  send issued), bot CPU per turn and Matrix requests per turn. Then the same
+  instant turns end-to-end encrypted: a second bot process (``matrix.encryption:
+  true``; the first runs with ``false``) with users of their own, each with an
+  E2EE device (``CryptoUser``) that encrypts its messages and decrypts the replies.
 * ``sweep``: the same for 1, 10, 100, 500 concurrently active rooms (bot and floor).
   Rooms are provisioned through the product's own path: each user invites the bot
   to a DM (→ Space + ``Chat 1``), then sends ``!new`` in the DM for more rooms,
@@ -58,13 +61,14 @@ import attrs
 import structlog
 import trio
 
-from bench._common import cpu_seconds, cpu_split, memory_mb, summary_ms
+from bench._common import cpu_seconds, cpu_split, memory_mb, summary_ms, write_report
 from matrix_client import MatrixClient, new_txn_id, text_content
-from matrix_client.testing import LocalSynapse, RegisteredUser, free_loopback_port
+from matrix_client.testing import CryptoUser, LocalSynapse, RegisteredUser, free_loopback_port
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 BOT_ID = "surfbot"
+E2EE_BOT_ID = "surfbot-e2ee"
 FLOOR_ID = "floor"
 USER_FILTER = {
     "presence": {"not_types": ["*"]},
@@ -172,6 +176,8 @@ class User:
     chat_invites: set[str] = attrs.field(factory=set)
     floor_rooms: list[str] = attrs.field(factory=list)
     join_chats: bool = True
+    #: The user's E2EE device, for the encrypted bot's world.
+    crypto: CryptoUser | None = None
 
 
 @attrs.define(eq=False)
@@ -186,10 +192,13 @@ class World:
     rooms: dict[str, Room] = attrs.field(factory=dict)
     limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(16))
     load_cpu_s: float = 0.0
+    #: Users with an E2EE device (the encrypted bot's world), named ``e2ee-user<n>``.
+    e2ee: bool = False
 
     async def add_user(self, index: int, *, join_chats: bool = True) -> User:
+        prefix = "e2ee-user" if self.e2ee else "user"
         async with self.limiter:
-            reg = await self.hs.register(f"user{index}", "bench-password")
+            reg = await self.hs.register(f"{prefix}{index}", "bench-password")
             await self.hs.lift_ratelimit(self.admin.access_token, reg.user_id)
         client = await self.stack.enter_async_context(
             MatrixClient(
@@ -200,6 +209,8 @@ class World:
             )
         )
         user = User(reg, client, join_chats=join_chats)
+        if self.e2ee:
+            user.crypto = await CryptoUser.start(client)
         self.users.append(user)
         filter_id = await client.upload_filter(USER_FILTER)
         ready = trio.Event()
@@ -215,6 +226,8 @@ class World:
             )
             now = time.monotonic()
             since = response.next_batch
+            if user.crypto is not None:
+                await user.crypto.receive(response)  # the bot's room keys
             ready.set()
             for room_id, invited in response.rooms.invite.items():
                 names = [
@@ -236,6 +249,8 @@ class World:
                     if ev.get("type") == "m.typing" and room.responder in ids:
                         turn.t_first = turn.t_first or now
                 for ev in joined.timeline.events:
+                    if user.crypto is not None and ev.sender == room.responder:
+                        ev = user.crypto.decrypt(room_id, ev)
                     if ev.sender != room.responder or ev.type != "m.room.message":
                         continue
                     content = ev.content
@@ -413,12 +428,19 @@ async def drive(
                 )
             turn = Turn(f"{tag}.{index}.{i}", room.room_id, f"{expect} {tag}.{index}.{i}")
             room.current = turn
+            event_type, content = "m.room.message", text_content(f"{command} {turn.tag}".strip())
+            crypto = room.user.crypto
+            if crypto is not None:
+                # The user's client encrypts (sharing its room key first) before the
+                # clock starts: what is measured is the bot, as for a plain turn.
+                settings = await crypto.encryption(room.room_id)
+                assert settings is not None, "the encrypted bot's room is not encrypted"
+                event_type, content = await crypto.encrypt(
+                    room.room_id, event_type, content, settings
+                )
             turn.t0 = time.monotonic()
             turn.event_id = await room.user.client.send_event(
-                room.room_id,
-                "m.room.message",
-                text_content(f"{command} {turn.tag}".strip()),
-                txn_id=new_txn_id(),
+                room.room_id, event_type, content, txn_id=new_txn_id()
             )
             turn.t_sent = time.monotonic()
             with trio.move_on_after(TURN_DEADLINE_S):
@@ -505,7 +527,7 @@ async def measure(
     for method, path, t0, t1, _status in requests:
         label = endpoint(method, path)
         labels[label] += 1
-        if label == "send m.room.message":
+        if label in ("send m.room.message", "send m.room.encrypted"):
             room_id = unquote(path.split("/rooms/")[1].split("/")[0])
             sends_by_room.setdefault(room_id, []).append((t0, t1))
     dispatched = {e: t for e, t in btrace.get("dispatched", [])}
@@ -642,8 +664,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["synapse_startup_s"] = round(hs.startup_s or 0.0, 2)
         admin = await hs.register("bench-admin", "bench-admin-password", admin=True)
         bot_reg = await hs.register(BOT_ID, "bot-password", displayname="Surfaces")
+        e2ee_reg = await hs.register(E2EE_BOT_ID, "bot-password", displayname="Surfaces E2EE")
         floor_reg = await hs.register(FLOOR_ID, "floor-password")
-        for reg in (bot_reg, floor_reg):
+        for reg in (bot_reg, e2ee_reg, floor_reg):
             await hs.lift_ratelimit(admin.access_token, reg.user_id)
         agent_port = free_loopback_port()
         (work / "agents").mkdir()
@@ -659,16 +682,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "SURFACES_WORKSPACE_DIR": str(work / "agents"),
             "SURFACES_BOT__LOCALE": "en",
             "SURFACES_LOG__LEVEL": args.bot_log_level,
+            "SURFACES_MATRIX__ENCRYPTION": "false",
             **dict(kv.split("=", 1) for kv in args.bot_env),
         }
         await trio.sleep(1.0)
         bot = await start_traced("bot", ["bot"], env, work)
+        e2ee_bot: Traced | None = None
+        if "profile" in args.benchmarks and not args.no_e2ee:
+            e2ee_env = {
+                **env,
+                "MATRIX_USER_ID": e2ee_reg.user_id,
+                "SURFACES_STATE_DIR": str(work / "bot-e2ee-state"),
+                "SURFACES_MATRIX__ENCRYPTION": "true",
+            }
+            e2ee_bot = await start_traced("bot-e2ee", ["bot"], e2ee_env, work)
         try:
-            with trio.fail_after(60):
-                while not (work / "bot.log").read_text(errors="replace").count("bot_started"):
-                    if bot.process.poll() is not None:
-                        raise RuntimeError((work / "bot.log").read_text()[-3000:])
-                    await trio.sleep(0.1)
+            for traced in (bot, e2ee_bot):
+                if traced is not None:
+                    await wait_started(traced, work / f"{traced.name}.log")
             await trio.sleep(2.0)
             report["rss_idle_0_rooms"] = memory_mb(bot.pid)
             say("bot up; RSS at 0 rooms", report["rss_idle_0_rooms"])
@@ -676,16 +707,36 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
                 nursery.start_soon(floor_responder, hs, floor_reg, floor_joined)
                 world = World(hs, admin, bot_reg.user_id, floor_reg.user_id, nursery, stack)
-                await phases(args, world, bot, agent, floor_joined, report)
+                e2ee_world = None
+                if e2ee_bot is not None:
+                    e2ee_world = World(
+                        hs, admin, e2ee_reg.user_id, floor_reg.user_id, nursery, stack, e2ee=True
+                    )
+                await phases(
+                    args, world, bot, agent, floor_joined, report, e2ee=(e2ee_world, e2ee_bot)
+                )
                 nursery.cancel_scope.cancel()
         finally:
             report["bot_final_memory"] = memory_mb(bot.pid) if bot.process.poll() is None else None
             await bot.stop()
+            if e2ee_bot is not None:
+                await e2ee_bot.stop()
             await agent.stop()
     return report
 
 
-async def phases(args, world: World, bot: Traced, agent: Traced, floor_joined, report) -> None:
+async def wait_started(bot: Traced, log: Path) -> None:
+    text = trio.Path(log)
+    with trio.fail_after(60):
+        while not (await text.read_text(errors="replace")).count("bot_started"):
+            if bot.process.poll() is not None:
+                raise RuntimeError((await text.read_text())[-3000:])
+            await trio.sleep(0.1)
+
+
+async def phases(
+    args, world: World, bot: Traced, agent: Traced, floor_joined, report, *, e2ee
+) -> None:
     wanted = set(args.benchmarks)
     setup: list[dict[str, Any]] = []
     report["setup"] = setup
@@ -712,6 +763,19 @@ async def phases(args, world: World, bot: Traced, agent: Traced, floor_joined, r
             tag="pc",
         )
         say(brief("  bot /chunks 100", prof["bot_chunks100"]))
+        e2ee_world, e2ee_bot = e2ee
+        if e2ee_world is not None and e2ee_bot is not None:
+            info = await ensure_bot_rooms(e2ee_world, u, args.setup_budget)
+            setup.append({"what": "encrypted bot rooms", **info})
+            e2ee_rooms = pick(e2ee_world, u, floor=False)
+            await measure(e2ee_world, e2ee_bot, agent, e2ee_rooms, 2, tag="warme")
+            prof["bot_instant_e2ee"] = await measure(
+                e2ee_world, e2ee_bot, agent, e2ee_rooms, t, tag="pe"
+            )
+            say(brief("  bot instant, E2EE", prof["bot_instant_e2ee"]))
+            # The plain bot again right after: the two E2EE-vs-plain rows in one window.
+            prof["bot_instant_again"] = await measure(world, bot, agent, rooms, t, tag="pj")
+            say(brief("  bot instant (again)", prof["bot_instant_again"]))
         report["profile"] = prof
     if "sweep" in wanted:
         sweep: dict[str, Any] = {}
@@ -918,6 +982,9 @@ def markdown(report: dict[str, Any]) -> str:
         add("floor", prof["floor"], None)
         add("bot instant", prof["bot_instant"], prof["floor"])
         add("bot /chunks 100", prof["bot_chunks100"], None)
+        if "bot_instant_e2ee" in prof:
+            add("bot instant, E2EE", prof["bot_instant_e2ee"], prof["floor"])
+            add("bot instant (again)", prof["bot_instant_again"], prof["floor"])
     for n, entry in report.get("sweep", {}).items():
         if "floor" in entry:
             add(f"floor {n} rooms", entry["floor"], None)
@@ -1000,6 +1067,9 @@ def main() -> int:
     parser.add_argument("--paced-turns", type=int, default=4, help="paced: turns per room")
     parser.add_argument("--bot-log-level", default="info")
     parser.add_argument(
+        "--no-e2ee", action="store_true", help="profile: skip the end-to-end encrypted turns"
+    )
+    parser.add_argument(
         "--bot-env",
         action="append",
         default=[],
@@ -1031,12 +1101,7 @@ def main() -> int:
         args.soak_turns = min(args.soak_turns, 1000)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     report = trio.run(run, args)
-    md = markdown(report)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    args.output.with_suffix(".md").write_text(md)
-    print(md)
-    print(f"written: {args.output} and {args.output.with_suffix('.md')}")
+    write_report(args.output, report, markdown(report))
     return 0
 
 

@@ -81,26 +81,31 @@ def media_content(
     msgtype: str,
     *,
     body: str,
-    url: str,
+    url: str | None = None,
     mimetype: str,
     size: int,
     extra_info: dict[str, Any] | None = None,
+    file: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``m.file`` / ``m.image`` / ``m.audio`` / ``m.video`` content for an ``mxc://`` url.
+    """``m.file`` / ``m.image`` / ``m.audio`` / ``m.video`` content for an ``mxc://`` url,
+    or, in an encrypted room, for an encrypted attachment's ``file`` object (which holds
+    the url: the content then has no ``url``). Exactly one of the two.
 
     ``body`` is also sent as ``filename`` (spec v1.10), so clients show the name.
     """
+    if (url is None) == (file is None):
+        raise ValueError("media content needs exactly one of url and file")
     info: dict[str, Any] = {"mimetype": mimetype, "size": size}
     if extra_info:
         info.update(extra_info)
-    return {
-        "msgtype": msgtype,
-        "body": body,
-        "filename": body,
-        "url": url,
-        "info": info,
-        "m.mentions": {},
-    }
+    content: dict[str, Any] = {"msgtype": msgtype, "body": body, "filename": body}
+    if file is not None:
+        content["file"] = file
+    else:
+        content["url"] = url
+    content["info"] = info
+    content["m.mentions"] = {}
+    return content
 
 
 def canonical_json(value: Any) -> bytes:

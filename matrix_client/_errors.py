@@ -29,7 +29,11 @@ class MatrixError(Exception):
         status: the HTTP status (``200`` for a malformed success response).
         message: the server's ``error`` text, or a short description.
         retry_after_s: how long the server asked us to wait, if it said so.
+        body: the error response's JSON object, when it was one (user-interactive
+            auth reads its ``session`` and ``flows`` from a 401).
     """
+
+    body: dict | None = None
 
     def __init__(
         self,

@@ -137,12 +137,17 @@ def error_from(
             errcode = body["errcode"]
         if isinstance(body.get("error"), str):
             message = body["error"]
+    error: MatrixError
     if errcode == "M_UNKNOWN_TOKEN":
         soft = isinstance(body, dict) and body.get("soft_logout") is True
-        return UnknownTokenError(errcode, status, message, soft_logout=soft)
-    if status == 429 or errcode == "M_LIMIT_EXCEEDED":
-        return RateLimitedError(errcode, status, message, _retry_after_s(headers, body))
-    return MatrixError(errcode, status, message)
+        error = UnknownTokenError(errcode, status, message, soft_logout=soft)
+    elif status == 429 or errcode == "M_LIMIT_EXCEEDED":
+        error = RateLimitedError(errcode, status, message, _retry_after_s(headers, body))
+    else:
+        error = MatrixError(errcode, status, message)
+    if isinstance(body, dict):
+        error.body = body
+    return error
 
 
 def error_from_response(response: httpx.Response) -> MatrixError:

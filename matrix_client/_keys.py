@@ -2,7 +2,8 @@
 
 Thin on purpose: the JSON bodies are built (and the answers interpreted) by the
 crypto state machine; these methods add the paths, the retry rules and the
-size check, and return the parsed JSON object.
+size check, and return the parsed JSON object. :meth:`KeyMethods.send_crypto_request`
+sends whatever :class:`~matrix_client.crypto.OlmMachine` asks for to the right one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from ._content import canonical_json
 from ._errors import EventTooLargeError
 from ._http import CLIENT_V3, HttpCore, seg
 from ._models import JsonDict
+from .crypto import OutgoingRequest, RequestKind
 
 #: Synapse refuses a to-device message whose canonical JSON content exceeds this
 #: (``MAX_TO_DEVICE_CONTENT_SIZE``, 413 ``M_TOO_LARGE``): it could not federate it.
@@ -69,4 +71,21 @@ class KeyMethods(HttpCore):
             f"{CLIENT_V3}/sendToDevice/{seg(event_type)}/{seg(txn_id)}",
             "PUT /sendToDevice/{eventType}/{txnId}",
             json_body={"messages": messages},
+        )
+
+    async def send_crypto_request(self, request: OutgoingRequest) -> JsonDict:
+        """Send one request of :meth:`OlmMachine.outgoing_requests` (or of
+        ``share_room_key``) to its endpoint; the answer is what
+        ``mark_request_sent`` takes. Every kind is safe to repeat (see each method).
+        """
+        if request.kind is RequestKind.KEYS_UPLOAD:
+            return await self.keys_upload(request.body)
+        if request.kind is RequestKind.KEYS_QUERY:
+            return await self.keys_query(request.body)
+        if request.kind is RequestKind.KEYS_CLAIM:
+            return await self.keys_claim(request.body)
+        if request.event_type is None or request.txn_id is None:
+            raise ValueError(f"to-device request {request.request_id} without type or txn id")
+        return await self.send_to_device(
+            request.event_type, request.body["messages"], txn_id=request.txn_id
         )

@@ -78,6 +78,34 @@ class RoomEvent:
     unsigned: JsonDict = attrs.field(factory=dict)
     redacts: str | None = None
 
+    def to_json(self) -> JsonDict:
+        """The event's fields as JSON (what ``OlmMachine.decrypt_room_event`` takes, and
+        what can be stored and read back with ``RoomEvent.from_json``)."""
+        out: JsonDict = {
+            "event_id": self.event_id,
+            "type": self.type,
+            "sender": self.sender,
+            "origin_server_ts": self.origin_server_ts,
+            "content": self.content,
+            "unsigned": self.unsigned,
+        }
+        if self.state_key is not None:
+            out["state_key"] = self.state_key
+        return out
+
+    @classmethod
+    def from_json(cls, raw: JsonDict) -> RoomEvent:
+        """Back from :meth:`to_json` (trusted input: what we stored ourselves)."""
+        return cls(
+            event_id=raw["event_id"],
+            type=raw["type"],
+            sender=raw["sender"],
+            origin_server_ts=raw.get("origin_server_ts", 0),
+            content=raw.get("content") or {},
+            state_key=raw.get("state_key"),
+            unsigned=raw.get("unsigned") or {},
+        )
+
 
 @attrs.frozen
 class StrippedStateEvent:

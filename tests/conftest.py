@@ -157,6 +157,10 @@ async def start_app(h: BotHarness, **env: str) -> None:
         "SURFACES_WORKSPACE_DIR": str(h.workspace),
         "SURFACES_STATE_DIR": str(h.state_dir),
         "SURFACES_BOT__SHUTDOWN_GRACE_S": "5",
+        # The behaviour tests read the bot's messages from the fake homeserver's
+        # timeline in clear; the encrypted bot has its own tests (harness env
+        # SURFACES_MATRIX__ENCRYPTION=true, tests/surfaces/session/).
+        "SURFACES_MATRIX__ENCRYPTION": "false",
     }
     h.env.update(env)
     environ.update(h.env)

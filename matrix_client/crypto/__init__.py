@@ -11,6 +11,8 @@ spec's v2 ``file`` scheme) are in :class:`AttachmentEncryptor` /
 from ._attachments import (
     AttachmentDecryptor,
     AttachmentEncryptor,
+    DecryptingChunks,
+    EncryptingChunks,
     decrypt_attachment,
     encrypt_attachment,
 )
@@ -78,8 +80,10 @@ __all__ = [
     "CryptoWarning",
     "DecryptedEvent",
     "DecryptedToDevice",
+    "DecryptingChunks",
     "DecryptionError",
     "DeviceRecord",
+    "EncryptingChunks",
     "EncryptionError",
     "EncryptionSettings",
     "EventFormatError",

@@ -10,6 +10,8 @@ Both directions stream, so a 50 MB file is never held twice: feed chunks to
 :meth:`AttachmentEncryptor.update` / :meth:`AttachmentDecryptor.update`. The decryptor
 can only judge the hash at the end: keep its output aside (a temporary file) until
 :meth:`AttachmentDecryptor.finalize` returned, and discard it if that raised.
+:class:`DecryptingChunks` / :class:`EncryptingChunks` wrap them as async iterables of
+chunks (a download written to disk as it comes, a streamed upload).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -153,3 +155,69 @@ def decrypt_attachment(ciphertext: bytes, file: Mapping[str, Any]) -> bytes:
     decryptor = AttachmentDecryptor(file)
     plaintext = decryptor.update(ciphertext)
     return plaintext + decryptor.finalize()
+
+
+class DecryptingChunks:
+    """An async iterable of plaintext chunks over downloaded ciphertext chunks, for
+    writing a file as it arrives: the hash is checked after the last chunk, and a
+    mismatch raises :class:`AttachmentError` from the iteration itself — so a writer
+    that removes its partial file when its source raises never keeps a tampered file.
+
+    Iterate it once. An invalid ``file`` object raises at construction.
+    """
+
+    def __init__(self, chunks: AsyncIterable[bytes], file: Mapping[str, Any]) -> None:
+        self._decryptor = AttachmentDecryptor(file)
+        self._chunks = chunks.__aiter__()
+        self._done = False
+
+    def __aiter__(self) -> DecryptingChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            return self._decryptor.finalize()  # raises on a hash mismatch
+        return self._decryptor.update(chunk)
+
+
+class EncryptingChunks:
+    """An async iterable of ciphertext chunks over a plaintext source, for a streamed
+    upload. Every iteration starts over with a fresh key (a retried upload sends a
+    whole new ciphertext); :meth:`file_object` describes the last iteration, which
+    must have run to its end. The ciphertext is as long as the plaintext (CTR)."""
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self._source = source
+        self._encryptor: AttachmentEncryptor | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._encryptor = AttachmentEncryptor()
+        return _Encrypting(self._source.__aiter__(), self._encryptor)
+
+    def file_object(self, url: str) -> dict[str, Any]:
+        """The ``file`` object of the uploaded ciphertext (see ``AttachmentEncryptor``)."""
+        if self._encryptor is None:
+            raise AttachmentError("nothing was encrypted yet")
+        return self._encryptor.file_object(url)
+
+
+class _Encrypting:
+    def __init__(self, chunks: AsyncIterator[bytes], encryptor: AttachmentEncryptor) -> None:
+        self._chunks = chunks
+        self._encryptor = encryptor
+
+    def __aiter__(self) -> _Encrypting:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._encryptor.finalize()
+            raise
+        return self._encryptor.update(chunk)

@@ -16,11 +16,15 @@ runs on trio time, so tests use ``autojump_clock`` and never sleep::
             await client.send_event(room, "m.room.message", {...}, txn_id="t1")
         assert len(hs.messages_from(bot, room)) == 1
 
+:class:`CryptoUser` is an end-to-end-encrypting user on a ``MatrixClient`` (our
+crypto machine, its state in memory) for tests and the demo.
+
 A real homeserver for e2e tests, benchmarks and the demo is here too:
 :class:`LocalSynapse` runs the installed ``matrix-synapse`` on loopback (not imported
 by the product at run time).
 """
 
+from ._crypto_user import CryptoUser
 from ._faults import Fault, LoggedRequest
 from ._model import EncryptionDefault, FakeLogin
 from ._server import DEFAULT_VERSIONS, FakeHomeserver, FakeHomeserverError, FakeUser
@@ -36,6 +40,7 @@ from ._synapse import (
 
 __all__ = [
     "DEFAULT_VERSIONS",
+    "CryptoUser",
     "EncryptionDefault",
     "FakeHomeserver",
     "FakeHomeserverError",

@@ -74,6 +74,35 @@ class AccountHandlers:
         self._delete_device(session.user_id, session.device_id)
         return {}
 
+    async def _h_delete_device(
+        self, *, session: _Session, deviceId: str, body: Any, **_: Any
+    ) -> JsonDict:
+        """``DELETE /devices/{deviceId}`` behind user-interactive auth, as on Synapse:
+        without ``auth`` a 401 with a session and the password flow; then the
+        password of the session's user completes it."""
+        auth = self._object(body).get("auth")
+        challenge = {"flows": [{"stages": ["m.login.password"]}], "params": {}}
+        if not isinstance(auth, dict):
+            self._uia_sessions.add(session_id := f"uia{next(self._ids)}")
+            raise _HttpError(
+                401, "M_UNAUTHORIZED", "Auth required", session=session_id, **challenge
+            )
+        if auth.get("session") not in self._uia_sessions:
+            raise _HttpError(400, "M_UNRECOGNIZED", "Unknown UIA session")
+        identifier = auth.get("identifier") or {}
+        user = self._users[session.user_id]
+        if (
+            auth.get("type") != "m.login.password"
+            or identifier.get("user") not in (session.user_id, user.localpart)
+            or auth.get("password") != user.password
+        ):
+            raise _HttpError(401, "M_FORBIDDEN", "Invalid password", **challenge)
+        self._uia_sessions.discard(auth["session"])
+        if deviceId not in self._devices.get(session.user_id, {}):
+            raise _HttpError(404, "M_NOT_FOUND", "No device found")
+        self._delete_device(session.user_id, deviceId)
+        return {}
+
     # -- handlers: profile and presence -----------------------------------------------------
 
     async def _h_profile_get(self, *, userId: str, **_: Any) -> JsonDict:

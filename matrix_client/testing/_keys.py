@@ -91,6 +91,15 @@ class KeyHandlers:
         device = self._devices.get(self._uid(user), {}).get(device_id)
         return [] if device is None else [copy.deepcopy(m.event) for m in device.inbox]
 
+    def take_to_device(self, user: FakeUser | str, device_id: str) -> list[JsonDict]:
+        """Remove the to-device events waiting for that device and return them (lost
+        messages, or messages a test delivers later with :meth:`send_to_device_as`)."""
+        device = self._devices.get(self._uid(user), {}).get(device_id)
+        if device is None:
+            return []
+        taken, device.inbox = device.inbox, []
+        return [m.event for m in taken]
+
     def device_keys(self, user: FakeUser | str, device_id: str) -> JsonDict | None:
         """The device keys as last uploaded, ``None`` before any upload."""
         device = self._devices.get(self._uid(user), {}).get(device_id)

@@ -10,12 +10,13 @@ v1.11), the ``room.timeline`` part of filters (``limit``, ``senders``,
 ``autojump_clock`` runs it instantly), and scripted faults.
 
 Several devices per user (``login`` with another device id; ``/logout`` deletes
-its device, as Synapse does); E2EE transport (``_keys``: device keys, one-time
-and fallback keys, to-device inboxes deleted when the sync token passes them,
-``device_lists``); ``m.room.encryption`` by default per room type
-(``encryption_by_default``); presence on or off (off answers as Synapse does);
-redactions that strip content by the spec's per-room-version rules; ``GET`` of
-one event; members with their membership; receipts checked as Synapse checks them.
+its device, as Synapse does; ``DELETE /devices/{id}`` behind password UIA); E2EE
+transport (``_keys``: device keys, one-time and fallback keys, to-device inboxes
+deleted when the sync token passes them, ``device_lists``); ``m.room.encryption``
+by default per room type (``encryption_by_default``); presence on or off (off
+answers as Synapse does); redactions that strip content by the spec's per-room-version
+rules; ``GET`` of one event; members with their membership; receipts checked as
+Synapse checks them.
 
 The class is composed like the client: this core (wiring, faults, direct
 helpers, routing) plus one mixin per part — ``_accounts``, ``_rooms``,
@@ -144,6 +145,7 @@ class FakeHomeserver(
     _devices: dict[str, dict[str, _Device]] = attrs.field(factory=dict, init=False)
     _device_changes: list[tuple[int, str]] = attrs.field(factory=list, init=False)
     _presence: dict[str, tuple[str, str | None, float]] = attrs.field(factory=dict, init=False)
+    _uia_sessions: set[str] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._install_routes()
@@ -606,6 +608,7 @@ class FakeHomeserver(
             ("POST", f"{c3}/login", self._h_login, False),
             ("GET", f"{c3}/account/whoami", self._h_whoami, True),
             ("POST", f"{c3}/logout", self._h_logout, True),
+            ("DELETE", f"{c3}/devices/{{deviceId}}", self._h_delete_device, True),
             ("POST", f"{c3}/user/{{userId}}/filter", self._h_filter_post, True),
             ("GET", f"{c3}/user/{{userId}}/filter/{{filterId}}", self._h_filter_get, True),
             ("GET", f"{c3}/sync", self._h_sync, True),

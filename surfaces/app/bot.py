@@ -9,7 +9,9 @@
        ├─ read receipts    for messages nothing else marked seen (best effort)
        ├─ sync task        long-poll /sync → admit durably → dispatch to lanes
        ├─ gauges           queue depth / outbox metrics
-       └─ maintenance      WAL checkpoints, pruning
+       ├─ maintenance      WAL checkpoints, pruning
+       ├─ crypto requests  key uploads, queries, claims, to-device (with encryption)
+       └─ key expiry       encrypted events whose key never came (with encryption)
 
 This module only *wires*: it builds each part with exactly the services that part
 uses (``_build``) and runs the tree with an ordered shutdown (``run``). Shutdown
@@ -22,6 +24,7 @@ skips the grace period. A stop requested during start-up cancels it at once.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import attrs
 import httpx
@@ -29,9 +32,10 @@ import structlog
 import trio
 
 from agent_client import AgentClient, Connector
-from matrix_client import MatrixClient, UnknownTokenError
+from matrix_client import MatrixClient, MatrixError, TransportError, UnknownTokenError
 from surfaces import __version__, version_fields
 from surfaces.agents import turn_limits
+from surfaces.app.decryption import run_expiry
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
 from surfaces.app.startup import StartStep, until_available
@@ -61,12 +65,15 @@ from surfaces.intake import (
 )
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
-from surfaces.session import login
+from surfaces.session import Crypto, identity_device_id, login, open_crypto
 from surfaces.state import InboxItem, StateDir, StateError, Store
 from surfaces.turns import ActiveTurns, AgentChoice, IncomingFiles, OutgoingFiles, TurnRunner
 from surfaces.workspaces import Onboarding, Rooms, ThreadContext, Threads, reconcile
 
 log = structlog.get_logger(__name__)
+
+#: How long start-up waits for the crypto requests (the device keys' upload first).
+KEY_UPLOAD_AT_START_S = 30.0
 
 
 @attrs.define
@@ -102,6 +109,7 @@ class BotApp:
     router: Router | None = None
     ops_port: int | None = None
     sync_filter: dict | None = None  # the filter this process uploaded
+    crypto: Crypto | None = None  # with matrix.encryption
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _force: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
@@ -154,13 +162,15 @@ class BotApp:
         finally:
             state.close()
 
-    def _build(self, matrix: MatrixClient, store: Store) -> tuple[_Parts, Router]:
+    def _build(
+        self, matrix: MatrixClient, store: Store, crypto: Crypto | None
+    ) -> tuple[_Parts, Router]:
         """Every part, given the narrow services it uses."""
         cfg = self.config
         user_id = matrix.user_id or cfg.matrix.user_id
         texts = Texts(cfg.bot.locale)
         receipts = ReadReceipts(matrix)
-        outbox = Outbox(store, matrix, on_sent=receipts.covered)
+        outbox = Outbox(store, matrix, encryptor=crypto, on_sent=receipts.covered)
         notifier = Notifier(outbox, texts)
         mirror = BindingMirror(matrix)
         agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
@@ -182,7 +192,9 @@ class BotApp:
             matrix=matrix,
             agents=agents,
             choice=choice,
-            files_out=OutgoingFiles(matrix, store, outbox, notifier, cfg.bot.outgoing_file_limit),
+            files_out=OutgoingFiles(
+                matrix, store, outbox, notifier, cfg.bot.outgoing_file_limit, crypto=crypto
+            ),
             streaming=cfg.streaming,
             texts=texts,
             files_in=files_in,
@@ -200,6 +212,8 @@ class BotApp:
             brand=cfg.bot.brand,
             bot_user_id=user_id,
             max_chats_per_user=cfg.bot.max_chats_per_user,
+            encryption=crypto is not None,
+            invited=crypto.rooms.forget if crypto is not None else lambda room_id: None,
         )
         lanes = LaneSupervisor(
             store,
@@ -231,6 +245,7 @@ class BotApp:
             corrections=corrections,
             reactions=Reactions(commands, active, corrections),
             merge_max=merge_max,
+            crypto=crypto,
         )
         policy = IntakePolicy(
             own_user_id=user_id,
@@ -248,12 +263,31 @@ class BotApp:
         parts = _Parts(outbox, notifier, lanes, active, policy, backpressure, receipts, budgets)
         return parts, router
 
-    async def _start_up(self, matrix: MatrixClient, store: Store, outbox: Outbox) -> str:
-        """Everything before the bot takes new events, each step waiting for the
-        homeserver while it does not answer (``startup.until_available``) → the
-        sync filter id. Cancelled by a stop request (SIGTERM during start-up)."""
+    async def _log_in(self, matrix: MatrixClient, store: Store) -> Crypto | None:
+        """Log in (waiting for the homeserver) and, with encryption, open the device's
+        crypto identity (password logins use the device its keys belong to)."""
         cfg = self.config
-        await until_available(StartStep.LOGIN, lambda: login(matrix, store, cfg.matrix))
+        if not cfg.matrix.encryption:
+            await until_available(StartStep.LOGIN, lambda: login(matrix, store, cfg.matrix))
+            return None
+        device = identity_device_id(store)
+        await until_available(
+            StartStep.LOGIN, lambda: login(matrix, store, cfg.matrix, device_id=device)
+        )
+        crypto = await until_available(
+            StartStep.CRYPTO,
+            lambda: open_crypto(matrix, store, cfg.matrix, Path(cfg.state_dir)),
+        )
+        self.crypto = crypto
+        return crypto
+
+    async def _start_up(
+        self, matrix: MatrixClient, store: Store, outbox: Outbox, crypto: Crypto | None
+    ) -> str:
+        """Everything before the bot takes new events after login, each step waiting
+        for the homeserver while it does not answer (``startup.until_available``) →
+        the sync filter id. Cancelled by a stop request (SIGTERM during start-up)."""
+        cfg = self.config
         user_id = matrix.user_id or cfg.matrix.user_id
 
         async def upload_filter() -> str:
@@ -266,6 +300,8 @@ class BotApp:
         await until_available(
             StartStep.RECONCILE, lambda: reconcile(matrix, store, self.registry, user_id)
         )
+        if crypto is not None:
+            await self._publish_keys(crypto)
         # Never raises for an outage: what cannot go now stays for the replayer.
         remaining = await outbox.replay()
         if remaining:
@@ -289,16 +325,23 @@ class BotApp:
                 self.ops_port = await nursery.start(
                     serve_ops, cfg.ops.host, cfg.ops.port, self.metrics, health
                 )
-            parts, router = self._build(matrix, store)
-            lanes, outbox = parts.lanes, parts.outbox
-            self.lanes, self.turns, self.router = lanes, parts.active, router
             filter_id: str | None = None
+            built: tuple[_Parts, Router] | None = None
+            crypto: Crypto | None = None
             with self._startup:
-                filter_id = await self._start_up(matrix, store, outbox)
-            if filter_id is None:
+                # The parts are built once the device is known: with encryption the
+                # outbox, rooms, router and files use its crypto.
+                crypto = await self._log_in(matrix, store)
+                built = self._build(matrix, store, crypto)
+                parts, router = built
+                self.lanes, self.turns, self.router = parts.lanes, parts.active, router
+                filter_id = await self._start_up(matrix, store, parts.outbox, crypto)
+            if filter_id is None or built is None:
                 log.info("stopped_during_start_up")
                 nursery.cancel_scope.cancel()
                 return
+            parts, router = built
+            lanes, outbox = parts.lanes, parts.outbox
 
             async def on_poison(item: InboxItem) -> None:
                 if item.kind.answered:
@@ -319,6 +362,7 @@ class BotApp:
                 long_poll_s=cfg.matrix.sync_long_poll_s,
                 receipts=parts.receipts,
                 budgets=parts.budgets,
+                crypto=crypto,
             )
             await nursery.start(lanes.run, router, on_poison)
             await nursery.start(outbox.run)
@@ -336,6 +380,9 @@ class BotApp:
             nursery.start_soon(publish_gauges, self.metrics, store, lanes)
             retention_s = cfg.bot.incoming_retention_days * 24 * 3600.0
             nursery.start_soon(partial(maintain, store, incoming_retention_s=retention_s))
+            if crypto is not None:
+                await nursery.start(crypto.run)
+                nursery.start_soon(run_expiry, crypto, store, lanes)
             self._ready.set()
             task_status.started()
             log.info(
@@ -350,6 +397,15 @@ class BotApp:
             with trio.move_on_after(5):
                 await outbox.replay()
             nursery.cancel_scope.cancel()
+
+    async def _publish_keys(self, crypto: Crypto) -> None:
+        """Upload the device keys (a new identity) before the bot answers anyone; a
+        homeserver that is slow now gets them from the request task later."""
+        with trio.move_on_after(KEY_UPLOAD_AT_START_S):
+            try:
+                await crypto.flush()
+            except (MatrixError, TransportError) as exc:
+                log.warning("crypto_keys_not_published_yet", error=repr(exc))
 
     async def _drain(self, lanes: LaneSupervisor) -> None:
         """Let running turns finish within the grace period; a second signal (or the

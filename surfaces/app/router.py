@@ -1,5 +1,11 @@
 """What the bot does with each admitted inbox item: the lanes call the router, and the
-router picks the part that handles it (onboarding, a command, staging, a turn)."""
+router picks the part that handles it (onboarding, a command, staging, a turn, a
+correction, a reaction).
+
+With encryption (``crypto`` set): an ``ENCRYPTED`` item is a message the bot could not
+decrypt and gets the "could not decrypt" notice; a message that came in clear in an
+encrypted room is ignored (a client in an encrypted room never sends one, so it is
+someone injecting events)."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from surfaces.commands import MAX_NAME_CHARS, Commands, Corrections, Reactions
 from surfaces.core import ChatStatus, ItemKind
 from surfaces.delivery import Notifier, answer_relation
 from surfaces.intake import CommandName, parse_command
+from surfaces.session import Crypto
 from surfaces.state import ChatRecord, InboxItem, Store
 from surfaces.turns import IncomingFiles, TurnRequest, TurnRunner
 from surfaces.workspaces import Onboarding, Threads
@@ -20,6 +27,17 @@ log = structlog.get_logger(__name__)
 
 #: Commands that work in an archived chat (the rest get "this chat is archived").
 _ARCHIVE_OK = frozenset({CommandName.NEW, CommandName.CHATS, CommandName.HELP})
+#: What a client encrypts in an encrypted room (so a clear copy there is forged).
+_ENCRYPTED_IN_E2EE_ROOMS = frozenset(
+    {
+        ItemKind.TEXT,
+        ItemKind.COMMAND,
+        ItemKind.FILE,
+        ItemKind.EDIT,
+        ItemKind.REACTION,
+        ItemKind.UNSUPPORTED,
+    }
+)
 #: Silent about anything but the owner's own (others' reactions, edits, redactions
 #: are theirs, not requests to the bot).
 _OWNER_ONLY_SILENT = frozenset({ItemKind.REACTION, ItemKind.REDACTION, ItemKind.EDIT})
@@ -46,6 +64,7 @@ class Router:
     corrections: Corrections
     reactions: Reactions
     merge_max: int = 1
+    crypto: Crypto | None = None
 
     async def __call__(self, item: InboxItem) -> int:
         """Act on one item; returns how many items it already marked finished (a
@@ -79,10 +98,22 @@ class Router:
             item.sender,
             item.room_id,
             key=item.event_id,
-            encrypted=bool(item.payload.get("encrypted")),
+            # With encryption the bot reads encrypted DMs: nothing to warn about.
+            encrypted=bool(item.payload.get("encrypted")) and self.crypto is None,
         )
 
     async def _room_event(self, item: InboxItem) -> int:
+        if await self._forged_in_clear(item):
+            log.warning("plaintext_in_encrypted_room_ignored", room_id=item.room_id)
+            return 0
+        if item.kind is ItemKind.ENCRYPTED and self.crypto is not None:
+            await self.notifier.notice(
+                item.room_id,
+                "undecryptable",
+                txn_id=f"{item.event_id}.utd",
+                count=item.payload.get("count", 1),
+            )
+            return 0
         chat = await self.store.get_chat(item.room_id)
         if chat is None:
             await self._dm_event(item)
@@ -134,6 +165,15 @@ class Router:
         platform_id = await self.threads.platform_chat_id(chat, item.thread)
         request = TurnRequest(item, chat, platform_id, merge_max=self.merge_max)
         return await self.runner.run(request)
+
+    async def _forged_in_clear(self, item: InboxItem) -> bool:
+        """A message sent in clear in a room that is encrypted (see the module docstring);
+        redactions are never encrypted, and hand-offs are the bot's own."""
+        if self.crypto is None or item.payload.get("e2ee"):
+            return False
+        if item.kind not in _ENCRYPTED_IN_E2EE_ROOMS:
+            return False
+        return await self.crypto.is_encrypted(item.room_id)
 
     async def _dm_event(self, item: InboxItem) -> None:
         """A message in a room that is not a working chat: the user's DM (or a

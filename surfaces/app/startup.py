@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 class StartStep(enum.StrEnum):
     LOGIN = "login"
+    CRYPTO = "crypto"  # opening the device's E2EE identity (key queries, a new device)
     FILTER = "filter"
     RECONCILE = "reconcile"
 

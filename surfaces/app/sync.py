@@ -5,6 +5,10 @@ token is committed in the same SQLite transaction as the events it covers, so a 
 before the commit replays the batch (the inbox ignores event ids it has), and a crash
 after it loses nothing (the events wait in the inbox). Only then is the next ``/sync``
 made. The task never waits on a room: dispatching is a non-blocking nudge.
+
+With encryption the same transaction carries the batch's crypto part (room keys above
+all: the server deletes to-device events once the token passes them) and its
+encrypted events are decrypted before they are classified (``app/decryption.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import attrs
 import structlog
 import trio
 
-from matrix_client import MatrixClient, MatrixError, UnknownTokenError
+from matrix_client import MatrixClient, MatrixError, SyncBatch, UnknownTokenError
+from surfaces.app.decryption import decrypting_intake
 from surfaces.core import FatalError, ItemKind, ItemStatus, LaneKind
 from surfaces.delivery import ReadReceipts
 from surfaces.intake import (
@@ -26,7 +31,8 @@ from surfaces.intake import (
 )
 from surfaces.metrics import Metrics
 from surfaces.ops import HealthState
-from surfaces.state import Store
+from surfaces.session import Crypto
+from surfaces.state import InboxItem, Store
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +56,7 @@ class SyncTask:
     filter_id: str
     long_poll_s: float
     budgets: Budgets | None = None  # per-user token buckets (none: unlimited)
+    crypto: Crypto | None = None
     receipts: ReadReceipts | None = None
 
     async def run(self) -> None:
@@ -78,10 +85,7 @@ class SyncTask:
             # A limited timeline (more new events than the filter's limit) means
             # the homeserver skipped messages: like a full queue, the user is told.
             limited = gapped_rooms(batch)
-            items = self.backpressure.apply(classify(batch, self.policy), limited)
-            if self.budgets is not None:
-                items = self.budgets.apply(items, trio.current_time())
-            admitted = await self.store.admit(batch.next_batch, items)
+            admitted = await self._admit(batch, limited)
             now = trio.current_time()
             self.health.sync_succeeded(now)
             self.metrics.sync_succeeded(now)
@@ -101,3 +105,31 @@ class SyncTask:
                 # wait, the agent connect) before this task spends a few hundred
                 # microseconds issuing the next long-poll.
                 await trio.lowlevel.checkpoint()
+
+    async def _admit(self, batch: SyncBatch, limited: set[str]) -> list[InboxItem]:
+        """Classify (decrypting first, with encryption) and admit with the token."""
+        crypto = self.crypto
+        if crypto is None:
+            items = self._limit(classify(batch, self.policy), limited)
+            return await self.store.admit(batch.next_batch, items)
+        # The whole intake under the machine's lock: what the batch does to it (room
+        # keys above all) is committed with the token and nothing of it before.
+        async with crypto.transaction() as take:
+            intake = await decrypting_intake(batch, self.policy, crypto, self.store)
+            items = self._limit(intake.items, limited)
+            admitted = await self.store.admit(
+                batch.next_batch,
+                items,
+                crypto=take(),
+                waiting=intake.waiting,
+                resolved=intake.resolved,
+            )
+        crypto.wake()  # key requests, answers to key requests, uploads
+        return admitted
+
+    def _limit(self, items: list[InboxItem], limited: set[str]) -> list[InboxItem]:
+        """Queue limits per room, then the per-user budgets (over them: rejected)."""
+        items = self.backpressure.apply(items, limited)
+        if self.budgets is not None:
+            items = self.budgets.apply(items, trio.current_time())
+        return items

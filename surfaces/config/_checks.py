@@ -69,6 +69,16 @@ def _secret(value: Secret | None) -> str | None:
     return "must not be empty"
 
 
+#: A configured pickle key is a passphrase we hash; shorter ones are too easy to guess.
+MIN_PICKLE_KEY_CHARS = 16
+
+
+def _pickle_key(value: Secret | None) -> str | None:
+    if value is None or len(value.reveal().strip()) >= MIN_PICKLE_KEY_CHARS:
+        return None
+    return f"must be at least {MIN_PICKLE_KEY_CHARS} characters (e.g. openssl rand -base64 32)"
+
+
 def _device_id(value: str) -> str | None:
     if not value.strip():
         return "must not be empty"
@@ -107,6 +117,7 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("matrix", "access_token"): _secret,
     ("matrix", "device_id"): _device_id,
     ("matrix", "sync_long_poll_s"): _positive,
+    ("matrix", "pickle_key"): _pickle_key,
     ("agents", "registry_path"): _non_empty,
     ("agents", "default_base_url"): _agent_url,
     ("agents", "workspace_dir"): _non_empty,

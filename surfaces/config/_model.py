@@ -88,6 +88,10 @@ class MatrixConfig:
     access_token: Secret | None = None
     device_id: str = "SURFACES"
     sync_long_poll_s: float = 30.0
+    #: End-to-end encryption: rooms the bot creates are encrypted, encrypted rooms work.
+    encryption: bool = True
+    #: Encrypts the crypto state in the database; unset: a generated key file.
+    pickle_key: Secret | None = None
 
     @property
     def server_name(self) -> str:

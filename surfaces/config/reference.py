@@ -28,6 +28,16 @@ HELP: dict[str, str] = {
         "retried sends exactly-once across restarts."
     ),
     "matrix.sync_long_poll_s": "Long-poll timeout of `/sync`.",
+    "matrix.encryption": (
+        "End-to-end encryption (Olm/Megolm): rooms the bot creates are encrypted and it "
+        "reads and writes encrypted rooms and DMs. `false`: unencrypted rooms, and one "
+        "notice in an encrypted DM that the bot cannot read it."
+    ),
+    "matrix.pickle_key": (
+        "Passphrase (16+ characters) that encrypts the bot's keys in the state database. "
+        "Unset: a random key in `{state_dir}/pickle.key` (mode 0600). Back it up with the "
+        "database; without it the crypto state cannot be opened."
+    ),
     "agents.registry_path": (
         "Agent registry YAML (see below). Unset: one agent `default` at `AGENT_BASE_URL` "
         "with the workspace `workspace_dir`."

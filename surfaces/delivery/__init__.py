@@ -9,7 +9,7 @@ from surfaces.delivery.notifier import (
     Notifier,
     answer_relation,
 )
-from surfaces.delivery.outbox import TXN_REF, Outbox
+from surfaces.delivery.outbox import TXN_REF, Outbox, RoomEncryptor
 from surfaces.delivery.receipts import ReadReceipts
 from surfaces.delivery.typing_lease import TypingLease
 
@@ -22,6 +22,7 @@ __all__ = [
     "Notifier",
     "Outbox",
     "ReadReceipts",
+    "RoomEncryptor",
     "TypingLease",
     "answer_relation",
 ]

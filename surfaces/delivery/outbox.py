@@ -28,12 +28,19 @@ queued without a request, and nudges only tell the replayer that a room was newl
 blocked (so it can wait for that room's first retry). So a homeserver outage costs
 one request per blocked room per backoff step, not rounds back to back, and a room
 is delivered at most ``max_backoff_s`` after the homeserver is back.
+
+In an encrypted room every send goes out as ``m.room.encrypted`` (the ``encryptor``,
+``surfaces.session.Crypto``, wired by the app): the event is encrypted at each attempt,
+right before it is sent, so a retried send carries a fresh ciphertext under the same
+transaction id (the server keeps the first). Stream edits are encrypted the same way;
+``m.relates_to`` stays in clear. Redactions are never encrypted.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 import attrs
 import structlog
@@ -64,6 +71,16 @@ def _txn_ref(content: dict) -> str | None:
     return None
 
 
+class RoomEncryptor(Protocol):
+    """What the outbox needs of end-to-end encryption (``surfaces.session.Crypto``)."""
+
+    async def encrypt(
+        self, room_id: str, event_type: str, content: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """The event type and content to send in ``room_id`` (encrypted if it is)."""
+        ...
+
+
 @attrs.define
 class _Backoff:
     """A blocked room: its rows wait for the replayer's next try at ``next_at``."""
@@ -87,6 +104,8 @@ class Outbox:
     _blocked: dict[str, _Backoff] = attrs.field(factory=dict)
     _nudge: trio.Event = attrs.field(factory=trio.Event)
     _inflight: dict[str, int] = attrs.field(factory=dict)  # room -> inline sends running
+    #: Encrypts sends to encrypted rooms; ``None`` with ``matrix.encryption: false``.
+    encryptor: RoomEncryptor | None = None
 
     async def send(self, send: PendingSend, *, part: tuple[str, int] | None = None) -> str | None:
         """Persist then send. Returns the event id, or None if it is left for the
@@ -145,6 +164,7 @@ class Outbox:
         started = trio.current_time()
         try:
             with trio.fail_after(self.ephemeral_deadline_s):
+                event_type, content = await self._encrypted(room_id, event_type, content)
                 event_id = await self.matrix.send_event(
                     room_id, event_type, content, txn_id=new_txn_id()
                 )
@@ -200,8 +220,11 @@ class Outbox:
                         row.room_id, row.content["redacts"], txn_id=row.txn_id
                     )
                 else:
+                    event_type, content = await self._encrypted(
+                        row.room_id, row.event_type, content
+                    )
                     event_id = await self.matrix.send_event(
-                        row.room_id, row.event_type, content, txn_id=row.txn_id
+                        row.room_id, event_type, content, txn_id=row.txn_id
                     )
         except UnknownTokenError:
             raise
@@ -227,6 +250,13 @@ class Outbox:
             self.on_sent(row.room_id, started)
         await self.store.mark_sent(row.txn_id, event_id, part=part)
         return event_id, SendOutcome.SENT
+
+    async def _encrypted(
+        self, room_id: str, event_type: str, content: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        if self.encryptor is None:
+            return event_type, content
+        return await self.encryptor.encrypt(room_id, event_type, content)
 
     def _block(self, row: OutboxItem, exc: BaseException) -> None:
         """The row stays pending: block its room and schedule the room's next try."""

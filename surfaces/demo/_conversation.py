@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import trio
 
-from matrix_client import MatrixClient, RoomEvent, new_txn_id, text_content
+from matrix_client import MatrixClient, RoomEvent, text_content
 from surfaces.i18n import t
 
 from ._observer import Observer
@@ -52,12 +52,15 @@ class Conversation:
         return self.room
 
     async def send_text(self, room_id: str, body: str) -> int:
-        """Send ``body`` as the user; returns the timeline mark from before it."""
+        """Send ``body`` as the user (encrypted in an encrypted room); returns the
+        timeline mark from before it."""
+        return await self.send(room_id, text_content(body), shown=body)
+
+    async def send(self, room_id: str, content: dict[str, Any], *, shown: str) -> int:
         mark = self.observer.mark()
-        self.tr.detail(f"you: {body}")
-        await self.user.send_event(
-            room_id, "m.room.message", text_content(body), txn_id=new_txn_id()
-        )
+        lock = " 🔒" if await self.observer.crypto.encryption(room_id) else ""
+        self.tr.detail(f"you{lock}: {shown}")
+        await self.observer.crypto.send(room_id, "m.room.message", content)
         return mark
 
     def bot_messages(self, mark: int, room_id: str) -> list[RoomEvent]:
@@ -70,26 +73,28 @@ class Conversation:
     async def wait_notice(self, mark: int, room_id: str, match: Callable[[str], bool]) -> str:
         """The body of the first bot notice after ``mark`` that ``match`` accepts."""
 
-        def found() -> str | None:
+        def found() -> RoomEvent | None:
             for e in self.bot_messages(mark, room_id):
                 body = e.content.get("body", "")
                 if e.content.get("msgtype") == "m.notice" and match(body):
-                    return body
+                    return e
             return None
 
-        body = await self.observer.wait_for(found)
-        self.tr.detail(f"bot (notice): {body}")
+        event = await self.observer.wait_for(found)
+        body = event.content.get("body", "")
+        self.tr.detail(f"bot (notice){self.observer.lock(event)}: {body}")
         return body
 
     async def wait_reply(self, mark: int, room_id: str) -> str:
         """Follow the bot's streamed reply (first message, then edits) to its end."""
         shown: list[str] = []
         original: str | None = None
+        lock = ""
         current = ""
         done = 0  # bot messages already looked at
 
         def progress() -> bool:
-            nonlocal original, current, done
+            nonlocal original, current, done, lock
             messages = self.bot_messages(mark, room_id)
             for e in messages[done:]:
                 content = e.content
@@ -97,11 +102,12 @@ class Conversation:
                 if original is None:
                     if content.get("msgtype") == "m.text" and not relates:
                         original, current = e.event_id, content.get("body", "")
+                        lock = self.observer.lock(e)
                 elif relates.get("rel_type") == "m.replace" and relates.get("event_id") == original:
                     current = (content.get("m.new_content") or {}).get("body", current)
                 if current and (not shown or shown[-1] != current):
                     shown.append(current)
-                    self.tr.detail(f"bot (streaming): {short(current)}")
+                    self.tr.detail(f"bot (streaming){lock}: {short(current)}")
             done = len(messages)
             return False
 
@@ -132,5 +138,5 @@ class Conversation:
         progress()
         if original is None:
             raise StepFailed("the bot sent no reply")
-        self.tr.detail(f"bot (final): {current}")
+        self.tr.detail(f"bot (final){lock}: {current}")
         return current

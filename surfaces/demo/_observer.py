@@ -1,4 +1,10 @@
-"""What the demo user's client has seen: a background ``/sync`` loop and its record."""
+"""What the demo user's client has seen: a background ``/sync`` loop and its record.
+
+The demo user has an end-to-end-encrypting device (``CryptoUser``: the project's own
+crypto machine, in memory): every batch's room keys are taken first and the timeline
+is recorded decrypted. An event whose key has not come yet is recorded as it is and
+decrypted in place by a later batch (``encrypted`` holds the ids that came encrypted).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import attrs
 import trio
 
 from matrix_client import MatrixClient, RoomEvent
+from matrix_client.testing import CryptoUser
 
 #: Long-poll of the observer's ``/sync`` (ms): a batch arrives at least this often.
 LONG_POLL_MS = 10_000
@@ -23,7 +30,12 @@ class Observer:
     """
 
     client: MatrixClient
+    crypto: CryptoUser
     timeline: list[tuple[str, RoomEvent]] = attrs.Factory(list)
+    #: Event ids that arrived encrypted (and were decrypted).
+    encrypted: set[str] = attrs.Factory(set)
+    #: Timeline positions still waiting for their room key.
+    _undecrypted: list[int] = attrs.Factory(list)
     invites: dict[str, dict[str, dict[str, Any]]] = attrs.Factory(dict)  # room -> type -> content
     typing: dict[str, set[str]] = attrs.Factory(dict)
     # (timeline length when it arrived, room, users typing): every m.typing update
@@ -37,9 +49,11 @@ class Observer:
         first = True
         while True:
             batch = await syncer.next()
+            await self.crypto.receive(batch)
             now = trio.current_time()
+            self._retry_undecrypted()
             for item in batch.events:
-                self.timeline.append((item.room_id, item.event))
+                self.timeline.append((item.room_id, self._decrypt(item.room_id, item.event)))
                 self.last_event_at[(item.room_id, item.event.sender)] = now
             for invite in batch.invites:
                 self.invites[invite.room_id] = {s.type: s.content for s in invite.state}
@@ -54,6 +68,31 @@ class Observer:
             if first:
                 first = False
                 task_status.started()
+
+    def _decrypt(self, room_id: str, event: RoomEvent) -> RoomEvent:
+        if event.type != "m.room.encrypted":
+            return event
+        plain = self.crypto.decrypt(room_id, event)
+        if plain.type == "m.room.encrypted":
+            self._undecrypted.append(len(self.timeline))
+        else:
+            self.encrypted.add(event.event_id)
+        return plain
+
+    def _retry_undecrypted(self) -> None:
+        waiting, self._undecrypted = self._undecrypted, []
+        for index in waiting:
+            room_id, event = self.timeline[index]
+            plain = self.crypto.decrypt(room_id, event)
+            if plain.type == "m.room.encrypted":
+                self._undecrypted.append(index)
+            else:
+                self.encrypted.add(event.event_id)
+                self.timeline[index] = (room_id, plain)
+
+    def lock(self, event: RoomEvent) -> str:
+        """`` 🔒`` for an event that came encrypted (the transcript marks them)."""
+        return " 🔒" if event.event_id in self.encrypted else ""
 
     async def wait_for(self, predicate: Callable[[], Any]) -> Any:
         """The predicate's first truthy result, re-checked after every batch."""

@@ -22,7 +22,7 @@ import trio
 
 from agent_client.reference import serve_reference_agent
 from matrix_client import MatrixClient
-from matrix_client.testing import LocalSynapse
+from matrix_client.testing import CryptoUser, LocalSynapse
 from surfaces.app import BotApp
 from surfaces.config import load_config, load_registry
 
@@ -207,7 +207,9 @@ class Demo:
         with self.script_scope:
             with trio.fail_after(STARTUP_DEADLINE_S):
                 await app.wait_ready()
-            tr.line(f"  ✓ bot running as {bot_id} (locale {opts.locale})")
+            crypto = app.crypto
+            e2ee = f"end-to-end encryption on, device {crypto.device_id}" if crypto else "no E2EE"
+            tr.line(f"  ✓ bot running as {bot_id} (locale {opts.locale}, {e2ee})")
             tr.line("")
             failed = await self._play(hs_url, demo_user, bot_id)
             self.script_done = True
@@ -229,8 +231,10 @@ class Demo:
                 await user.login_password(
                     demo_user.user_id, demo_user.password, device_id="DEMOSCRIPT"
                 )
+            with trio.fail_after(STEP_DEADLINE_S):
+                crypto = await CryptoUser.start(user)  # the demo user's E2EE device
             async with trio.open_nursery() as nursery:
-                observer = Observer(user)
+                observer = Observer(user, crypto)
                 with trio.fail_after(STEP_DEADLINE_S):
                     await nursery.start(observer.run)
                 conversation = Conversation(user, observer, bot_id, self.opts.locale, self.tr)

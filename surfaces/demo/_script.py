@@ -8,14 +8,18 @@ transcript's. To add a step, write the function and add it to ``STEPS``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 
-from matrix_client import RoomEvent, new_txn_id
+from matrix_client import RoomEvent
+from matrix_client.crypto import MEGOLM_ALGORITHM
 
 from ._conversation import Conversation
 from ._transcript import StepFailed, short
 
+#: The largest file the demo user downloads.
+MAX_DOWNLOAD_BYTES = 1_000_000
 #: What the demo user writes, per locale.
 USER_LINES = {
     "ru": {
@@ -39,8 +43,19 @@ def say(c: Conversation, key: str) -> str:
 
 
 async def open_dm(c: Conversation) -> None:
-    c.tr.detail(f"you: create a direct chat and invite {c.bot_id}")
-    dm = await c.user.create_room(invite=[c.bot_id], is_direct=True, preset="trusted_private_chat")
+    c.tr.detail(f"you: create an encrypted direct chat and invite {c.bot_id}")
+    dm = await c.user.create_room(
+        invite=[c.bot_id],
+        is_direct=True,
+        preset="trusted_private_chat",
+        initial_state=[
+            {
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": MEGOLM_ALGORITHM},
+            }
+        ],
+    )
     c.dm = dm
 
     def bot_joined() -> bool:
@@ -72,13 +87,16 @@ async def workspace_appears(c: Conversation) -> None:
     c.space, c.room = space, room
     space_name = (c.observer.invites[space].get("m.room.name") or {}).get("name")
     c.tr.detail(f"invited to the Space «{space_name}» and to «{chat_name}»; joining both")
+    encryption = (c.observer.invites[room].get("m.room.encryption") or {}).get("algorithm")
+    if encryption:
+        c.tr.detail(f"«{chat_name}» is end-to-end encrypted ({encryption}) 🔒")
     await c.user.join(space)
     await c.user.join(room)
     welcome = c.msg("welcome", name="").split(",")[0]  # "Привет" / "Hi"
-    body = await c.observer.wait_for(
+    event = await c.observer.wait_for(
         lambda: next(
             (
-                e.content.get("body")
+                e
                 for r, e in c.observer.timeline
                 if r == room
                 and e.sender == c.bot_id
@@ -88,7 +106,7 @@ async def workspace_appears(c: Conversation) -> None:
             None,
         )
     )
-    c.tr.detail(f"bot: {short(body)}")
+    c.tr.detail(f"bot{c.observer.lock(event)}: {short(event.content.get('body', ''))}")
 
 
 async def streamed_reply(c: Conversation) -> None:
@@ -115,17 +133,21 @@ async def new_chat(c: Conversation) -> None:
 async def file_to_agent(c: Conversation) -> None:
     room = c.current_room()
     data = (say(c, "notes") + "\n").encode()
-    c.tr.detail(f"you: upload notes.txt ({len(data)} bytes) and send it as m.file")
-    url = await c.user.upload(data, content_type="text/plain", filename="notes.txt")
-    mark = c.observer.mark()
-    content = {
+    content: dict[str, Any] = {
         "msgtype": "m.file",
         "body": "notes.txt",
         "filename": "notes.txt",
-        "url": url,
         "info": {"mimetype": "text/plain", "size": len(data)},
     }
-    await c.user.send_event(room, "m.room.message", content, txn_id=new_txn_id())
+    if await c.observer.crypto.encryption(room):
+        c.tr.detail(f"you: encrypt notes.txt ({len(data)} bytes), upload it, send it as m.file")
+        content["file"] = await c.observer.crypto.upload_encrypted(
+            data, content_type="text/plain", filename="notes.txt"
+        )
+    else:
+        c.tr.detail(f"you: upload notes.txt ({len(data)} bytes) and send it as m.file")
+        content["url"] = await c.user.upload(data, content_type="text/plain", filename="notes.txt")
+    mark = await c.send(room, content, shown="[m.file notes.txt]")
     staged = c.msg("file_staged", name="\x00", size="").split("\x00")[0]
     await c.wait_notice(mark, room, lambda body: body.startswith(staged))
     mark = await c.send_text(room, say(c, "what_file"))
@@ -143,20 +165,29 @@ async def file_from_agent(c: Conversation) -> None:
 
     def file_event() -> RoomEvent | None:
         for e in c.bot_messages(mark, room):
-            if e.content.get("msgtype") == "m.file" and e.content.get("url"):
+            if e.content.get("msgtype") == "m.file" and (
+                e.content.get("url") or e.content.get("file")
+            ):
                 return e
         return None
 
     event = await c.observer.wait_for(file_event)
     info = event.content.get("info") or {}
+    file = event.content.get("file")
+    url = file.get("url") if isinstance(file, dict) else event.content["url"]
     c.tr.detail(
-        f"bot (m.file): {event.content.get('body')} "
-        f"({info.get('mimetype')}, {info.get('size')} bytes) {event.content['url']}"
+        f"bot (m.file){c.observer.lock(event)}: {event.content.get('body')} "
+        f"({info.get('mimetype')}, {info.get('size')} bytes) {url}"
     )
     await c.wait_reply(mark, room)
-    download = await c.user.download(event.content["url"])
-    got = download.data.decode("utf-8", errors="replace")
-    c.tr.detail(f"downloaded {len(download.data)} bytes: {short(got)}")
+    if isinstance(file, dict):
+        data = await c.observer.crypto.download_decrypted(file, max_bytes=MAX_DOWNLOAD_BYTES)
+        how = "downloaded and decrypted (SHA-256 checked)"
+    else:
+        data = (await c.user.download(url, max_bytes=MAX_DOWNLOAD_BYTES)).data
+        how = "downloaded"
+    got = data.decode("utf-8", errors="replace")
+    c.tr.detail(f"{how} {len(data)} bytes: {short(got)}")
     if got.strip() != text:
         raise StepFailed(f"downloaded content differs: {got!r}")
 

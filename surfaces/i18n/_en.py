@@ -152,6 +152,12 @@ EN: dict[str, str] = {
         "{limit} {limit:plural:file is|files are} already waiting for your next message, "
         "so I didn't add “{name}”. Send a message, or take some off the list with !remove."
     ),
+    "undecryptable": (
+        "🔒 I couldn't decrypt {count:plural:your last message|your last {count} messages}: "
+        "my device never got the key for {count:plural:it|them}. Please send it again. If "
+        "this keeps happening, make sure your app trusts my device (it may be new after a "
+        "restart of mine) and sends keys to unverified devices."
+    ),
     "unsupported_location": "📍 Locations do not reach the agent — describe the place in text.",
     "unsupported_sticker": "Stickers are not passed to the agent — please write it in text.",
     "unsupported_poll": "Polls are not passed to the agent — please ask in text.",

@@ -228,6 +228,9 @@ def _file(room_id: str, ev: Any, content: dict, msgtype: str, relation: Relation
         "name": filename or body,
         "info": content.get("info") if isinstance(content.get("info"), dict) else {},
     }
+    if isinstance(content.get("file"), dict):
+        # An encrypted attachment: its url, key and hash (staging checks them).
+        payload["file"] = content["file"]
     # Matrix v1.10 captions: ``filename`` names the file, ``body`` is the caption.
     if filename and body and body != filename:
         caption = message_text(content, is_reply=relation.reply_to is not None).strip()

@@ -28,7 +28,10 @@ log = structlog.get_logger(__name__)
 
 def room_item(source: InboxItem, suffix: str, kind: ItemKind, payload: dict[str, Any]) -> InboxItem:
     """The room-lane item ``source`` hands off (its id derived from the source's, so a
-    re-run of the source hands off the same item)."""
+    re-run of the source hands off the same item). It came as its source came: a
+    decrypted source's hand-off is marked so too (``payload["e2ee"]``)."""
+    if source.payload.get("e2ee"):
+        payload = {**payload, "e2ee": True}
     return InboxItem(
         event_id=f"{source.event_id}.{suffix}",
         lane=Lane.room(source.room_id),

@@ -21,6 +21,10 @@ What a backup guarantees:
 - an existing ``DEST`` is never overwritten without ``--force``. When ``DEST`` is a
   directory, the file is ``DEST/surfaces-<UTC time>.db``.
 
+The bot's end-to-end encryption state (``crypto_*`` tables) is in the copy, pickled
+with the pickle key, which is *not*: the command reminds the operator to keep the key
+file (``<state_dir>/pickle.key``) too, when there is one.
+
 Exit codes: 0 the backup was written and verified; 1 it failed (nothing was written
 at ``DEST``); 2 bad arguments or configuration, ``DEST`` exists (no ``--force``), or
 not run as the database's owner (SQLite may create ``surfaces.db-shm`` beside the
@@ -44,6 +48,8 @@ import attrs
 from surfaces.config import EXIT_CONFIG, load_config_or_exit
 from surfaces.i18n import human_size
 from surfaces.ops._local_checks import DB_NAME
+from surfaces.session.pickle_key import PICKLE_KEY_FILE
+from surfaces.state import Store
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "BackupError", "BackupResult", "backup_database", "main"]
 
@@ -148,6 +154,13 @@ def _copy_and_verify(source: Path, target: Path) -> int:
                     version = None
                 if not isinstance(version, int):
                     raise BackupError(f"{source} is not a Surfaces state database")
+                # Restored, the copy's encryption state is older than the world's:
+                # the bot sees this mark and starts that identity over (a new device).
+                stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+                dst.execute(
+                    "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+                    (Store.BACKUP_MARK_KEY, stamp),
+                )
             finally:
                 dst.close()
         finally:
@@ -229,6 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{prog}: {result.path} ({human_size(result.size)}, schema v{result.schema_version}, "
         f"integrity ok) in {result.seconds:.2f} s"
     )
+    key_file = state_dir / PICKLE_KEY_FILE
+    if key_file.exists():
+        # The copy holds the bot's encryption keys, pickled with this key: without it
+        # a restored database starts over as a new device (docs/operations.md).
+        print(
+            f"{prog}: the encryption keys in it open only with {key_file}: keep a copy of "
+            "that file too, apart from the database backups"
+        )
     return 0
 
 

@@ -314,7 +314,10 @@ async def _password_login(
     m = config.matrix
     try:
         with trio.fail_after(NETWORK_DEADLINE_S):
-            login = await password_login(client, m)
+            # With encryption the bot's device is the one its keys belong to, which a
+            # lost database may have moved away from MATRIX_DEVICE_ID: stay on it.
+            device = state.stored_device if m.encryption else None
+            login = await password_login(client, m, device_id=device)
             who = await client.whoami()
     except LoginRejected as exc:
         return Check(

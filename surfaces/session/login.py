@@ -5,7 +5,9 @@ device (a retried send after a restart must reuse the same device to be deduplic
 So the credentials are tried in a fixed order (:func:`credential_plan`): the configured
 access token; else the token the bot saved in its state database; else a password login
 with the fixed ``MATRIX_DEVICE_ID`` (which reuses the same device), whose token is saved
-for the next start. ``doctor`` walks the same plan to explain it without side effects.
+for the next start. With encryption the device is the one the bot's keys belong to,
+which is ``MATRIX_DEVICE_ID`` unless a lost database moved the bot to a new device
+(``surfaces.session.identity``). ``doctor`` walks the same plan to explain it without side effects.
 """
 
 from __future__ import annotations
@@ -55,14 +57,18 @@ def credential_plan(matrix: MatrixConfig, stored_token: str | None) -> list[Cred
     return plan
 
 
-async def password_login(client: MatrixClient, matrix: MatrixConfig) -> LoginResponse:
-    """Log in on the bot's fixed device. Rejected credentials raise :class:`LoginRejected`."""
+async def password_login(
+    client: MatrixClient, matrix: MatrixConfig, *, device_id: str | None = None
+) -> LoginResponse:
+    """Log in on the bot's fixed device (``device_id``: the device of the bot's crypto
+    identity, when it has one; else the configured one). Rejected credentials raise
+    :class:`LoginRejected`."""
     assert matrix.password is not None
     try:
         return await client.login_password(
             matrix.user_id,
             matrix.password.reveal(),
-            device_id=matrix.device_id,
+            device_id=device_id or matrix.device_id,
             device_display_name=DEVICE_DISPLAY_NAME,
         )
     except MatrixError as exc:
@@ -80,9 +86,13 @@ def identity_problem(who: WhoAmI, matrix: MatrixConfig) -> str | None:
     return None
 
 
-async def login(client: MatrixClient, store: Store, matrix: MatrixConfig) -> WhoAmI:
-    """Make ``client`` the bot's one device; returns whoami. Raises :class:`FatalError`
-    for credentials that cannot work (rejected, missing, someone else's)."""
+async def login(
+    client: MatrixClient, store: Store, matrix: MatrixConfig, *, device_id: str | None = None
+) -> WhoAmI:
+    """Make ``client`` the bot's one device; returns whoami. ``device_id`` overrides the
+    configured device for a password login (the device the bot's crypto identity
+    belongs to). Raises :class:`FatalError` for credentials that cannot work (rejected,
+    missing, someone else's)."""
     who: WhoAmI | None = None
     plan = credential_plan(matrix, await store.get_value(TOKEN_KEY))
     if not plan:
@@ -101,7 +111,7 @@ async def login(client: MatrixClient, store: Store, matrix: MatrixConfig) -> Who
                 client.access_token = None
                 continue
         else:
-            answer = await password_login(client, matrix)
+            answer = await password_login(client, matrix, device_id=device_id)
             await store.set_value(TOKEN_KEY, answer.access_token)
             who = await _whoami(client, "the new access token was rejected")
         break

@@ -1,5 +1,6 @@
 """Durable state: the SQLite store and its records."""
 
+from surfaces.state._crypto import CRYPTO_TABLES
 from surfaces.state._db import SCHEMA_VERSION, DatabaseInfo
 from surfaces.state._dir import DB_NAME, LOCK_NAME, StateDir, StateError, StateLockedError
 from surfaces.state._records import (
@@ -17,11 +18,13 @@ from surfaces.state._records import (
     TurnRecord,
     TurnStart,
     UserRecord,
+    WaitingEvent,
 )
 from surfaces.state._store import Store
 from surfaces.state._workspaces import ChatConflictError, ChatConflictField
 
 __all__ = [
+    "CRYPTO_TABLES",
     "DB_NAME",
     "LOCK_NAME",
     "SCHEMA_VERSION",
@@ -46,4 +49,5 @@ __all__ = [
     "TurnRecord",
     "TurnStart",
     "UserRecord",
+    "WaitingEvent",
 ]

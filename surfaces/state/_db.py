@@ -121,6 +121,10 @@ class Database:
 
     SINCE_KEY = "sync.since"
     PLATFORM_SEQ_KEY = "platform_chat_seq"
+    #: Set in a copy made by ``surfaces backup``: a restored copy's crypto state is
+    #: older than what peers saw (reused message indices, one-time key ids), so the
+    #: bot replaces that identity on the copy's first start (``surfaces.session``).
+    BACKUP_MARK_KEY = "backup.copied_at"
 
     def __init__(self, conn: sqlite3.Connection, path: Path, *, inline: bool = False) -> None:
         self._conn = conn

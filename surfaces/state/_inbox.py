@@ -9,32 +9,18 @@ from collections.abc import Sequence
 import attrs
 
 from surfaces.core import ItemStatus, Lane
-from surfaces.state._db import QUICK_ADMIT_MAX, Database, _quick, _threaded
+from surfaces.state._db import Database, _quick, _threaded
 from surfaces.state._records import Claim, InboxItem
 from surfaces.state._rows import _inbox
 
 
 class InboxTables(Database):
-    async def admit(self, next_batch: str, items: Sequence[InboxItem]) -> list[InboxItem]:
-        """Admit events and advance the since-token in one transaction.
-
-        Returns the items that were new (an event seen before — e.g. the same
-        sync replayed after a crash — is not admitted twice)."""
-        if len(items) <= QUICK_ADMIT_MAX:
-            return await self._admit_quick(next_batch, items)
-        return await self._admit_threaded(next_batch, items)
-
-    def _admit(self, next_batch: str, items: Sequence[InboxItem]) -> list[InboxItem]:
-        with self._tx():
-            admitted = self._insert(items, time.time())
-            self._set(self.SINCE_KEY, next_batch)
-        return admitted
-
-    _admit_quick = _quick(_admit)
-    _admit_threaded = _threaded(_admit)
-
-    def _insert(self, items: Sequence[InboxItem], now: float) -> list[InboxItem]:
+    def _admit_rows(self, items: Sequence[InboxItem]) -> list[InboxItem]:
+        """Inside a transaction: insert the items; the ones that were new (an event seen
+        before — e.g. the same sync replayed after a crash — is not admitted twice).
+        ``Store.admit`` is the transaction (with the since-token)."""
         admitted: list[InboxItem] = []
+        now = time.time()
         for item in items:
             cur = self._conn.execute(
                 "INSERT OR IGNORE INTO inbox "
@@ -60,7 +46,7 @@ class InboxTables(Database):
         """Admit ``items`` and finish ``source_event_id`` in one transaction (a lane
         handing work to another, ``surfaces.intake.queue``). Returns the new items."""
         with self._tx():
-            admitted = self._insert(items, time.time())
+            admitted = self._admit_rows(items)
             self._conn.execute(
                 "UPDATE inbox SET status = 'done' WHERE event_id = ? AND status = 'pending'",
                 (source_event_id,),

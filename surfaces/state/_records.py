@@ -190,3 +190,16 @@ class PendingSend:
     txn_id: str
     event_type: str
     content: dict[str, Any]
+
+
+@attrs.frozen
+class WaitingEvent:
+    """An encrypted room event whose Megolm session we do not hold yet: admitted with the
+    sync token that delivered it, kept until the key arrives or its time is up."""
+
+    event_id: str
+    room_id: str
+    session_id: str
+    #: The event as it came in ``/sync`` (``type``, ``sender``, ``content``, …).
+    event: dict[str, Any]
+    created_at: float = 0.0

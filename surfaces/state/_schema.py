@@ -117,7 +117,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX incoming_consumed ON incoming_files (consumed_at);
     """,
-    # 3: threads as conversations of their own, and what each turn was asked (edits and
+    # 3: end-to-end encryption. The machine's own tables (crypto_*) are made by
+    # matrix_client.crypto.SqliteCryptoStore; this is the bot's part: encrypted events
+    # waiting for their room key, admitted with the sync token, kept for a bounded time.
+    """
+    CREATE TABLE e2ee_waiting (
+        event_id   TEXT PRIMARY KEY,
+        room_id    TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        event      TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX e2ee_waiting_session ON e2ee_waiting (room_id, session_id);
+    CREATE INDEX e2ee_waiting_age ON e2ee_waiting (created_at);
+    """,
+    # 4: threads as conversations of their own, and what each turn was asked (edits and
     # 🔁 run a turn again into its own reply).
     """
     CREATE TABLE threads (

@@ -7,9 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from matrix_client.crypto import Changes
 from surfaces.core import ItemStatus
 from surfaces.state._conversations import ConversationTables
-from surfaces.state._db import Database, _quick
+from surfaces.state._crypto import CryptoTables
+from surfaces.state._db import QUICK_ADMIT_MAX, Database, _quick, _threaded
 from surfaces.state._inbox import InboxTables
 from surfaces.state._outbox import OutboxTables
 from surfaces.state._records import (
@@ -19,19 +21,70 @@ from surfaces.state._records import (
     PendingSend,
     TurnRecord,
     TurnStart,
+    WaitingEvent,
 )
 from surfaces.state._rows import _inbox
 from surfaces.state._stage import StageTables
 from surfaces.state._workspaces import WorkspaceTables
 
 
-class Store(InboxTables, OutboxTables, WorkspaceTables, StageTables, ConversationTables, Database):
+class Store(
+    InboxTables,
+    OutboxTables,
+    WorkspaceTables,
+    StageTables,
+    CryptoTables,
+    ConversationTables,
+    Database,
+):
     """Async facade over the SQLite state database. Open with ``await Store.open(path)``.
 
     The tables' methods live in one mixin per group (``_inbox``, ``_outbox``,
-    ``_workspaces``, ``_stage``); the transactions that span groups are here, each one
-    method so that it is one transaction.
+    ``_workspaces``, ``_stage``, ``_crypto``, ``_conversations``); the transactions that
+    span groups are here, each one method so that it is one transaction.
     """
+
+    async def admit(
+        self,
+        next_batch: str | None,
+        items: Sequence[InboxItem],
+        *,
+        crypto: Changes | None = None,
+        waiting: Sequence[WaitingEvent] = (),
+        resolved: Sequence[str] = (),
+    ) -> list[InboxItem]:
+        """Admit events and advance the since-token in one transaction.
+
+        With encryption, the same transaction holds what the batch did to the crypto
+        machine (``crypto``: its room keys above all — the server deletes to-device
+        events once the token passes them), the encrypted events that wait for a key
+        (``waiting``) and the ids of waiting events that were decrypted now or given up
+        (``resolved``). ``next_batch=None`` leaves the token as it is.
+
+        Returns the items that were new (an event seen before — e.g. the same sync
+        replayed after a crash — is not admitted twice)."""
+        if len(items) + len(waiting) <= QUICK_ADMIT_MAX:
+            return await self._admit_quick(next_batch, items, crypto, waiting, resolved)
+        return await self._admit_threaded(next_batch, items, crypto, waiting, resolved)
+
+    def _admit(
+        self,
+        next_batch: str | None,
+        items: Sequence[InboxItem],
+        crypto: Changes | None,
+        waiting: Sequence[WaitingEvent],
+        resolved: Sequence[str],
+    ) -> list[InboxItem]:
+        with self._tx():
+            admitted = self._admit_rows(items)
+            self._put_waiting(waiting, resolved)
+            self._save_crypto_rows(crypto)
+            if next_batch is not None:
+                self._set(self.SINCE_KEY, next_batch)
+        return admitted
+
+    _admit_quick = _quick(_admit)
+    _admit_threaded = _threaded(_admit)
 
     @_quick
     def begin_turn(

@@ -8,6 +8,11 @@ regular file is read (a FIFO or a device never blocks the lane), only up to
 ``bot.max_outgoing_file_bytes``, in chunks straight from the fd to the socket, and
 the whole send has a deadline. A refusal or failure is a notice to the user naming
 the path, never a failed turn.
+
+In an encrypted room the file is encrypted on its way to the upload (the v2
+attachment scheme: a fresh AES-CTR key per upload, the ciphertext's SHA-256), the
+upload is ``application/octet-stream``, and the message carries the ``file`` object
+(key, IV, hash and url) inside its encrypted content.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import structlog
 import trio
 
 from matrix_client import MatrixClient, UnknownTokenError, media_content
+from matrix_client.crypto import EncryptingChunks
 from surfaces.core import clean_text
 from surfaces.delivery import Notifier, Outbox
 from surfaces.files import (
@@ -31,12 +37,15 @@ from surfaces.files import (
     guess_msgtype,
     open_agent_file,
 )
+from surfaces.session import Crypto
 from surfaces.state import ChatRecord, PendingSend, Store
 
 log = structlog.get_logger(__name__)
 
 #: The whole send of one file: open, upload (streamed), post.
 SEND_DEADLINE_S = 300.0
+#: What an encrypted upload is to the media repository (the real type is inside).
+ENCRYPTED_MIME = "application/octet-stream"
 
 
 @attrs.define
@@ -47,6 +56,8 @@ class OutgoingFiles:
     notifier: Notifier
     max_bytes: int
     deadline_s: float = SEND_DEADLINE_S
+    #: Tells which rooms are encrypted (``None`` with ``matrix.encryption: false``).
+    crypto: Crypto | None = None
 
     async def send(self, chat: ChatRecord, workspace: Path, raw_path: str, txn_id: str) -> None:
         """Upload a file the agent named and post it; a notice when we cannot."""
@@ -61,9 +72,23 @@ class OutgoingFiles:
                 )
                 with opened:
                     mime = guess_mime(opened.name)
-                    url = await self.matrix.upload(
-                        opened.chunks(), content_type=mime, filename=opened.name, size=opened.size
-                    )
+                    file: dict | None = None
+                    if self.crypto is not None and await self.crypto.is_encrypted(room):
+                        chunks = EncryptingChunks(opened.chunks())
+                        url = await self.matrix.upload(
+                            chunks,
+                            content_type=ENCRYPTED_MIME,
+                            filename=opened.name,
+                            size=opened.size,
+                        )
+                        file = chunks.file_object(url)
+                    else:
+                        url = await self.matrix.upload(
+                            opened.chunks(),
+                            content_type=mime,
+                            filename=opened.name,
+                            size=opened.size,
+                        )
         except FileTooLargeError as exc:
             log.warning("agent_file_too_large", path=shown, size=exc.size, limit=exc.limit)
             await self.notifier.notice(
@@ -94,7 +119,12 @@ class OutgoingFiles:
             await self.notifier.notice(room, "file_out_failed", txn_id=txn_id, path=shown)
             return
         content = media_content(
-            guess_msgtype(mime), body=opened.name, url=url, mimetype=mime, size=opened.size
+            guess_msgtype(mime),
+            body=opened.name,
+            url=None if file is not None else url,
+            file=file,
+            mimetype=mime,
+            size=opened.size,
         )
         await self.outbox.send(PendingSend(room, txn_id, "m.room.message", content))
         log.info("agent_file_sent", path=shown, size=opened.size)

@@ -18,6 +18,11 @@ At most ``max_staged`` files wait per (room, user): a file past that is refused 
 it is downloaded, with one notice while the set stays the same (its txn id names the
 oldest staged file, so the outbox sends it once; the next turn consumes the set and a
 later overflow gets its own notice).
+
+An encrypted attachment (``file`` in the content, the v2 scheme) is decrypted chunk
+by chunk on its way to disk and its SHA-256 is checked after the last chunk, before
+anything is staged: a mismatch (or an invalid ``file`` object) removes the partial
+file and is a "could not receive" notice.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import structlog
 import trio
 
 from matrix_client import MatrixClient, MatrixError, MediaTooLargeError, TransportError
+from matrix_client.crypto import AttachmentError, DecryptingChunks
 from surfaces.delivery import Notifier, answer_relation
 from surfaces.files import IncomingFileError, delete_incoming, sanitize_filename, store_incoming
 from surfaces.state import ChatRecord, InboxItem, StagedFile, Store
@@ -81,7 +87,8 @@ class IncomingFiles:
         if isinstance(declared, int) and not isinstance(declared, bool) and declared > limit:
             await self._too_large(chat, reply_txn, name, declared, relation)
             return None
-        url = payload.get("url")
+        file = payload.get("file") if isinstance(payload.get("file"), dict) else None
+        url = file.get("url") if file is not None else payload.get("url")
         if not isinstance(url, str) or not url.startswith("mxc://"):
             log.warning("file_event_without_url")
             await self._failed(chat, reply_txn, name, relation)
@@ -98,13 +105,15 @@ class IncomingFiles:
             with trio.fail_after(DOWNLOAD_DEADLINE_S):
                 async with self.matrix.download_stream(url, max_bytes=limit) as body:
                     content_type = body.content_type
-                    stored = await store_incoming(workspace, name, body, claimed=claimed)
+                    chunks = body if file is None else DecryptingChunks(body, file)
+                    stored = await store_incoming(workspace, name, chunks, claimed=claimed)
         except MediaTooLargeError as exc:
             await self.store.delete_value(partial_key)
             await self._too_large(chat, reply_txn, name, exc.seen_at_least, relation)
             return None
-        except (MatrixError, TransportError, trio.TooSlowError, ValueError) as exc:
-            # ValueError: an mxc:// URI the client cannot parse.
+        except (MatrixError, TransportError, trio.TooSlowError, ValueError, AttachmentError) as exc:
+            # ValueError: an mxc:// URI the client cannot parse. AttachmentError: an
+            # encrypted file whose hash (or ``file`` object) is wrong.
             await self.store.delete_value(partial_key)
             log.warning("file_download_failed", error=repr(exc))
             await self._failed(chat, reply_txn, name, relation)

@@ -16,6 +16,13 @@ joined to them, so each costs it sync traffic for good): a new request past that
 :class:`ChatLimitError` before any intent is written, and the caller answers with a
 notice. The count is the database's, so the limit holds across restarts; a re-run of
 a request that already has its intent always finishes it.
+
+With ``encryption`` the working rooms are created encrypted (``m.room.encryption``,
+``m.megolm.v1.aes-sha2``, in the initial state). Their history visibility is set to
+``shared`` (the ``private_chat`` preset's default), under which invited members get the
+room key too, so the welcome sent right after the invite is readable by the user (the
+outbox shares the key with the invitee's devices before it sends). Spaces carry no
+messages and stay unencrypted.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import structlog
 import trio
 
 from matrix_client import MatrixClient, MatrixError
+from matrix_client.crypto import MEGOLM_ALGORITHM
 from surfaces.config import AgentRegistry
 from surfaces.core import CHAT_EVENT, SPACE_EVENT, ChatBinding, ChatStatus, SpaceBinding
 from surfaces.delivery import BindingMirror, Notifier
@@ -36,6 +44,9 @@ from surfaces.state import ChatRecord, Intent, Store, UserRecord
 from surfaces.workspaces.trust import RoomFacts, read_room
 
 log = structlog.get_logger(__name__)
+
+#: The ``m.room.encryption`` of the rooms the bot creates (the spec's rotation defaults).
+ENCRYPTION_CONTENT = {"algorithm": MEGOLM_ALGORITHM}
 
 
 class ChatLimitError(Exception):
@@ -58,6 +69,11 @@ class Rooms:
     brand: str
     bot_user_id: str
     max_chats_per_user: int = 200
+    encryption: bool = False
+    #: Told of every invite the bot makes. The bot's sync filter hides its own events,
+    #: so the encrypting side (``Crypto.rooms.forget``) re-reads the room's members
+    #: instead of waiting for an invite it will never see.
+    invited: Callable[[str], None] = lambda room_id: None
     _locks: weakref.WeakValueDictionary[str, trio.Lock] = attrs.field(
         factory=weakref.WeakValueDictionary
     )
@@ -222,6 +238,7 @@ class Rooms:
                     "state_key": user.space_id,
                     "content": {"via": [self.server_name], "canonical": True},
                 },
+                *self._encryption_state(),
             ],
         )
         chat = await self._finish_chat(attrs.evolve(intent, name=name), room_id)
@@ -265,6 +282,21 @@ class Rooms:
 
     # ---- helpers ---------------------------------------------------------
 
+    def _encryption_state(self) -> list[dict]:
+        if not self.encryption:
+            return []
+        return [
+            {"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION_CONTENT},
+            # The preset's default, said out loud: invitees get the room key, so the
+            # welcome sent right after the invite is readable (a server configured
+            # with another default would otherwise decide that).
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "shared"},
+            },
+        ]
+
     def _power_levels(self) -> dict | None:
         """No override: the ``private_chat`` preset already gives the creator (the
         bot) full power, and room version 12 (MSC4289) forbids listing creators in
@@ -275,6 +307,7 @@ class Rooms:
         for room_id in rooms:
             try:
                 await self.matrix.invite(room_id, user_id)
+                self.invited(room_id)
             except MatrixError as exc:
                 # Already joined, or the room is gone: log and go on with the others.
                 log.info(

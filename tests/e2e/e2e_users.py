@@ -13,6 +13,11 @@ messages are hidden, edit events are not messages of their own.
 
 Nothing here sleeps blindly: waits poll the homeserver (``/sync`` for invites,
 ``/messages`` for timelines) and the caller bounds them with ``trio.fail_after``.
+
+A user is end-to-end encrypting by default (``e2ee=True``): it has one E2EE device
+(``matrix_client.testing.CryptoUser``, our crypto machine in memory), sends encrypted
+in encrypted rooms and decrypts what it reads; every read of a timeline syncs first so
+the room keys the bot sent have arrived. The bot's rooms are encrypted by default.
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from matrix_client import (
     new_txn_id,
     text_content,
 )
-from matrix_client.testing import LocalSynapse, RegisteredUser
+from matrix_client.testing import CryptoUser, LocalSynapse, RegisteredUser
 
 POLL_S = 0.2
 SYNC_LONG_POLL_MS = 1_000
+#: An E2EE user syncs before every timeline read: a short poll keeps reads quick.
+E2EE_SYNC_LONG_POLL_MS = 200
 MAX_PAGES = 100
 
 
@@ -115,11 +122,15 @@ class SimUser:
     client: MatrixClient
     invites: dict[str, InviteItem] = attrs.field(factory=dict)
     last_shown: dict[str, list[Shown]] = attrs.field(factory=dict)
+    #: The user's E2EE device (``None``: a client without encryption).
+    crypto: CryptoUser | None = None
     _syncer: Any = None
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, hs: LocalSynapse, account: RegisteredUser) -> AsyncIterator[SimUser]:
+    async def open(
+        cls, hs: LocalSynapse, account: RegisteredUser, *, e2ee: bool = True
+    ) -> AsyncIterator[SimUser]:
         async with MatrixClient(
             hs.base_url,
             access_token=account.access_token,
@@ -128,8 +139,13 @@ class SimUser:
         ) as client:
             user = cls(account, client)
             user._syncer = client.syncer(
-                since=None, filter_id=None, long_poll_ms=SYNC_LONG_POLL_MS, min_interval_s=0.1
+                since=None,
+                filter_id=None,
+                long_poll_ms=E2EE_SYNC_LONG_POLL_MS if e2ee else SYNC_LONG_POLL_MS,
+                min_interval_s=0.1,
             )
+            if e2ee:
+                user.crypto = await CryptoUser.start(client)
             yield user
 
     @property
@@ -141,6 +157,8 @@ class SimUser:
     async def sync_once(self) -> None:
         """One ``/sync``: remember new invites, forget the ones we joined or lost."""
         batch = await self._syncer.next()
+        if self.crypto is not None:
+            await self.crypto.receive(batch)  # room keys, device lists
         for invite in batch.invites:
             self.invites[invite.room_id] = invite
         for room_id in batch.response.rooms.join if batch.response.rooms else ():
@@ -182,21 +200,46 @@ class SimUser:
     # ---- messages ------------------------------------------------------------------
 
     async def send_text(self, room_id: str, body: str) -> str:
-        return await self.client.send_event(
-            room_id, "m.room.message", text_content(body), txn_id=new_txn_id()
-        )
+        return await self._send(room_id, text_content(body))
+
+    async def _send(self, room_id: str, content: dict[str, Any]) -> str:
+        """An ``m.room.message``, encrypted in an encrypted room (E2EE users)."""
+        if self.crypto is not None:
+            await self.sync_once()  # device lists first: a new bot device gets the key
+            return await self.crypto.send(room_id, "m.room.message", content)
+        return await self.client.send_event(room_id, "m.room.message", content, txn_id=new_txn_id())
 
     async def send_file(
         self, room_id: str, name: str, data: bytes, mimetype: str = "text/plain"
     ) -> str:
-        """Upload ``data`` and post it as an ``m.file`` (a file without text)."""
-        url = await self.client.upload(data, content_type=mimetype, filename=name)
-        content = media_content("m.file", body=name, url=url, mimetype=mimetype, size=len(data))
+        """Upload ``data`` and post it as an ``m.file`` (a file without text); in an
+        encrypted room (E2EE users) encrypted, described by a ``file`` object."""
+        encrypted = self.crypto is not None and await self.crypto.encryption(room_id)
+        content = media_content("m.file", body=name, url="", mimetype=mimetype, size=len(data))
+        if encrypted:
+            assert self.crypto is not None
+            del content["url"]
+            content["file"] = await self.crypto.upload_encrypted(
+                data, content_type=mimetype, filename=name
+            )
+        else:
+            content["url"] = await self.client.upload(data, content_type=mimetype, filename=name)
         content["filename"] = name
-        return await self.client.send_event(room_id, "m.room.message", content, txn_id=new_txn_id())
+        return await self._send(room_id, content)
+
+    async def download(self, content: dict[str, Any], *, max_bytes: int = 100_000_000) -> bytes:
+        """The file of a media message: decrypted and its hash checked when encrypted."""
+        file = content.get("file")
+        if isinstance(file, dict):
+            assert self.crypto is not None
+            return await self.crypto.download_decrypted(file, max_bytes=max_bytes)
+        return (await self.client.download(content["url"], max_bytes=max_bytes)).data
 
     async def timeline(self, room_id: str) -> list[RoomEvent]:
-        """Every event of the room visible to this user, oldest first."""
+        """Every event of the room visible to this user, oldest first (decrypted where
+        this user holds the key: an E2EE user syncs first, for the keys)."""
+        if self.crypto is not None:
+            await self.sync_once()
         events: list[RoomEvent] = []
         token: str | None = None
         # An empty chunk is not the end (Synapse may filter a whole page away);
@@ -205,7 +248,10 @@ class SimUser:
             page = await self.client.room_messages(
                 room_id, from_token=token, direction="f", limit=500
             )
-            events.extend(page.chunk)
+            crypto = self.crypto
+            events.extend(
+                page.chunk if crypto is None else [crypto.decrypt(room_id, e) for e in page.chunk]
+            )
             if page.end is None or page.end == token:
                 return events
             token = page.end

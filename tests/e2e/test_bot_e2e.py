@@ -476,9 +476,9 @@ async def test_files_to_and_from_the_agent(
             assert content["info"]["mimetype"].startswith("text/plain")
             pcid = await platform_chat_id(erin, room)
             with trio.fail_after(STEP_S):
-                download = await erin.client.download(content["url"])
-            assert download.data.decode() == f"Reference agent file for chat {pcid}, turn 2.\n"
-            assert content["info"]["size"] == len(download.data)
+                data = await erin.download(content)  # decrypted, hash checked (E2EE room)
+            assert data.decode() == f"Reference agent file for chat {pcid}, turn 2.\n"
+            assert content["info"]["size"] == len(data)
             assert files[0].index != text.index
 
 

@@ -14,8 +14,11 @@ task SIGKILLs it at chosen points and starts it again:
 
 Whatever the timing, each user message must end up with exactly ONE bot reply
 message whose final shown text (edits applied) is complete, and the state database
-must pass ``PRAGMA integrity_check`` after every kill. SIGTERM exits with code 0
-within the shutdown grace period, letting a running turn finish.
+must pass ``PRAGMA integrity_check`` after every kill. The bot runs with its default
+configuration, so the chats are end-to-end encrypted: the users have E2EE devices
+(``SimUser``), and a kill may land between any crypto commit and its send too.
+SIGTERM exits with code 0 within the shutdown grace period, letting a running turn
+finish.
 """
 
 from __future__ import annotations
@@ -236,6 +239,8 @@ async def test_sigkill_at_chosen_points_gives_exactly_one_complete_reply(
                 async def onboard(user: SimUser) -> None:
                     with trio.fail_after(ONBOARD_S):
                         rooms[user.user_id] = (await user.onboard(bot_id)).chat_id
+                        encryption = await user.state(rooms[user.user_id], "m.room.encryption")
+                    assert encryption, "the bot's chats are encrypted by default"
 
                 for user in users:
                     nursery.start_soon(onboard, user)

@@ -64,6 +64,9 @@ async def _world(hs: LocalSynapse, tmp_path: Path, nursery: trio.Nursery, **env:
         "SURFACES_STATE_DIR": str(tmp_path / "state"),
         "SURFACES_LOG__FORMAT": "json",
         "SURFACES_BOT__SHUTDOWN_GRACE_S": "5",
+        # The users here read rooms with plain HTTP; the kills in encrypted rooms are
+        # tests/e2e/test_crash_restart.py (its users have E2EE devices).
+        "SURFACES_MATRIX__ENCRYPTION": "false",
         **env,
     }
     return BotProcess(base_env, tmp_path / "logs"), bot, agent

@@ -144,11 +144,16 @@ def test_demo_once_runs_every_step(tmp_path: Path) -> None:
     assert "✗" not in out, details
     # The transcript shows the conversation, not the bot's logs.
     expected = [
-        "bot (streaming):",
-        "bot (final):",
+        # Encrypted by default, end to end: the user's device and the bot's.
+        "end-to-end encryption on, device SURFACES",
+        "«Чат 1» is end-to-end encrypted (m.megolm.v1.aes-sha2) 🔒",
+        "you 🔒: ",
+        "bot (streaming) 🔒:",
+        "bot (final) 🔒:",
         "Attachments (1): incoming/notes.txt",
-        "bot (m.file): report.txt",
-        "downloaded",
+        "you: encrypt notes.txt",
+        "bot (m.file) 🔒: report.txt",
+        "downloaded and decrypted (SHA-256 checked)",
         "Создан чат:",
         "Твои чаты:",
         "all 7 steps succeeded",

@@ -13,6 +13,8 @@ from matrix_client.crypto import (
     AttachmentDecryptor,
     AttachmentEncryptor,
     AttachmentError,
+    DecryptingChunks,
+    EncryptingChunks,
     decrypt_attachment,
     encrypt_attachment,
 )
@@ -114,3 +116,37 @@ def test_the_encryptor_must_be_finished_before_describing_and_not_fed_after() ->
     encryptor.finalize()
     with pytest.raises(AttachmentError):
         encryptor.update(b"more")
+
+
+async def _chunks(*parts: bytes):
+    for part in parts:
+        yield part
+
+
+async def _collect(iterable) -> bytes:
+    return b"".join([chunk async for chunk in iterable])
+
+
+async def test_streamed_encryption_and_decryption_round_trip() -> None:
+    class Source:
+        def __aiter__(self):
+            return _chunks(b"first part, ", b"second part")
+
+    stream = EncryptingChunks(Source())
+    first = await _collect(stream)
+    second = await _collect(stream)  # a retried upload: a whole new ciphertext
+    assert first != second
+    assert len(second) == len(b"first part, second part")
+    file = stream.file_object("mxc://x/y")
+    plain = await _collect(DecryptingChunks(_chunks(second[:5], second[5:]), file))
+    assert plain == b"first part, second part"
+
+
+async def test_streamed_decryption_raises_at_the_end_on_a_tampered_file() -> None:
+    ciphertext, encryptor = encrypt_attachment(b"the real content")
+    file = encryptor.file_object("mxc://x/y")
+    tampered = bytes([ciphertext[0] ^ 1]) + ciphertext[1:]
+    stream = DecryptingChunks(_chunks(tampered), file)
+    assert await stream.__anext__()  # written as it came: only the end tells
+    with pytest.raises(AttachmentError):
+        await stream.__anext__()

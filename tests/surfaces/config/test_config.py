@@ -668,3 +668,21 @@ def test_config_and_registry_problems_in_one_run(tmp_path: Path) -> None:
     config, reg = load_config_and_registry(None, {**BASE_ENV, "AGENT_BASE_URL": "ws://a/"})
     assert config.matrix.user_id == "@bot:example.org"
     assert reg.default.base_url == "ws://a/"
+
+
+def test_encryption_is_on_by_default_and_switched_by_the_environment() -> None:
+    assert load_config(None, BASE_ENV).matrix.encryption is True
+    assert load_config(None, BASE_ENV).matrix.pickle_key is None
+    off = load_config(None, {**BASE_ENV, "SURFACES_MATRIX__ENCRYPTION": "false"})
+    assert off.matrix.encryption is False
+    keyed = load_config(None, {**BASE_ENV, "SURFACES_MATRIX__PICKLE_KEY": "k" * 32})
+    assert keyed.matrix.pickle_key == Secret("k" * 32)
+    assert "k" * 32 not in repr(keyed)
+
+
+def test_a_short_pickle_key_is_refused() -> None:
+    lines = errors_of(None, {**BASE_ENV, "SURFACES_MATRIX__PICKLE_KEY": "short"})
+    assert len(lines) == 1
+    assert "matrix.pickle_key" in lines[0]
+    assert "at least 16" in lines[0]
+    assert "short" not in lines[0]

@@ -276,6 +276,19 @@ def test_files_and_encrypted_events():
         "info": {"mimetype": "image/png", "size": 3},
     }
     assert items[1].payload["name"] == "r.pdf"
+    assert "file" not in items[0].payload
+
+
+def test_an_encrypted_attachment_carries_its_file_object():
+    file = {"v": "v2", "url": "mxc://s/3", "key": {"k": "x"}, "iv": "y", "hashes": {}}
+    items = classify(batch(ev({"msgtype": "m.file", "body": "n.txt", "file": file})), policy())
+    assert items[0].payload == {
+        "msgtype": "m.file",
+        "url": None,
+        "name": "n.txt",
+        "info": {},
+        "file": file,
+    }
 
 
 def test_malformed_content_never_raises():

@@ -153,6 +153,10 @@ def test_command(
     assert err == ""
     assert out.startswith(f"surfaces backup: {dest} (")
     assert "integrity ok" in out
+    assert "pickle.key" not in out  # no encryption key file: nothing to remind of
+    (state / "pickle.key").write_text("key\n")
+    assert cli.main(["backup", "--state-dir", str(state), str(tmp_path / "copy2.db")]) == 0
+    assert f"open only with {state / 'pickle.key'}" in capsys.readouterr().out
 
     assert cli.main(["backup", "--state-dir", str(state), str(dest)]) == 2
     assert "exists; use --force" in capsys.readouterr().err

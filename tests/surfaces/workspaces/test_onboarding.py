@@ -245,6 +245,8 @@ async def test_new_in_the_dm_creates_a_chat(harness, tools, autojump_clock):
 
 
 async def test_encrypted_dm_gets_one_notice_and_still_provisions(harness, tools, autojump_clock):
+    # matrix.encryption: false (the harness default) keeps this behaviour; the encrypting
+    # bot reads the DM instead (tests/surfaces/session/test_e2ee_bot.py).
     hs = harness.hs
     alice = harness.user("alice", displayname="Alice")
     dm = hs.invite_bot(harness.bot_user, inviter=alice, encrypted=True)
