@@ -608,6 +608,10 @@ async def test_threads_captions_edits_and_reactions_as_element_sends_them(
             client = tess.client
 
             async def send(content: dict, event_type: str = "m.room.message") -> str:
+                """As Element sends it: encrypted in an encrypted room (reactions too)."""
+                if tess.crypto is not None:
+                    await tess.sync_once()
+                    return await tess.crypto.send(room, event_type, content)
                 return await client.send_event(room, event_type, content, txn_id=new_txn_id())
 
             async def react(target: str, key: str) -> str:
@@ -639,16 +643,21 @@ async def test_threads_captions_edits_and_reactions_as_element_sends_them(
             assert binding["platform_chat_id"] != await platform_chat_id(tess, room)
 
             # A captioned image: one turn, the caption as the text.
-            url = await client.upload(b"\x89PNG", content_type="image/png", filename="cat.png")
-            captioned = await send(
-                {
-                    "msgtype": "m.image",
-                    "body": "what is this?",
-                    "filename": "cat.png",
-                    "url": url,
-                    "info": {"mimetype": "image/png", "size": 4},
-                }
-            )
+            image: dict = {
+                "msgtype": "m.image",
+                "body": "what is this?",
+                "filename": "cat.png",
+                "info": {"mimetype": "image/png", "size": 4},
+            }
+            if tess.crypto is not None and await tess.crypto.encryption(room):
+                image["file"] = await tess.crypto.upload_encrypted(
+                    b"\x89PNG", content_type="image/png", filename="cat.png"
+                )
+            else:
+                image["url"] = await client.upload(
+                    b"\x89PNG", content_type="image/png", filename="cat.png"
+                )
+            captioned = await send(image)
             with within(STEP_S, tess, room, "the caption's turn"):
                 body = (
                     await tess.wait_reply(room, captioned, bot, echo_done("what is this?"))
