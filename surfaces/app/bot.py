@@ -246,6 +246,7 @@ class BotApp:
             reactions=Reactions(commands, active, corrections),
             merge_max=merge_max,
             crypto=crypto,
+            queued=lanes.pending,
         )
         policy = IntakePolicy(
             own_user_id=user_id,

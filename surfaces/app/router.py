@@ -9,12 +9,14 @@ someone injecting events)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import structlog
 
 from matrix_client import MatrixClient, MatrixError
 from surfaces.commands import MAX_NAME_CHARS, Commands, Corrections, Reactions
-from surfaces.core import ChatStatus, ItemKind
+from surfaces.core import ChatStatus, ItemKind, Lane
 from surfaces.delivery import Notifier, answer_relation
 from surfaces.intake import CommandName, parse_command
 from surfaces.session import Crypto
@@ -65,6 +67,9 @@ class Router:
     reactions: Reactions
     merge_max: int = 1
     crypto: Crypto | None = None
+    #: Items admitted and not finished per lane (``LaneSupervisor.pending``): a turn
+    #: looks for messages to merge only when something waits behind it.
+    queued: Callable[[Lane], int] = lambda lane: 0
 
     async def __call__(self, item: InboxItem) -> int:
         """Act on one item; returns how many items it already marked finished (a
@@ -163,7 +168,8 @@ class Router:
     async def _turn(self, item: InboxItem, chat: ChatRecord) -> int:
         """A turn for ``item`` and the messages queued behind it (merged, bounded)."""
         platform_id = await self.threads.platform_chat_id(chat, item.thread)
-        request = TurnRequest(item, chat, platform_id, merge_max=self.merge_max)
+        merge = self.merge_max if self.queued(item.lane) > 1 else 1
+        request = TurnRequest(item, chat, platform_id, merge_max=merge)
         return await self.runner.run(request)
 
     async def _forged_in_clear(self, item: InboxItem) -> bool:

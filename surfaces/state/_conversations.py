@@ -86,6 +86,8 @@ class ConversationTables(Database):
             ),
         )
         for m in record.messages:
+            if m.event_id == record.turn_id:
+                continue  # the turn's own message: turn_inputs is keyed by it already
             self._conn.execute(
                 "INSERT OR REPLACE INTO turn_messages (message_id, turn_id) VALUES (?, ?)",
                 (m.event_id, record.turn_id),
@@ -100,10 +102,16 @@ class ConversationTables(Database):
 
     @_quick
     def turn_of_message(self, message_id: str) -> str | None:
+        """The turn that answered ``message_id`` (its first message, or merged into it)."""
         row = self._conn.execute(
             "SELECT turn_id FROM turn_messages WHERE message_id = ?", (message_id,)
         ).fetchone()
-        return None if row is None else row["turn_id"]
+        if row is not None:
+            return row["turn_id"]
+        row = self._conn.execute(
+            "SELECT event_id FROM turn_inputs WHERE event_id = ?", (message_id,)
+        ).fetchone()
+        return None if row is None else row["event_id"]
 
     @_quick
     def turn_of_reply(self, reply_event_id: str) -> str | None:
