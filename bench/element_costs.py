@@ -95,6 +95,9 @@ async def run(turns: int) -> dict[str, Any]:
             "SURFACES_WORKSPACE_DIR": str(workspace),
             "SURFACES_STATE_DIR": str(Path(tmp) / "state"),
             "SURFACES_LOG__LEVEL": "warning",
+            # The simulated user sends in clear: unencrypted rooms (E2EE costs are the
+            # turn benchmark's "instant, E2EE" row).
+            "SURFACES_MATRIX__ENCRYPTION": "false",
         }
         config = load_config(None, environ)
         registry = load_registry(
