@@ -23,10 +23,10 @@ from ._split import (
     MAX_FENCE_LINE_CHARS,
     PART_BUDGET_BYTES,
     STEP_CHARS,
-    ReplySplitter,
     json_size,
     split_reply,
 )
+from ._stream_split import ReplySplitter
 from ._throttle import EditThrottle
 
 __all__ = [
