@@ -54,17 +54,6 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.metrics_core import Metric
 
-__all__ = [
-    "AGENT_FAILURE_CODES",
-    "CONTENT_TYPE",
-    "MAX_ENDPOINT_LABELS",
-    "MAX_STATUS_LABELS",
-    "NO_RESPONSE_STATUS",
-    "SYNC_ERROR_KINDS",
-    "TURN_OUTCOMES",
-    "Metrics",
-]
-
 #: Content type of :meth:`Metrics.render` (Prometheus text format 0.0.4).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
