@@ -81,6 +81,8 @@ USER_FILTER = {
     },
 }
 TURN_DEADLINE_S = 120.0
+#: The per-user budgets (``budget.*``) the bench bot sets out of reach.
+_BUDGETS = ("TURNS", "COMMANDS", "FILES")
 #: ``--spy DIR``: py-spy samples the bot during each measured phase into DIR/<tag>.txt.
 SPY_DIR: Path | None = None
 
@@ -683,6 +685,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "SURFACES_BOT__LOCALE": "en",
             "SURFACES_LOG__LEVEL": args.bot_log_level,
             "SURFACES_MATRIX__ENCRYPTION": "false",
+            # Each simulated user sends far more than a person would (a turn as soon as
+            # the last is answered, !new for the cost phase): the per-user budgets would
+            # reject them and the phase would wait for answers that never come.
+            **{f"SURFACES_BUDGET__{b}_PER_MINUTE": "1000000" for b in _BUDGETS},
+            **{f"SURFACES_BUDGET__{b}_BURST": "1000000" for b in _BUDGETS},
             **dict(kv.split("=", 1) for kv in args.bot_env),
         }
         await trio.sleep(1.0)
