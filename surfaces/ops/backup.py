@@ -233,8 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = Path(args.state_dir)
     else:
         state_dir = Path(load_config_or_exit(args.config, prog=prog).state_dir)
+    dest = Path(args.dest)
+    if args.dest.endswith(("/", os.sep)) and not dest.is_dir():
+        # ``Path`` drops the slash: without this, ``backups/`` would become a file.
+        print(f"{prog}: {args.dest} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        result = backup_database(state_dir / DB_NAME, Path(args.dest), force=args.force)
+        result = backup_database(state_dir / DB_NAME, dest, force=args.force)
     except BackupError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return error.exit_code

@@ -162,6 +162,11 @@ def test_command(
     assert "exists; use --force" in capsys.readouterr().err
     assert cli.main(["backup", "--state-dir", str(tmp_path / "nope"), str(dest) + "2"]) == 1
     assert "no state database" in capsys.readouterr().err
+    # a trailing slash names a directory: one that is not there is an error, not a file
+    missing_dir = str(tmp_path / "backups") + "/"
+    assert cli.main(["backup", "--state-dir", str(state), missing_dir]) == 2
+    assert f"{missing_dir} is not a directory" in capsys.readouterr().err
+    assert not (tmp_path / "backups").exists()
 
     # without --state-dir: the configured state_dir, as the bot finds it
     monkeypatch.setenv("MATRIX_HOMESERVER", "https://matrix.example.org")
