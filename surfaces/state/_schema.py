@@ -157,4 +157,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX turn_parts_reply ON turn_parts (reply_event_id);
     """,
+    # 5 (issue 15): usage. One row per finished turn (keyed by the inbox item that ran
+    # it, written in the turn's final transaction, so a crash re-run never counts twice);
+    # tokens NULL = the agent gave no count (missing or 0). ``month`` is the UTC month
+    # the turn finished in (YYYY-MM); the index covers the sums of !usage and !status
+    # (per owner, per chat). ``usage_months`` keeps each user's month total, updated in
+    # the same transaction, so the budget check before a turn is one point lookup.
+    """
+    CREATE TABLE usage (
+        turn_key         TEXT PRIMARY KEY,
+        room_id          TEXT NOT NULL,
+        owner            TEXT NOT NULL,
+        agent_id         TEXT NOT NULL,
+        platform_chat_id TEXT NOT NULL,
+        tokens           INTEGER,
+        month            TEXT NOT NULL,
+        finished_at      REAL NOT NULL
+    );
+    CREATE INDEX usage_owner ON usage (owner, room_id, month, tokens);
+    CREATE TABLE usage_months (
+        owner  TEXT NOT NULL,
+        month  TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        PRIMARY KEY (owner, month)
+    ) WITHOUT ROWID;
+    """,
 ]

@@ -25,6 +25,7 @@ from surfaces.state._records import (
 )
 from surfaces.state._rows import _inbox
 from surfaces.state._stage import StageTables
+from surfaces.state._usage import TurnUsage, UsageTables, UsageWarning
 from surfaces.state._workspaces import WorkspaceTables
 
 
@@ -35,6 +36,7 @@ class Store(
     StageTables,
     CryptoTables,
     ConversationTables,
+    UsageTables,
     Database,
 ):
     """Async facade over the SQLite state database. Open with ``await Store.open(path)``.
@@ -142,14 +144,19 @@ class Store(
         unstage: Sequence[int] = (),
         also: Sequence[str] = (),
         record: TurnRecord | None = None,
+        usage: TurnUsage | None = None,
+        warning: UsageWarning | None = None,
     ) -> list[OutboxItem]:
         """Mark an inbox event finished, record its final sends and drop the staged
         files it consumed, atomically. ``also``: the other items the turn answered
         (merged into it), finished in the same transaction, so a crash either leaves
         the whole burst pending (answered again, into the same reply) or none of it;
-        ``record``: what the turn was asked, for a later edit or 🔁. Returns the
-        sends' outbox rows (an earlier attempt's row if the txn id was seen before),
-        ready for ``Outbox.deliver``."""
+        ``record``: what the turn was asked, for a later edit or 🔁; ``usage``: the
+        tokens it used (once per key: a re-run of this transaction counts nothing
+        twice); ``warning``: the "budget nearly spent" notice, enqueued only if this
+        turn brought the user's month to its threshold and it was not sent this month.
+        Returns the sends' outbox rows (an earlier attempt's row if the txn id was
+        seen before; the warning's last, when it is due), ready for ``Outbox.deliver``."""
         with self._tx():
             self._enqueue_many(sends)
             self._consume_staged(unstage, time.time())
@@ -160,4 +167,10 @@ class Store(
                 )
             if record is not None:
                 self._record_turn(record)
-            return [self._outbox_by_txn(s.txn_id) for s in sends]
+            if usage is not None:
+                self._record_usage(usage)
+            out = list(sends)
+            if warning is not None and self._claim_usage_warning(warning):
+                self._enqueue_many([warning.send])
+                out.append(warning.send)
+            return [self._outbox_by_txn(s.txn_id) for s in out]
