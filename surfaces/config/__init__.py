@@ -41,9 +41,11 @@ from surfaces.config._model import (
     Problem,
     Secret,
     StreamingConfig,
+    UsageConfig,
 )
 from surfaces.config._registry import (
     AGENT_URL_SCHEMES,
+    NO_BUDGET,
     AgentRegistry,
     AgentSpec,
     RegistryError,
@@ -54,6 +56,7 @@ from surfaces.config._yaml import YamlProblem, read_yaml
 
 __all__ = [
     "AGENT_URL_SCHEMES",
+    "NO_BUDGET",
     "EXIT_CONFIG",
     "LEGACY_ENV",
     "SECTIONS",
@@ -71,6 +74,7 @@ __all__ = [
     "RegistryError",
     "Secret",
     "StreamingConfig",
+    "UsageConfig",
     "YamlProblem",
     "check_url",
     "describe",
