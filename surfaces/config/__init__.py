@@ -56,9 +56,9 @@ from surfaces.config._yaml import YamlProblem, read_yaml
 
 __all__ = [
     "AGENT_URL_SCHEMES",
-    "NO_BUDGET",
     "EXIT_CONFIG",
     "LEGACY_ENV",
+    "NO_BUDGET",
     "SECTIONS",
     "AgentRegistry",
     "AgentSpec",
