@@ -12,6 +12,11 @@ from surfaces.i18n import format_moment
 EN = {"SURFACES_BOT__LOCALE": "en"}
 
 
+def add_user_budgets(registry: str, yaml_text: str) -> None:
+    path = Path(registry)
+    path.write_text(path.read_text(encoding="utf-8") + yaml_text, encoding="utf-8")
+
+
 def usage_lines(tools, room: str) -> list[str]:
     return tools.last(room)["body"].splitlines()
 
@@ -108,11 +113,8 @@ async def test_a_registry_override_gives_one_user_a_budget_and_exempts_another(
     registry = tools.registry(
         agents=[{"id": "agent-0", "label": "Agent 0", "base_url": "http://agent.test/agent_0/"}]
     )
-    path = Path(registry)
-    path.write_text(
-        path.read_text(encoding="utf-8")
-        + 'user_budgets:\n  "@alice:test.local": 3\n  "@bob:test.local": none\n',
-        encoding="utf-8",
+    add_user_budgets(
+        registry, 'user_budgets:\n  "@alice:test.local": 3\n  "@bob:test.local": none\n'
     )
     await harness.restart(
         MATRIX_AGENT_REGISTRY_PATH=registry, SURFACES_USAGE__MONTHLY_TOKEN_BUDGET="1"
