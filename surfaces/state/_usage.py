@@ -2,8 +2,11 @@
 budget read.
 
 A row is written in the turn's final transaction (``Store.finish_event(...,
-usage=...)``), keyed by the inbox item the turn ran for, with ``INSERT OR IGNORE``:
-a crash re-run commits the same key again and counts nothing twice. A re-run the user
+usage=...)``), keyed by the inbox item the turn ran for, and only by the transaction
+that moves that item from pending to done: a crash re-run either finds the item
+still pending (the first commit never happened) or done (it did, and the re-run
+does not run again), so nothing counts twice. The sums are kept beside the rows, per
+owner, UTC month and chat (``usage_totals``), in the same transaction. A re-run the user
 asked for (an edit, 🔁) is an item of its own, so its tokens count too — the agent
 spent them. ``tokens`` is NULL when the agent gave no count (missing, invalid, 0 or
 absurdly large): "unknown", counted as a turn without a count, never as 0 tokens.
@@ -16,7 +19,7 @@ import sqlite3
 import attrs
 
 from surfaces.core import month_of
-from surfaces.state._db import Database, _quick, _threaded
+from surfaces.state._db import Database, _quick
 from surfaces.state._records import PendingSend
 
 #: More than this in one turn is not a count we believe (a hostile or broken agent):
@@ -84,43 +87,46 @@ class UsageSummary:
 _TOTALS = (
     "SELECT COALESCE(SUM(tokens), 0) AS tokens, "
     "COALESCE(SUM(CASE WHEN month = ? THEN tokens END), 0) AS month_tokens, "
-    "COUNT(*) AS turns, COALESCE(SUM(tokens IS NULL), 0) AS unknown FROM usage "
+    "COALESCE(SUM(turns), 0) AS turns, COALESCE(SUM(unknown), 0) AS unknown "
+    "FROM usage_totals WHERE owner = ?"
 )
 
 
 class UsageTables(Database):
-    def _record_usage(self, usage: TurnUsage) -> bool:
-        """Insert the turn's row; False when the key was recorded before (a re-run)."""
-        cur = self._conn.execute(
-            "INSERT OR IGNORE INTO usage (turn_key, room_id, owner, agent_id, "
-            "platform_chat_id, tokens, month, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    def _record_usage(self, usage: TurnUsage) -> None:
+        """The turn's row and its chat's month totals. The caller calls this once per
+        turn: in the transaction that moves the turn's inbox item from pending to
+        done (``Store.finish_event``), which a re-run cannot do again."""
+        tokens, month = known_tokens(usage.tokens), usage.month
+        self._conn.execute(
+            "INSERT INTO usage (turn_key, room_id, owner, agent_id, platform_chat_id, "
+            "tokens, month, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 usage.turn_key,
                 usage.room_id,
                 usage.owner,
                 usage.agent_id,
                 usage.platform_chat_id,
-                known_tokens(usage.tokens),
-                usage.month,
+                tokens,
+                month,
                 usage.finished_at,
             ),
         )
-        if cur.rowcount != 1:
-            return False
-        tokens = known_tokens(usage.tokens)
-        if tokens is not None:
-            self._conn.execute(
-                "INSERT INTO usage_months (owner, month, tokens) VALUES (?, ?, ?) "
-                "ON CONFLICT(owner, month) DO UPDATE SET tokens = tokens + excluded.tokens",
-                (usage.owner, usage.month, tokens),
-            )
-        return True
+        self._conn.execute(
+            "INSERT INTO usage_totals (owner, month, room_id, tokens, turns, unknown) "
+            "VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT(owner, month, room_id) DO UPDATE SET "
+            "tokens = tokens + excluded.tokens, turns = turns + 1, "
+            "unknown = unknown + excluded.unknown",
+            (usage.owner, month, usage.room_id, tokens or 0, int(tokens is None)),
+        )
 
     def _month_tokens(self, owner: str, month: str) -> int:
+        # A range of the primary key: one row per chat the user used this month.
         row = self._conn.execute(
-            "SELECT tokens FROM usage_months WHERE owner = ? AND month = ?", (owner, month)
+            "SELECT COALESCE(SUM(tokens), 0) FROM usage_totals WHERE owner = ? AND month = ?",
+            (owner, month),
         ).fetchone()
-        return 0 if row is None else int(row[0])
+        return int(row[0])
 
     def _claim_usage_warning(self, warning: UsageWarning) -> bool:
         """True once per user and month, when the month total has reached the
@@ -137,20 +143,19 @@ class UsageTables(Database):
         """Known tokens of all ``owner``'s chats in ``month`` (the budget's use)."""
         return self._month_tokens(owner, month)
 
-    @_threaded  # scans the user's rows: grows with the state
+    @_quick
     def usage_summary(self, owner: str, room_id: str, month: str) -> UsageSummary:
-        """``!usage``: this chat's and all the user's sums (all time and ``month``)."""
-        chat = self._conn.execute(
-            _TOTALS + "WHERE owner = ? AND room_id = ?", (month, owner, room_id)
-        ).fetchone()
-        user = self._conn.execute(_TOTALS + "WHERE owner = ?", (month, owner)).fetchone()
+        """``!usage``: this chat's and all the user's sums (all time and ``month``),
+        from the totals (a row per chat and month)."""
+        chat = self._conn.execute(_TOTALS + " AND room_id = ?", (month, owner, room_id)).fetchone()
+        user = self._conn.execute(_TOTALS, (month, owner)).fetchone()
         return UsageSummary(_totals(chat), _totals(user))
 
-    @_threaded
+    @_quick
     def chat_tokens(self, room_id: str, owner: str) -> int:
         """Known tokens of one chat, all time (``!status``)."""
         row = self._conn.execute(
-            "SELECT COALESCE(SUM(tokens), 0) FROM usage WHERE owner = ? AND room_id = ?",
+            "SELECT COALESCE(SUM(tokens), 0) FROM usage_totals WHERE owner = ? AND room_id = ?",
             (owner, room_id),
         ).fetchone()
         return int(row[0])

@@ -174,13 +174,15 @@ class TurnRunner:
         item, chat, rerun = request.item, request.chat, request.rerun
         spec = await self.choice.for_chat(chat)
         gate = self.usage
-        allowance = await gate.check(chat.owner) if gate is not None else None
-        if gate is not None and allowance is not None and allowance.spent:
-            return await gate.refuse(item, chat, spec.id, allowance)
+        month = gate.month(chat.owner) if gate is not None else None
         start = await self.store.begin_turn(
-            key, chat.room_id, chat.owner, self._followers(request, thread)
+            key, chat.room_id, chat.owner, self._followers(request, thread), month=month
         )
         followers = start.followers
+        allowance = gate.state(chat.owner, month, start.month_tokens) if gate else None
+        if gate is not None and allowance is not None and allowance.spent:
+            also = [f.event_id for f in followers]
+            return await gate.refuse(item, chat, spec.id, allowance, also)
         active.messages.update(f.event_id for f in followers)
         attempt = start.attempt
         staged = list(start.staged) if rerun is None else []

@@ -23,6 +23,7 @@ I/O (:class:`UsageGate`), so the boundaries are tested without a bot.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from surfaces.state import ChatRecord, InboxItem, Store, TurnUsage, UsageWarning
 log = structlog.get_logger(__name__)
 
 
+@functools.lru_cache(maxsize=256)  # a Fraction costs tens of µs; budgets are few
 def warn_threshold(budget: int, warn_at: float) -> int:
     """Tokens at which the user is told: ``warn_at`` of ``budget``, rounded up, exactly
     (``0.7`` of 100 is 70, not the 70.00000000000001 of float arithmetic)."""
@@ -104,36 +106,50 @@ class UsageGate:
     metrics: Metrics | None = None
     clock: Callable[[], float] = time.time
 
-    async def check(self, owner: str) -> BudgetState | None:
-        """The user's budget this month (None: no budget applies; no query then)."""
+    def month(self, owner: str) -> str | None:
+        """The UTC month whose use the turn's ``begin_turn`` should read for the
+        budget (``begin_turn(month=...)``); None: no budget applies to ``owner``."""
         if self.budgets.budget_for(owner) is None:
             return None
-        month = month_of(self.clock())
-        return self.budgets.state(owner, await self.store.month_tokens(owner, month), month)
+        return month_of(self.clock())
+
+    def state(self, owner: str, month: str | None, used: int | None) -> BudgetState | None:
+        """The budget the turn starts under (None: no budget applies)."""
+        if month is None or used is None:
+            return None
+        return self.budgets.state(owner, used, month)
+
+    async def check(self, owner: str) -> BudgetState | None:
+        """The user's budget this month, read on its own (None: no budget applies)."""
+        month = self.month(owner)
+        if month is None:
+            return None
+        return self.state(owner, month, await self.store.month_tokens(owner, month))
 
     async def refuse(
-        self, item: InboxItem, chat: ChatRecord, agent_id: str, state: BudgetState
+        self, item: InboxItem, chat: ChatRecord, agent_id: str, state: BudgetState, also: list[str]
     ) -> int:
-        """Finish ``item`` with the "budget spent" notice instead of a turn; → 1 (the
-        items it finished)."""
+        """Finish ``item`` (and the messages the turn took along, ``also``) with one
+        "budget spent" notice instead of a turn; → the items it finished."""
         notice = self.notifier.pending(
             chat.room_id,
             self.texts("budget_exhausted", **self._fields(state)),
             txn_id=f"{item.event_id}.budget",
             relation=answer_relation(item),
         )
-        rows = await self.store.finish_event(item.event_id, ItemStatus.DONE, [notice])
+        rows = await self.store.finish_event(item.event_id, ItemStatus.DONE, [notice], also=also)
         log.info(
             "usage_budget_refused",
             agent_id=agent_id,
             budget=state.budget,
             used=state.used,
             month=state.month,
+            messages=1 + len(also),
         )
         if self.metrics:
             self.metrics.turn_refused(agent_id)
         await self.outbox.deliver(rows)
-        return 1
+        return 1 + len(also)
 
     def usage(
         self,
@@ -160,9 +176,9 @@ class UsageGate:
             return None
         month = usage.month
         used = usage.tokens + (state.used if month == state.month else 0)
-        state = attrs.evolve(state, used=used, month=month)
         if used < state.threshold:
             return None
+        state = attrs.evolve(state, used=used, month=month)
         text = self.texts(
             "budget_warning",
             percent=self.texts.percent(state.warn_at),

@@ -40,6 +40,12 @@ async def admit(store: Store, event_id: str, room: str = "!r") -> None:
     await store.admit(None, [item])
 
 
+async def turn(store: Store, row: TurnUsage, warning: UsageWarning | None = None):
+    """A turn's item admitted, then finished with its usage; → the outbox rows."""
+    await admit(store, row.turn_key, row.room_id)
+    return await store.finish_event(row.turn_key, usage=row, warning=warning)
+
+
 def send(txn: str) -> PendingSend:
     return PendingSend("!r", txn, "m.room.message", {"msgtype": "m.notice", "body": "warn"})
 
@@ -65,8 +71,7 @@ def test_known_tokens_treats_missing_zero_and_absurd_counts_as_unknown(value, kn
 
 async def test_unknown_zero_and_counts_are_recorded_apart(store):
     for key, tokens in [("$a", 10), ("$b", None), ("$c", 0), ("$d", 5)]:
-        await admit(store, key)
-        await store.finish_event(key, usage=usage(key, tokens))
+        await turn(store, usage(key, tokens))
     summary = await store.usage_summary(ALICE, "!r", "2026-12")
     assert summary.chat == UsageTotals(tokens=15, month_tokens=15, turns=4, unknown=2)
     rows = store._conn.execute("SELECT turn_key, tokens FROM usage ORDER BY turn_key").fetchall()
@@ -74,13 +79,33 @@ async def test_unknown_zero_and_counts_are_recorded_apart(store):
 
 
 async def test_finishing_a_turn_twice_counts_it_once(store):
-    await admit(store, "$a")
-    await store.finish_event("$a", usage=usage("$a", 100))
-    # A crash re-run commits the same turn again (same key): nothing doubles.
+    await turn(store, usage("$a", 100))
+    # Finished again (the same item: a re-run of its final transaction): nothing doubles.
     await store.finish_event("$a", usage=usage("$a", 100))
     await store.finish_event("$a", usage=usage("$a", 70))
     assert await store.month_tokens(ALICE, "2026-12") == 100
     assert (await store.usage_summary(ALICE, "!r", "2026-12")).chat.turns == 1
+    assert store._conn.execute("SELECT COUNT(*) FROM usage").fetchone()[0] == 1
+
+
+async def test_a_crash_before_the_commit_leaves_nothing_and_the_rerun_counts_once(
+    store, monkeypatch
+):
+    await admit(store, "$a")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    # The transaction fails after the usage row was written: all of it rolls back.
+    monkeypatch.setattr(store, "_claim_usage_warning", crash)
+    warning = UsageWarning(ALICE, "2026-12", 1, send("w"))
+    with pytest.raises(RuntimeError):
+        await store.finish_event("$a", usage=usage("$a", 100), warning=warning)
+    assert store._conn.execute("SELECT COUNT(*) FROM usage").fetchone()[0] == 0
+    assert await store.month_tokens(ALICE, "2026-12") == 0
+    monkeypatch.undo()
+    await store.finish_event("$a", usage=usage("$a", 100), warning=warning)  # the re-run
+    assert await store.month_tokens(ALICE, "2026-12") == 100
 
 
 async def test_sums_per_chat_per_user_per_month_and_in_total(store):
@@ -92,7 +117,7 @@ async def test_sums_per_chat_per_user_per_month_and_in_total(store):
         usage("$5", 4000, room="!bobs", owner=BOB),
     ]
     for row in rows:
-        await store.finish_event(row.turn_key, usage=row)
+        await turn(store, row)
     january = await store.usage_summary(ALICE, "!r", "2027-01")
     assert january.chat == UsageTotals(tokens=30, month_tokens=20, turns=2, unknown=0)
     assert january.user == UsageTotals(tokens=330, month_tokens=20, turns=4, unknown=1)
@@ -107,8 +132,8 @@ async def test_sums_per_chat_per_user_per_month_and_in_total(store):
 
 
 async def test_the_month_total_rolls_over_with_the_utc_month(store):
-    await store.finish_event("$d", usage=usage("$d", 50, at=JAN - 2))
-    await store.finish_event("$j", usage=usage("$j", 7, at=JAN))
+    await turn(store, usage("$d", 50, at=JAN - 2))
+    await turn(store, usage("$j", 7, at=JAN))
     assert await store.month_tokens(ALICE, "2026-12") == 50
     assert await store.month_tokens(ALICE, "2027-01") == 7
 
@@ -117,16 +142,14 @@ async def test_the_warning_is_enqueued_once_per_month_when_the_threshold_is_reac
     def warning(txn: str, month: str = "2026-12") -> UsageWarning:
         return UsageWarning(ALICE, month, 80, send(txn))
 
-    rows = await store.finish_event("$1", usage=usage("$1", 79), warning=warning("w1"))
+    rows = await turn(store, usage("$1", 79), warning("w1"))
     assert rows == []  # 79 of 100: not yet
-    rows = await store.finish_event("$2", usage=usage("$2", 1), warning=warning("w2"))
+    rows = await turn(store, usage("$2", 1), warning("w2"))
     assert [r.txn_id for r in rows] == ["w2"]  # 80 %: told
-    rows = await store.finish_event("$3", usage=usage("$3", 30), warning=warning("w3"))
+    rows = await turn(store, usage("$3", 30), warning("w3"))
     assert rows == []  # told once this month
     # Next month starts afresh.
-    rows = await store.finish_event(
-        "$4", usage=usage("$4", 90, at=JAN), warning=warning("w4", "2027-01")
-    )
+    rows = await turn(store, usage("$4", 90, at=JAN), warning("w4", "2027-01"))
     assert [r.txn_id for r in rows] == ["w4"]
     pending = store._conn.execute("SELECT txn_id FROM outbox ORDER BY id").fetchall()
     assert [r[0] for r in pending] == ["w2", "w4"]

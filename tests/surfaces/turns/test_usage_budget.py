@@ -54,6 +54,7 @@ def item(n: int) -> InboxItem:
 async def finish(store: Store, g: UsageGate, state: BudgetState | None, n: int, tokens: int | None):
     """What the runner does at the end of a turn; → the txn ids it enqueued."""
     usage = g.usage(item(n), CHAT, "agent-0", "7", tokens)
+    await store.admit(None, [item(n)])
     rows = await store.finish_event(item(n).event_id, usage=usage, warning=g.warning(state, usage))
     return [r.txn_id for r in rows]
 
