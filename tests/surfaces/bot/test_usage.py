@@ -94,6 +94,13 @@ async def test_the_budget_warns_once_at_80_percent_then_refuses_at_100(
         "⛔ Your monthly token budget is spent (14 of 10), so this message was not passed "
         f"to the agent. The budget resets on {resets}. Commands still work; details: !usage."
     )
+    # A burst sent while the budget is spent gets one notice, and none of it is answered.
+    refusals = len([n for n in tools.notices(room) if n.startswith("⛔")])
+    for text in ("first", "second", "third"):
+        harness.hs.text_as(alice, room, text)
+    await harness.settle()
+    assert len([n for n in tools.notices(room) if n.startswith("⛔")]) == refusals + 1
+    assert harness.agent.turns_served == served
     # Commands keep working; !usage shows the spent budget.
     await tools.say(alice, room, "!usage")
     assert usage_lines(tools, room)[-1] == (

@@ -153,3 +153,12 @@ async def test_the_warning_is_enqueued_once_per_month_when_the_threshold_is_reac
     assert [r.txn_id for r in rows] == ["w4"]
     pending = store._conn.execute("SELECT txn_id FROM outbox ORDER BY id").fetchall()
     assert [r[0] for r in pending] == ["w2", "w4"]
+
+
+async def test_begin_turn_reads_the_months_use_only_when_asked(store):
+    await turn(store, usage("$a", 40))
+    await admit(store, "$b")
+    assert (await store.begin_turn("$b", "!r", ALICE)).month_tokens is None
+    assert (await store.begin_turn("$b", "!r", ALICE, month="2026-12")).month_tokens == 40
+    assert (await store.begin_turn("$b", "!r", ALICE, month="2027-01")).month_tokens == 0
+    assert (await store.begin_turn("$b", "!r", BOB, month="2026-12")).month_tokens == 0
