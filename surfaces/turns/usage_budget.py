@@ -7,10 +7,12 @@ without a valid positive ``tokens_used``. A turn interrupted by a shutdown recor
 nothing: its item stays pending and the re-run records it.
 
 The budget (``usage.monthly_token_budget``, per user ``user_budgets`` in the registry;
-off by default) is checked before a turn starts, against the user's total for the
-current UTC month (all chats). When the month's total has reached the budget, the
-turn is refused: its item is finished with one notice naming the budget, the use and
-when it resets (in the same transaction, so a crash re-run refuses it once). A turn
+off by default) is checked before the turn talks to the agent, against the user's
+total for the current UTC month (all chats), read by the turn's ``begin_turn`` (the
+round trip it makes anyway; no query at all when no budget applies). When the month's
+total has reached the budget, the turn is refused: its item and the messages it took
+along are finished with one notice naming the budget, the use and when it resets (in
+one transaction, so a crash re-run refuses them once). A turn
 that starts under the budget runs to its end even if it crosses it — the agent's
 count is only known afterwards. After a turn brings the month to ``warn_at`` of the
 budget, the user is told once that month (the mark is a ``kv`` row written in the
