@@ -57,7 +57,6 @@ from prometheus_client.metrics_core import Metric
 __all__ = [
     "AGENT_FAILURE_CODES",
     "CONTENT_TYPE",
-    "MAX_AGENT_LABELS",
     "MAX_ENDPOINT_LABELS",
     "MAX_STATUS_LABELS",
     "NO_RESPONSE_STATUS",

@@ -172,12 +172,14 @@ class UsageGate:
         )
 
     def warning(self, state: BudgetState | None, usage: TurnUsage) -> UsageWarning | None:
-        """The warning to offer the final transaction, when this turn may have brought
-        the month to the threshold (the store checks the exact total and the mark)."""
-        if state is None or usage.tokens is None:
+        """The warning to offer the final transaction, when the month may have reached
+        the threshold (the store checks the exact total and the once-a-month mark).
+        Also offered when the use before the turn was past it already: a turn of
+        another chat may have crossed it without being told (it read less)."""
+        if state is None:
             return None
         month = usage.month
-        used = usage.tokens + (state.used if month == state.month else 0)
+        used = (usage.tokens or 0) + (state.used if month == state.month else 0)
         if used < state.threshold:
             return None
         state = attrs.evolve(state, used=used, month=month)

@@ -131,7 +131,7 @@ async def test_the_warning_text_names_the_share_the_budget_and_the_reset(store):
     assert "resets on 1 January 2027, 00:00 UTC" in body
 
 
-async def test_unknown_counts_never_warn_and_a_turn_crossing_the_month_counts_in_the_new_one(
+async def test_unknown_counts_add_nothing_and_a_turn_crossing_the_month_counts_in_the_new_one(
     store,
 ):
     clock = Clock(DEC)
@@ -143,3 +143,13 @@ async def test_unknown_counts_never_warn_and_a_turn_crossing_the_month_counts_in
     assert await finish(store, g, state, 2, 10) == []
     assert await finish(store, g, state, 3, None) == []
     assert await store.month_tokens(ALICE, "2027-01") == 10
+
+
+async def test_a_crossing_another_chat_did_not_see_is_told_on_the_next_turn(store):
+    g = gate(store, UsageBudgets(registry(), default=100), Clock(DEC))
+    before = await g.check(ALICE)  # two turns start at 0 used, in two chats
+    assert await finish(store, g, before, 1, 50) == []
+    # The second one finishes at 90 in all but reads 0 + 40 < 80: not offered.
+    assert await finish(store, g, before, 2, 40) == []
+    # The user's next turn starts past the threshold: told, even with no count of its own.
+    assert await finish(store, g, await g.check(ALICE), 3, None) == ["$e3.budget80"]
