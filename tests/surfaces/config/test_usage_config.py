@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
+from surfaces.cli import main
 from surfaces.config import ConfigError, RegistryError, load_config, load_registry
 
 ENV = {"MATRIX_HOMESERVER": "http://hs", "MATRIX_USER_ID": "@bot:hs", "MATRIX_PASSWORD": "p"}
@@ -88,3 +91,26 @@ def test_user_budgets_must_be_a_mapping(tmp_path):
     with pytest.raises(RegistryError) as info:
         registry(tmp_path, "user_budgets: [1, 2]\n")
     assert "user_budgets: must be a mapping of user id to a token budget" in info.value.lines[0]
+
+
+def test_check_config_shows_the_budgets(monkeypatch, capsys, tmp_path):
+    for name in list(os.environ):
+        if name.startswith(("MATRIX_", "SURFACES_", "AGENT_")):
+            monkeypatch.delenv(name)
+    path = tmp_path / "agents.yaml"
+    path.write_text(
+        AGENTS + 'user_budgets:\n  "@alice:x": 2000\n  "@bob:x": none\n', encoding="utf-8"
+    )
+    for name, value in {
+        **ENV,
+        "MATRIX_AGENT_REGISTRY_PATH": str(path),
+        "SURFACES_USAGE__MONTHLY_TOKEN_BUDGET": "500",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "# monthly token budget: 500\n#   @alice:x: 2000\n#   @bob:x: none\n" in out
+    assert main(["check-config", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["user_budgets"] == {"@alice:x": 2000, "@bob:x": None}
+    assert data["config"]["usage"] == {"monthly_token_budget": 500, "warn_at": 0.8}
