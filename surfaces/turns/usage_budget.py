@@ -12,9 +12,9 @@ total for the current UTC month (all chats), read by the turn's ``begin_turn`` (
 round trip it makes anyway; no query at all when no budget applies). When the month's
 total has reached the budget, the turn is refused: its item and the messages it took
 along are finished with one notice naming the budget, the use and when it resets (in
-one transaction, so a crash re-run refuses them once). A turn
-that starts under the budget runs to its end even if it crosses it — the agent's
-count is only known afterwards. After a turn brings the month to ``warn_at`` of the
+one transaction, so a crash re-run refuses them once). A turn that starts under the
+budget runs to its end even if it crosses it — the agent's count is only known
+afterwards. After a turn brings the month to ``warn_at`` of the
 budget, the user is told once that month (the mark is a ``kv`` row written in the
 turn's final transaction). Commands never pass through here: they keep working.
 
