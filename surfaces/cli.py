@@ -154,6 +154,7 @@ def _agents_summary(config: Config, registry: AgentRegistry) -> dict[str, Any]:
             for index, agent in enumerate(registry.agents)
         ],
         "user_agents": dict(registry.user_agents),
+        "user_budgets": dict(registry.user_budgets),  # None: no budget for that user
     }
 
 
@@ -196,6 +197,13 @@ def check_config(path: str | None, *, as_json: bool = False) -> int:
     if registry.user_agents:
         out.append(f"# user routing ({len(registry.user_agents)}):")
         out.extend(f"#   {mxid} -> {agent_id}" for mxid, agent_id in registry.user_agents.items())
+    default = config.usage.monthly_token_budget
+    if default is not None or registry.user_budgets:
+        out.append(f"# monthly token budget: {default if default is not None else 'none'}")
+        out.extend(
+            f"#   {mxid}: {budget if budget is not None else 'none'}"
+            for mxid, budget in registry.user_budgets.items()
+        )
     out.append("# configuration OK")
     print("\n".join(out))
     return 0

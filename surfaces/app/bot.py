@@ -49,6 +49,7 @@ from surfaces.commands import (
     InfoCommands,
     Reactions,
     TurnControl,
+    UsageCommands,
 )
 from surfaces.config import AgentRegistry, Config, is_allowed
 from surfaces.core import FatalError
@@ -67,7 +68,15 @@ from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
 from surfaces.session import Crypto, identity_device_id, login, open_crypto
 from surfaces.state import InboxItem, StateDir, StateError, Store
-from surfaces.turns import ActiveTurns, AgentChoice, IncomingFiles, OutgoingFiles, TurnRunner
+from surfaces.turns import (
+    ActiveTurns,
+    AgentChoice,
+    IncomingFiles,
+    OutgoingFiles,
+    TurnRunner,
+    UsageBudgets,
+    UsageGate,
+)
 from surfaces.workspaces import Onboarding, Rooms, ThreadContext, Threads, reconcile
 
 log = structlog.get_logger(__name__)
@@ -185,6 +194,8 @@ class BotApp:
             max_staged=cfg.bot.max_staged_files,
         )
         threads = Threads(store, mirror, ThreadContext(cfg.bot.thread_context))
+        budgets = UsageBudgets(self.registry, cfg.usage.monthly_token_budget, cfg.usage.warn_at)
+        self.metrics.agents_known(agent.id for agent in self.registry.agents)
         runner = TurnRunner(
             store=store,
             outbox=outbox,
@@ -200,6 +211,7 @@ class BotApp:
             files_in=files_in,
             active=active,
             metrics=self.metrics,
+            usage=UsageGate(store, outbox, notifier, texts, budgets, self.metrics),
         )
         rooms = Rooms(
             matrix=matrix,
@@ -231,6 +243,7 @@ class BotApp:
             info=InfoCommands(
                 store, agents, choice, lanes, active, texts, cfg.agents.status_timeout_s
             ),
+            usage=UsageCommands(store, budgets, texts),
         )
         corrections = Corrections(store, active, queue, runner, threads)
         router = Router(

@@ -9,6 +9,7 @@ from surfaces.commands.files import FileCommands
 from surfaces.commands.info import InfoCommands
 from surfaces.commands.reactions import Reactions
 from surfaces.commands.turn_control import TurnControl
+from surfaces.commands.usage import UsageCommands
 
 __all__ = [
     "MAX_NAME_CHARS",
@@ -21,4 +22,5 @@ __all__ = [
     "Reactions",
     "Reply",
     "TurnControl",
+    "UsageCommands",
 ]

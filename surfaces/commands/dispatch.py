@@ -15,6 +15,7 @@ from .chats import ChatCommands
 from .files import FileCommands
 from .info import InfoCommands
 from .turn_control import TurnControl
+from .usage import UsageCommands
 
 Handler = Callable[[Invocation], Awaitable[None]]
 
@@ -26,6 +27,7 @@ class Commands:
     files: FileCommands
     control: TurnControl
     info: InfoCommands
+    usage: UsageCommands
     _table: dict[str, Handler] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -44,6 +46,7 @@ class Commands:
             CommandName.STATUS: i.status,
             CommandName.HELP: i.help,
             CommandName.SETTINGS: i.settings,
+            CommandName.USAGE: self.usage.usage,
         }
         assert set(self._table) == set(CommandName), "every command has a handler"
 

@@ -45,6 +45,7 @@ class InfoCommands:
         else:
             turn = self.texts("status_turn_idle")
         files = await self.store.staged(chat.room_id, chat.owner)
+        tokens = await self.store.chat_tokens(chat.room_id, chat.owner)
         await call.reply(
             "status",
             agent=spec.label,
@@ -53,6 +54,7 @@ class InfoCommands:
             platform_chat_id=chat.platform_chat_id,
             turn=turn,
             files=len(files),
+            usage=self.texts("status_usage", tokens=self.texts.number(tokens)),
         )
 
     async def help(self, call: Invocation) -> None:

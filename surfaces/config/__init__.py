@@ -41,9 +41,11 @@ from surfaces.config._model import (
     Problem,
     Secret,
     StreamingConfig,
+    UsageConfig,
 )
 from surfaces.config._registry import (
     AGENT_URL_SCHEMES,
+    NO_BUDGET,
     AgentRegistry,
     AgentSpec,
     RegistryError,
@@ -56,6 +58,7 @@ __all__ = [
     "AGENT_URL_SCHEMES",
     "EXIT_CONFIG",
     "LEGACY_ENV",
+    "NO_BUDGET",
     "SECTIONS",
     "AgentRegistry",
     "AgentSpec",
@@ -71,6 +74,7 @@ __all__ = [
     "RegistryError",
     "Secret",
     "StreamingConfig",
+    "UsageConfig",
     "YamlProblem",
     "check_url",
     "describe",

@@ -106,6 +106,10 @@ def _logger_levels(value: Mapping[str, str]) -> str | None:
     return None
 
 
+def _share(value: float) -> str | None:
+    return None if 0 < value <= 1 else f"must be more than 0 and at most 1, got {value!r}"
+
+
 def _port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else f"must be between 0 and 65535, got {value!r}"
 
@@ -162,4 +166,6 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("budget", "commands_burst"): _at_least(1),
     ("budget", "files_per_minute"): _positive,
     ("budget", "files_burst"): _at_least(1),
+    ("usage", "monthly_token_budget"): _optional(_at_least(1)),
+    ("usage", "warn_at"): _share,
 }

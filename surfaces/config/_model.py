@@ -185,6 +185,16 @@ class BudgetConfig:
 
 
 @attrs.frozen
+class UsageConfig:
+    """Monthly token budgets (``surfaces.turns.UsageBudgets``); off by default."""
+
+    #: Tokens a user may use per UTC month, all chats together; None: no budget.
+    monthly_token_budget: int | None = None
+    #: The share of the budget at which the user is told (once a month).
+    warn_at: float = 0.8
+
+
+@attrs.frozen
 class Config:
     matrix: MatrixConfig
     agents: AgentsConfig = attrs.Factory(AgentsConfig)
@@ -194,6 +204,7 @@ class Config:
     ops: OpsConfig = attrs.Factory(OpsConfig)
     state_dir: str = "./state"
     budget: BudgetConfig = attrs.Factory(BudgetConfig)
+    usage: UsageConfig = attrs.Factory(UsageConfig)
 
     def allowed_patterns(self) -> tuple[str, ...]:
         """MXID glob patterns allowed to use the bot.
@@ -236,6 +247,7 @@ SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "ops": OpsConfig,
     "budget": BudgetConfig,
+    "usage": UsageConfig,
 }
 TOP_LEVEL_FIELDS = ("state_dir",)
 

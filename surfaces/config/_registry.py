@@ -4,6 +4,9 @@ The registry file (path from ``agents.registry_path`` / ``MATRIX_AGENT_REGISTRY_
 
     user_agents:                  # optional: MXID -> agent id
       "@alice:example.org": "agent-1"
+    user_budgets:                 # optional: MXID -> monthly token budget
+      "@alice:example.org": 2000000   # her own budget instead of usage.monthly_token_budget
+      "@bob:example.org": none        # none (or 0, or null): no budget for him
     agents:                       # non-empty; the first one is the default
       - id: "agent-0"             # required, unique
         label: "Agent 0"          # required
@@ -35,11 +38,22 @@ from surfaces.config._model import ConfigError, Problem
 from surfaces.config._values import check_url, describe, is_user_id
 from surfaces.config._yaml import YamlProblem, read_yaml
 
-__all__ = ["AGENT_URL_SCHEMES", "AgentRegistry", "AgentSpec", "RegistryError", "load_registry"]
+__all__ = [
+    "AGENT_URL_SCHEMES",
+    "NO_BUDGET",
+    "AgentRegistry",
+    "AgentSpec",
+    "RegistryError",
+    "load_registry",
+]
 
 AGENT_URL_SCHEMES = ("http", "https", "ws", "wss")
 _AGENT_KEYS = ("id", "label", "base_url", "workspace_path")
-_TOP_KEYS = ("user_agents", "agents")
+_TOP_KEYS = ("user_agents", "agents", "user_budgets")
+#: A ``user_budgets`` value that exempts the user from the default budget (also 0 or null).
+NO_BUDGET = "none"
+#: The largest budget accepted (a typo guard; also keeps sums within SQLite's integers).
+MAX_BUDGET = 10**15
 _BAD_ID_RE = re.compile(r"[\s/\\]|[\x00-\x1f\x7f]")
 
 
@@ -59,7 +73,7 @@ class AgentSpec:
     workspace_path: Path
 
 
-def _freeze(mapping: Mapping[str, str]) -> Mapping[str, str]:
+def _freeze(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return types.MappingProxyType(dict(mapping))
 
 
@@ -69,6 +83,8 @@ class AgentRegistry:
 
     agents: tuple[AgentSpec, ...] = attrs.field(converter=tuple)
     user_agents: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze)
+    #: MXID -> the user's monthly token budget (None: no budget), overriding the default.
+    user_budgets: Mapping[str, int | None] = attrs.field(factory=dict, converter=_freeze)
     _by_id: Mapping[str, AgentSpec] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -100,6 +116,13 @@ class AgentRegistry:
 
     def get(self, agent_id: str) -> AgentSpec | None:
         return self._by_id.get(agent_id)
+
+    def budget_for(self, mxid: str, default: int | None) -> int | None:
+        """The user's monthly token budget: their ``user_budgets`` entry if they have
+        one (None there: no budget), else ``default`` (``usage.monthly_token_budget``)."""
+        if mxid in self.user_budgets:
+            return self.user_budgets[mxid]
+        return default
 
 
 def load_registry(
@@ -154,6 +177,7 @@ class _Parser:
     def parse(self, data: Any) -> AgentRegistry:
         agents: list[AgentSpec] = []
         user_agents: dict[str, str] = {}
+        user_budgets: dict[str, int | None] = {}
         if not isinstance(data, dict):
             got = "an empty file" if data is None else describe(data)
             self.error(None, f"the top level must be a mapping with 'agents', got {got}")
@@ -163,9 +187,10 @@ class _Parser:
                     self.error(str(key), f"unknown key (known: {', '.join(_TOP_KEYS)})")
             agents = self._agents(data.get("agents"))
             user_agents = self._user_agents(data.get("user_agents"), agents)
+            user_budgets = self._user_budgets(data.get("user_budgets"))
         if self.errors:
             raise RegistryError(self.errors)
-        return AgentRegistry(tuple(agents), user_agents)
+        return AgentRegistry(tuple(agents), user_agents, user_budgets)
 
     def _agents(self, raw: Any) -> list[AgentSpec]:
         if raw is None:
@@ -280,4 +305,37 @@ class _Parser:
                 self.error(where, f"unknown agent id {agent_id!r} (known: {listing})")
             else:
                 result[mxid] = agent_id
+        return result
+
+    def _user_budgets(self, raw: Any) -> dict[str, int | None]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.error(
+                "user_budgets",
+                f"must be a mapping of user id to a token budget, got {describe(raw)}",
+            )
+            return {}
+        result: dict[str, int | None] = {}
+        for mxid, value in raw.items():
+            where = f"user_budgets[{mxid!r}]"
+            if not isinstance(mxid, str) or not is_user_id(mxid):
+                self.error(where, "the key must be a Matrix user id like @user:server")
+            elif isinstance(value, bool):
+                self.error(where, f"must be a whole number of tokens or {NO_BUDGET!r}, got {value}")
+            elif (
+                value is None
+                or value == 0
+                or (isinstance(value, str) and value.strip().lower() == NO_BUDGET)
+            ):
+                result[mxid] = None  # exempt from the default budget
+            elif not isinstance(value, int):
+                self.error(
+                    where,
+                    f"must be a whole number of tokens or {NO_BUDGET!r}, got {describe(value)}",
+                )
+            elif not 0 < value <= MAX_BUDGET:
+                self.error(where, f"must be between 1 and {MAX_BUDGET} (or {NO_BUDGET!r})")
+            else:
+                result[mxid] = value
         return result

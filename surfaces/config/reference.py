@@ -131,6 +131,15 @@ HELP: dict[str, str] = {
     "budget.commands_burst": "Commands one user may send at once.",
     "budget.files_per_minute": "Files per user and minute, sustained.",
     "budget.files_burst": "Files one user may send at once.",
+    "usage.monthly_token_budget": (
+        "Tokens one user may use per calendar month (UTC), all chats together; unset: no "
+        "budget. Past it, messages for the agent get a notice instead of an answer until "
+        "the month ends (commands keep working). Per user: `user_budgets` in the registry."
+    ),
+    "usage.warn_at": (
+        "Share of the budget (0–1] at which the user is told, once a month, that it is "
+        "nearly spent."
+    ),
 }
 
 

@@ -16,6 +16,7 @@ from surfaces.core.binding import (
 from surfaces.core.errors import FatalError
 from surfaces.core.kinds import ItemKind, ItemStatus, OutboxStatus, SendOutcome
 from surfaces.core.lanes import Lane, LaneKind
+from surfaces.core.months import month_after, month_of, month_start, resets_at
 from surfaces.core.relations import thread_relation
 from surfaces.core.text import MAX_BODY_CHARS, clean_text
 
@@ -39,5 +40,9 @@ __all__ = [
     "is_event_id",
     "is_local_id",
     "is_platform_chat_id",
+    "month_after",
+    "month_of",
+    "month_start",
+    "resets_at",
     "thread_relation",
 ]

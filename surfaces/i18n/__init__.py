@@ -6,6 +6,7 @@ Keys are stable identifiers; texts take ``str.format`` fields, plus ``plural:`` 
 locales have the same keys and fields, so a translation can never break a reply.
 """
 
+from surfaces.i18n._formats import format_moment, format_number, format_percent
 from surfaces.i18n._texts import (
     CATALOGUE,
     DEFAULT_LOCALE,
@@ -24,6 +25,9 @@ __all__ = [
     "LOCALES",
     "PLURAL_FORMS",
     "Texts",
+    "format_moment",
+    "format_number",
+    "format_percent",
     "format_size",
     "human_size",
     "plural_form",

@@ -64,8 +64,10 @@ EN: dict[str, str] = {
         "Agent: {agent} ({health})\n"
         "Chat: {local_id} · platform id: {platform_chat_id}\n"
         "{turn}\n"
-        "Files waiting for your next message: {files}"
+        "Files waiting for your next message: {files}\n"
+        "{usage}"
     ),
+    "status_usage": "Tokens used in this chat: {tokens}",
     "status_turn_running": "The agent is replying right now.",
     "status_turn_idle": "Nothing is running right now.",
     "status_turn_queued": (
@@ -85,6 +87,7 @@ EN: dict[str, str] = {
         "!list — files waiting for your next message\n"
         "!remove <n> | all — take a file (or all of them) off that list\n"
         "!status — your agent, this chat and what's running now\n"
+        "!usage — tokens used: this chat, all your chats, this month\n"
         "!settings — agent settings (not available yet)\n"
         "🔁 on the latest reply — answer again; edit your message — the reply follows"
     ),
@@ -162,4 +165,26 @@ EN: dict[str, str] = {
     "unsupported_sticker": "Stickers are not passed to the agent — please write it in text.",
     "unsupported_poll": "Polls are not passed to the agent — please ask in text.",
     "unsupported_other": "This kind of message cannot reach the agent — please write it in text.",
+    "usage": (
+        "📊 Tokens used (months are calendar months in UTC)\n"
+        "This chat: {chat_month} this month · {chat_total} in total\n"
+        "All your chats: {user_month} this month · {user_total} in total\n"
+        "Replies without a token count: {chat_unknown} of {chat_turns} in this chat, "
+        "{user_unknown} of {user_turns} in all your chats"
+    ),
+    "usage_budget": "Monthly token budget: {used} of {budget} ({percent}); resets on {resets}.",
+    "usage_budget_spent": (
+        "Monthly token budget spent: {used} of {budget}; messages reach the agent again "
+        "on {resets}."
+    ),
+    "budget_exhausted": (
+        "⛔ Your monthly token budget is spent ({used} of {budget}), so this message was not "
+        "passed to the agent. The budget resets on {resets}. Commands still work; "
+        "details: !usage."
+    ),
+    "budget_warning": (
+        "⚠️ You have used {percent} or more of your monthly token budget ({budget}). It "
+        "resets on {resets}; once it is spent, messages won't reach the agent until then. "
+        "Details: !usage."
+    ),
 }

@@ -16,6 +16,7 @@ takes the last form ("many"/"other"). A wrong field type never breaks a reply.
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import attrs
 
 from surfaces.i18n._en import EN
+from surfaces.i18n._formats import format_moment, format_number, format_percent
 from surfaces.i18n._ru import RU
 
 DEFAULT_LOCALE = "ru"
@@ -138,6 +140,18 @@ class Texts:
     def size(self, n: int) -> str:
         """``n`` bytes in this locale's words (``50,0 МБ``)."""
         return format_size(n, self.locale)
+
+    def number(self, n: int) -> str:
+        """A count with this locale's digit grouping (``1 234 567`` / ``1,234,567``)."""
+        return format_number(n, self.locale)
+
+    def percent(self, share: float) -> str:
+        """A share as a percentage (``80 %`` / ``80%``), rounded down."""
+        return format_percent(share, self.locale)
+
+    def moment(self, when: dt.datetime) -> str:
+        """A moment as this locale writes it, in UTC (``1 January 2027, 00:00 UTC``)."""
+        return format_moment(when, self.locale)
 
     def plural(self, n: int, *forms: str) -> str:
         """The form of a word for ``n`` in this locale: ``plural(5, "чат", "чата", "чатов")``."""

@@ -25,12 +25,14 @@ class CommandName(enum.StrEnum):
     STATUS = "status"
     HELP = "help"
     SETTINGS = "settings"
+    USAGE = "usage"
 
 
 ALIASES = {"reset": CommandName.CLEAR}
 KNOWN = frozenset(CommandName)
-#: Run on the room's control lane: they are about the turn, so never wait behind it.
-CONTROL = frozenset({CommandName.STOP, CommandName.STATUS})
+#: Run on the room's control lane: they are about the turn, so never wait behind it
+#: (``!usage`` only reads, so it answers while a turn runs, too).
+CONTROL = frozenset({CommandName.STOP, CommandName.STATUS, CommandName.USAGE})
 
 
 @attrs.frozen

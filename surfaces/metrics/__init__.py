@@ -3,6 +3,7 @@
 from surfaces.metrics._metrics import (
     AGENT_FAILURE_CODES,
     CONTENT_TYPE,
+    MAX_AGENT_LABELS,
     MAX_ENDPOINT_LABELS,
     MAX_STATUS_LABELS,
     NO_RESPONSE_STATUS,
@@ -14,6 +15,7 @@ from surfaces.metrics._metrics import (
 __all__ = [
     "AGENT_FAILURE_CODES",
     "CONTENT_TYPE",
+    "MAX_AGENT_LABELS",
     "MAX_ENDPOINT_LABELS",
     "MAX_STATUS_LABELS",
     "NO_RESPONSE_STATUS",

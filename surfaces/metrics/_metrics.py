@@ -36,7 +36,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 import trio
@@ -59,9 +59,13 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 #: ``surfaces_matrix_sync_errors_total{kind}``: how a sync attempt failed.
 SYNC_ERROR_KINDS = ("network", "http_5xx", "ratelimited", "timeout", "other")
-#: ``surfaces_turns_total{outcome}``: how a turn ended. ``failed`` means an agent
-#: failure (see ``surfaces_agent_failures_total``), ``cancelled`` a shutdown or user stop.
-TURN_OUTCOMES = ("ok", "failed", "cancelled", "other")
+#: ``surfaces_turns_total{agent,outcome}``: how a turn ended. ``failed`` means an agent
+#: failure (see ``surfaces_agent_failures_total``), ``cancelled`` a shutdown or user stop,
+#: ``refused`` a message not passed on because the user's monthly token budget is spent.
+TURN_OUTCOMES = ("ok", "failed", "cancelled", "refused", "other")
+#: Distinct ``agent`` label values kept (agents come from the registry; the ones it
+#: lists are registered first, see ``Metrics.agents_known``); later ones are ``other``.
+MAX_AGENT_LABELS = 64
 #: ``surfaces_agent_failures_total{code}``: the agent client's failure taxonomy.
 AGENT_FAILURE_CODES = (
     "AGENT_UNAVAILABLE",
@@ -142,6 +146,7 @@ class Metrics:
     _created_at: float | None = attrs.field(init=False, default=None)
     _endpoints: set[str] = attrs.field(init=False, factory=set)
     _statuses: set[str] = attrs.field(init=False, factory=set)
+    _agents: set[str] = attrs.field(init=False, factory=set)
     _exposition: _WithoutCreated = attrs.field(init=False)
 
     _matrix_requests: Counter = attrs.field(init=False)
@@ -157,6 +162,7 @@ class Metrics:
     _first_text: Histogram = attrs.field(init=False)
     _turn_seconds: Histogram = attrs.field(init=False)
     _agent_failures: Counter = attrs.field(init=False)
+    _agent_tokens: Counter = attrs.field(init=False)
     _stream_edits: Counter = attrs.field(init=False)
     _outbox_pending: Gauge = attrs.field(init=False)
     _events_admitted: Counter = attrs.field(init=False)
@@ -215,7 +221,17 @@ class Metrics:
         )
         self._turns_active = Gauge("surfaces_turns_active", "Turns in progress.", registry=r)
         self._turns = Counter(
-            "surfaces_turns", "Finished turns by outcome.", ["outcome"], registry=r
+            "surfaces_turns",
+            "Finished turns by agent id and outcome.",
+            ["agent", "outcome"],
+            registry=r,
+        )
+        self._agent_tokens = Counter(
+            "surfaces_agent_tokens",
+            "Tokens the agents reported (tokens_used of AGENT_EVENT_END), by agent id; "
+            "turns without a count add nothing.",
+            ["agent"],
+            registry=r,
         )
         self._first_text = Histogram(
             "surfaces_agent_first_text_seconds",
@@ -248,8 +264,6 @@ class Metrics:
         # a zero rather than a missing series.
         for kind in SYNC_ERROR_KINDS:
             self._sync_errors.labels(kind=kind)
-        for outcome in TURN_OUTCOMES:
-            self._turns.labels(outcome=outcome)
         for code in AGENT_FAILURE_CODES:
             self._agent_failures.labels(code=code)
 
@@ -307,16 +321,37 @@ class Metrics:
         """A turn began; pair with :meth:`turn_finished` (in a ``finally``)."""
         self._turns_active.inc()
 
-    def turn_finished(self, outcome: str, seconds: float | None = None) -> None:
-        """A turn ended with ``outcome`` (one of :data:`TURN_OUTCOMES`).
+    def agents_known(self, agent_ids: Iterable[str]) -> None:
+        """The registry's agents: their series exist from the start (a zero, not a
+        missing series, for ``rate()`` and alerts), within :data:`MAX_AGENT_LABELS`."""
+        for agent_id in agent_ids:
+            agent = self._agent(agent_id)
+            self._agent_tokens.labels(agent=agent)
+            for outcome in TURN_OUTCOMES:
+                self._turns.labels(agent=agent, outcome=outcome)
+
+    def turn_finished(
+        self, outcome: str, seconds: float | None = None, *, agent: str = "other"
+    ) -> None:
+        """A turn of ``agent`` ended with ``outcome`` (one of :data:`TURN_OUTCOMES`).
 
         ``seconds`` is the prompt-to-end time, observed in ``surfaces_agent_turn_seconds``
         when the agent was reached (``None`` otherwise).
         """
         self._turns_active.dec()
-        self._turns.labels(outcome=_bounded(outcome, TURN_OUTCOMES)).inc()
+        self._turns.labels(agent=self._agent(agent), outcome=_bounded(outcome, TURN_OUTCOMES)).inc()
         if seconds is not None:
             self._turn_seconds.observe(max(0.0, seconds))
+
+    def turn_refused(self, agent: str) -> None:
+        """A message was not passed to ``agent``: its user's token budget is spent
+        (never started, so ``surfaces_turns_active`` is untouched)."""
+        self._turns.labels(agent=self._agent(agent), outcome="refused").inc()
+
+    def agent_tokens(self, agent: str, tokens: int) -> None:
+        """``agent`` reported ``tokens`` for a finished turn (known counts only)."""
+        if tokens > 0:
+            self._agent_tokens.labels(agent=self._agent(agent)).inc(tokens)
 
     def agent_first_text(self, seconds: float) -> None:
         """The agent's first text arrived ``seconds`` after the prompt was sent."""
@@ -350,6 +385,9 @@ class Metrics:
         return encoder(self._exposition), content_type  # type: ignore[arg-type]
 
     # -- internals ----------------------------------------------------------------
+
+    def _agent(self, agent_id: str) -> str:
+        return _capped(self._agents, agent_id, MAX_AGENT_LABELS)
 
     def _sync_lag(self) -> float:
         try:

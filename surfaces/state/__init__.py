@@ -21,12 +21,21 @@ from surfaces.state._records import (
     WaitingEvent,
 )
 from surfaces.state._store import Store
+from surfaces.state._usage import (
+    MAX_TURN_TOKENS,
+    TurnUsage,
+    UsageSummary,
+    UsageTotals,
+    UsageWarning,
+    known_tokens,
+)
 from surfaces.state._workspaces import ChatConflictError, ChatConflictField
 
 __all__ = [
     "CRYPTO_TABLES",
     "DB_NAME",
     "LOCK_NAME",
+    "MAX_TURN_TOKENS",
     "SCHEMA_VERSION",
     "ChatConflictError",
     "ChatConflictField",
@@ -48,6 +57,11 @@ __all__ = [
     "TurnMessage",
     "TurnRecord",
     "TurnStart",
+    "TurnUsage",
+    "UsageSummary",
+    "UsageTotals",
+    "UsageWarning",
     "UserRecord",
     "WaitingEvent",
+    "known_tokens",
 ]

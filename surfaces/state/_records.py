@@ -141,6 +141,9 @@ class TurnStart:
     staged: list[StagedFile]
     #: Queued items taken into this turn (a burst merged), in order.
     followers: list[InboxItem] = attrs.Factory(list)
+    #: The user's known tokens in the month asked for (``begin_turn(month=...)``: the
+    #: budget check rides on this round trip); None when not asked.
+    month_tokens: int | None = None
 
 
 @attrs.frozen

@@ -157,4 +157,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX turn_parts_reply ON turn_parts (reply_event_id);
     """,
+    # 5 (issue 15): usage. One row per finished turn, tokens NULL = the agent gave no
+    # count (missing or 0), ``month`` the UTC month the turn finished in (YYYY-MM);
+    # written in the turn's final transaction only when that transaction finishes the
+    # turn's inbox item (pending → done), so a crash re-run never counts twice. No
+    # index: the sums come from ``usage_totals`` (per owner, month and chat, updated in
+    # the same transaction), so a turn writes two B-tree pages, not four, and the
+    # budget check and !usage read a handful of rows, not every turn.
+    """
+    CREATE TABLE usage (
+        turn_key         TEXT NOT NULL,  -- the inbox item the turn ran for
+        room_id          TEXT NOT NULL,
+        owner            TEXT NOT NULL,
+        agent_id         TEXT NOT NULL,
+        platform_chat_id TEXT NOT NULL,
+        tokens           INTEGER,
+        month            TEXT NOT NULL,
+        finished_at      REAL NOT NULL
+    );
+    CREATE TABLE usage_totals (
+        owner   TEXT NOT NULL,
+        month   TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        tokens  INTEGER NOT NULL,  -- known tokens
+        turns   INTEGER NOT NULL,  -- finished turns
+        unknown INTEGER NOT NULL,  -- of them, turns without a count
+        PRIMARY KEY (owner, month, room_id)
+    ) WITHOUT ROWID;
+    """,
 ]

@@ -25,6 +25,7 @@ from surfaces.state._records import (
 )
 from surfaces.state._rows import _inbox
 from surfaces.state._stage import StageTables
+from surfaces.state._usage import TurnUsage, UsageTables, UsageWarning
 from surfaces.state._workspaces import WorkspaceTables
 
 
@@ -35,6 +36,7 @@ class Store(
     StageTables,
     CryptoTables,
     ConversationTables,
+    UsageTables,
     Database,
 ):
     """Async facade over the SQLite state database. Open with ``await Store.open(path)``.
@@ -88,13 +90,20 @@ class Store(
 
     @_quick
     def begin_turn(
-        self, event_id: str, room_id: str, user_id: str, followers: Followers | None = None
+        self,
+        event_id: str,
+        room_id: str,
+        user_id: str,
+        followers: Followers | None = None,
+        *,
+        month: str | None = None,
     ) -> TurnStart:
         """Start (or restart) a turn: its attempt number, the reply messages an
         earlier attempt already posted (by part index), the files the user staged in
         the room for it, and the queued items it takes along (``followers``: a burst
         merged into one turn; each taken item's start is counted, so a withdrawal
-        can tell "queued" from "taken"). One round trip for the turn's set-up."""
+        can tell "queued" from "taken"), and with ``month`` the user's known tokens
+        in it (for the monthly budget). One round trip for the turn's set-up."""
         taken: list[InboxItem] = []
         with self._tx():
             if followers is not None and followers.limit > 0:
@@ -113,7 +122,8 @@ class Store(
                     "SELECT part, reply_event_id FROM turn_parts WHERE event_id = ?", (event_id,)
                 )
             }
-        return TurnStart(int(attempt), parts, self._staged_files(room_id, user_id), taken)
+            used = None if month is None else self._month_tokens(user_id, month)
+        return TurnStart(int(attempt), parts, self._staged_files(room_id, user_id), taken, used)
 
     def _take(self, query: Followers) -> list[InboxItem]:
         rows = self._conn.execute(
@@ -142,22 +152,37 @@ class Store(
         unstage: Sequence[int] = (),
         also: Sequence[str] = (),
         record: TurnRecord | None = None,
+        usage: TurnUsage | None = None,
+        warning: UsageWarning | None = None,
     ) -> list[OutboxItem]:
         """Mark an inbox event finished, record its final sends and drop the staged
         files it consumed, atomically. ``also``: the other items the turn answered
         (merged into it), finished in the same transaction, so a crash either leaves
         the whole burst pending (answered again, into the same reply) or none of it;
-        ``record``: what the turn was asked, for a later edit or 🔁. Returns the
-        sends' outbox rows (an earlier attempt's row if the txn id was seen before),
-        ready for ``Outbox.deliver``."""
+        ``record``: what the turn was asked, for a later edit or 🔁; ``usage``: the
+        tokens it used, recorded only if this transaction finishes ``event_id`` (it
+        was pending), so finishing it again counts nothing twice; ``warning``: the
+        "budget nearly spent" notice, enqueued only if this turn brought the user's
+        month to its threshold and it was not sent this month.
+        Returns the sends' outbox rows (an earlier attempt's row if the txn id was
+        seen before; the warning's last, when it is due), ready for ``Outbox.deliver``."""
         with self._tx():
             self._enqueue_many(sends)
             self._consume_staged(unstage, time.time())
+            first = True  # this transaction finishes the item (it was pending)
             for finished in (event_id, *also):
-                self._conn.execute(
+                cur = self._conn.execute(
                     "UPDATE inbox SET status = ? WHERE event_id = ? AND status = 'pending'",
                     (status, finished),
                 )
+                if finished == event_id:
+                    first = cur.rowcount == 1
             if record is not None:
                 self._record_turn(record)
-            return [self._outbox_by_txn(s.txn_id) for s in sends]
+            if usage is not None and first:
+                self._record_usage(usage)
+            out = list(sends)
+            if warning is not None and self._claim_usage_warning(warning):
+                self._enqueue_many([warning.send])
+                out.append(warning.send)
+            return [self._outbox_by_txn(s.txn_id) for s in out]

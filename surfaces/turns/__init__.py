@@ -9,11 +9,13 @@ from surfaces.turns.prompt import PromptMessage, Quote, prompt_text
 from surfaces.turns.reply import ReplyStream, edit_throttle
 from surfaces.turns.runner import TurnRequest, TurnRunner
 from surfaces.turns.staging import IncomingFiles
+from surfaces.turns.usage_budget import BudgetState, UsageBudgets, UsageGate, warn_threshold
 
 __all__ = [
     "ActiveTurn",
     "ActiveTurns",
     "AgentChoice",
+    "BudgetState",
     "IncomingFiles",
     "OutgoingFiles",
     "PromptMessage",
@@ -21,6 +23,9 @@ __all__ = [
     "ReplyStream",
     "TurnRequest",
     "TurnRunner",
+    "UsageBudgets",
+    "UsageGate",
     "edit_throttle",
     "prompt_text",
+    "warn_threshold",
 ]

@@ -68,6 +68,7 @@ from surfaces.turns.prompt import (
 )
 from surfaces.turns.reply import ReplyStream, edit_throttle
 from surfaces.turns.staging import IncomingFiles
+from surfaces.turns.usage_budget import UsageGate
 
 log = structlog.get_logger(__name__)
 
@@ -127,6 +128,8 @@ class TurnRunner:
     active: ActiveTurns = attrs.field(factory=ActiveTurns)
     metrics: Metrics | None = None
     budget: int = PART_BUDGET_BYTES
+    #: Tokens per turn and the monthly budget (``usage_budget``); None: not counted.
+    usage: UsageGate | None = None
 
     # ---- the turn ----------------------------------------------------------
 
@@ -170,10 +173,16 @@ class TurnRunner:
     ) -> int:
         item, chat, rerun = request.item, request.chat, request.rerun
         spec = await self.choice.for_chat(chat)
+        gate = self.usage
+        month = gate.month(chat.owner) if gate is not None else None
         start = await self.store.begin_turn(
-            key, chat.room_id, chat.owner, self._followers(request, thread)
+            key, chat.room_id, chat.owner, self._followers(request, thread), month=month
         )
         followers = start.followers
+        allowance = gate.state(chat.owner, month, start.month_tokens) if gate else None
+        if gate is not None and allowance is not None and allowance.spent:
+            also = [f.event_id for f in followers]
+            return await gate.refuse(item, chat, spec.id, allowance, also)
         active.messages.update(f.event_id for f in followers)
         attempt = start.attempt
         staged = list(start.staged) if rerun is None else []
@@ -215,6 +224,7 @@ class TurnRunner:
         started = time.monotonic()
         first_text_at: float | None = None
         failure: AgentFailure | None = None
+        tokens: int | None = None  # the agent's count, once its END arrived
         files_sent = 0
         log.debug(
             "turn_started",
@@ -266,6 +276,7 @@ class TurnRunner:
                                         text=self._clip(event.text, MAX_QUESTION_CHARS),
                                     )
                                 elif isinstance(event, TurnEnd):
+                                    tokens = event.tokens_used
                                     break
                     except AgentFailure as exc:
                         failure = exc
@@ -288,7 +299,7 @@ class TurnRunner:
                     await self.outbox.flush(sends)
                     log.info("turn_interrupted_by_shutdown", attempt=attempt)
                     if metrics:
-                        metrics.turn_finished("cancelled")
+                        metrics.turn_finished("cancelled", agent=spec.id)
             # Cleared on every abnormal path (cancel, a bug): shielded, time-boxed.
             await typing.clear()
             raise
@@ -309,6 +320,11 @@ class TurnRunner:
         else:
             outcome = "ok"
             sends = await reply.finish()
+        usage = (
+            gate.usage(item, chat, spec.id, request.platform_chat_id, tokens)
+            if gate is not None
+            else None
+        )
         try:
             rows = await self.store.finish_event(
                 item.event_id,
@@ -317,7 +333,11 @@ class TurnRunner:
                 unstage=[f.id for f in staged] if outcome == "ok" else (),
                 also=finished,
                 record=record,
+                usage=usage,
+                warning=gate.warning(allowance, usage) if gate and usage else None,
             )
+            if gate is not None and usage is not None:
+                gate.counted(spec.id, usage)
             await self.outbox.deliver(rows, parts=reply.part_txns())
         finally:
             # After the final text: the user sees the answer one round trip sooner.
@@ -325,7 +345,7 @@ class TurnRunner:
         total = time.monotonic() - started
         if metrics:
             metrics.turn_finished(
-                {"ok": "ok", "stopped": "cancelled"}.get(outcome, "failed"), total
+                {"ok": "ok", "stopped": "cancelled"}.get(outcome, "failed"), total, agent=spec.id
             )
         log.info(
             "turn_finished",
@@ -335,6 +355,7 @@ class TurnRunner:
             dropped_chars=reply.dropped,
             edits=reply.edits_sent,
             files=files_sent,
+            tokens=usage.tokens if usage is not None else tokens,
         )
         return 1 + len(finished)
 

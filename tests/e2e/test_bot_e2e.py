@@ -497,10 +497,10 @@ async def test_health_and_metrics_endpoints_on_a_running_bot(
         assert port
         base = f"http://127.0.0.1:{port}"
 
-        def metric(text: str, name: str) -> float:
+        def metric(text: str, name: str, also: str = "") -> float:
             total = 0.0
             for line in text.splitlines():
-                if line.startswith(name) and not line.startswith("#"):
+                if line.startswith(name) and also in line and not line.startswith("#"):
                     total += float(line.rsplit(" ", 1)[1])
             return total
 
@@ -518,8 +518,8 @@ async def test_health_and_metrics_endpoints_on_a_running_bot(
             after = await ops.get("/metrics")
             assert after.headers["content-type"].startswith("text/plain")
             assert (
-                metric(after.text, 'surfaces_turns_total{outcome="ok"}')
-                >= metric(before, 'surfaces_turns_total{outcome="ok"}') + 1
+                metric(after.text, "surfaces_turns_total{", 'outcome="ok"')
+                >= metric(before, "surfaces_turns_total{", 'outcome="ok"') + 1
             )
             assert metric(after.text, "surfaces_matrix_requests_total") > metric(
                 before, "surfaces_matrix_requests_total"

@@ -187,6 +187,7 @@ async def test_status_help_settings_are_notices(harness, tools, autojump_clock):
         f"Чат: C1 · id на платформе: {chat.platform_chat_id}",
         "Сейчас ничего не выполняется.",
         "Файлов в очереди: 1",
+        "Токенов в этом чате: 0",
     ]
     await tools.say(alice, room, "!help")
     help_ = tools.last(room)

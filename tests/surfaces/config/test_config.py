@@ -15,6 +15,7 @@ from surfaces.config import (
     OpsConfig,
     Secret,
     StreamingConfig,
+    UsageConfig,
     is_allowed,
     load_config,
     load_config_and_registry,
@@ -641,7 +642,8 @@ def test_example_config_holds_defaults_except_marked_examples() -> None:
 
 def test_example_config_lists_every_field() -> None:
     text = (REPO / "config" / "surfaces.example.yaml").read_text(encoding="utf-8")
-    for cls in (MatrixConfig, AgentsConfig, BotConfig, StreamingConfig, LogConfig, OpsConfig):
+    classes = (MatrixConfig, AgentsConfig, BotConfig, StreamingConfig, LogConfig, OpsConfig)
+    for cls in (*classes, UsageConfig):
         for field in attrs.fields(cls):
             assert f"\n  {field.name}:" in text, (cls.__name__, field.name)
     assert "\nstate_dir:" in text

@@ -142,7 +142,10 @@ def test_registry_error_is_a_config_error() -> None:
             'agents:\n  - {id: "a", label: "A", url: "http://x"}\n',
             "agents[0] 'a': url: unknown key (known: id, label, base_url, workspace_path)",
         ),
-        ('agent:\n  - {id: "a", label: "A"}\n', "agent: unknown key (known: user_agents, agents)"),
+        (
+            'agent:\n  - {id: "a", label: "A"}\n',
+            "agent: unknown key (known: user_agents, agents, user_budgets)",
+        ),
         (
             'agents:\n  - {id: "a", label: "A"}\n  - {id: "a", label: "B"}\n',
             "agents[1] 'a': duplicate id (also agents[0])",

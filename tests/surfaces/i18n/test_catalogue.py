@@ -181,6 +181,7 @@ def test_idle_status_reads_as_a_sentence():
             platform_chat_id="7",
             turn=idle,
             files=0,
+            usage=t(locale, "status_usage", tokens="0"),
         )
         assert idle in status.splitlines()
     assert t("ru", "status_turn_queued", n=1) == (

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from surfaces.metrics import (
     AGENT_FAILURE_CODES,
     CONTENT_TYPE,
+    MAX_AGENT_LABELS,
     MAX_ENDPOINT_LABELS,
     MAX_STATUS_LABELS,
     SYNC_ERROR_KINDS,
@@ -127,14 +128,15 @@ def test_turns(metrics):
     metrics.turn_started()
     assert value(metrics, "surfaces_turns_active") == 2
 
+    metrics.agents_known(["agent-0"])
     metrics.agent_first_text(0.4)
-    metrics.turn_finished("ok", 12.0)
-    metrics.turn_finished("weird", None)
+    metrics.turn_finished("ok", 12.0, agent="agent-0")
+    metrics.turn_finished("weird", None, agent="agent-0")
 
     assert value(metrics, "surfaces_turns_active") == 0
-    assert value(metrics, "surfaces_turns_total", outcome="ok") == 1
-    assert value(metrics, "surfaces_turns_total", outcome="other") == 1
-    assert value(metrics, "surfaces_turns_total", outcome="failed") == 0
+    assert value(metrics, "surfaces_turns_total", agent="agent-0", outcome="ok") == 1
+    assert value(metrics, "surfaces_turns_total", agent="agent-0", outcome="other") == 1
+    assert value(metrics, "surfaces_turns_total", agent="agent-0", outcome="failed") == 0
     assert value(metrics, "surfaces_agent_turn_seconds_count") == 1
     assert value(metrics, "surfaces_agent_turn_seconds_sum") == 12
     assert value(metrics, "surfaces_agent_first_text_seconds_count") == 1
@@ -293,3 +295,21 @@ def test_every_label_value_is_documented():
     missing = sorted(e for e in endpoints if f"`{e}`" not in docs)
     assert not missing
     assert "`0` when no response arrived" in docs
+
+
+def test_tokens_and_refusals_are_counted_per_agent_with_a_bounded_label(metrics):
+    metrics.agents_known(["agent-0", "agent-1"])
+    assert value(metrics, "surfaces_agent_tokens_total", agent="agent-1") == 0
+    assert value(metrics, "surfaces_turns_total", agent="agent-1", outcome="refused") == 0
+    metrics.agent_tokens("agent-0", 120)
+    metrics.agent_tokens("agent-0", 0)  # an unknown count adds nothing
+    metrics.turn_refused("agent-1")
+    assert value(metrics, "surfaces_agent_tokens_total", agent="agent-0") == 120
+    assert value(metrics, "surfaces_turns_total", agent="agent-1", outcome="refused") == 1
+    for n in range(MAX_AGENT_LABELS + 10):
+        metrics.agent_tokens(f"stray-{n}", 1)
+    agents = {
+        lab["agent"] for name, lab, _ in samples(metrics) if name == "surfaces_agent_tokens_total"
+    }
+    assert len(agents) == MAX_AGENT_LABELS + 1  # and "other"
+    assert value(metrics, "surfaces_agent_tokens_total", agent="other") == 12
