@@ -5,7 +5,7 @@ call runs and why)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from matrix_client.crypto import Changes
 from surfaces.core import ItemStatus
@@ -19,12 +19,14 @@ from surfaces.state._records import (
     InboxItem,
     OutboxItem,
     PendingSend,
+    TranscriptWrite,
     TurnRecord,
     TurnStart,
     WaitingEvent,
 )
 from surfaces.state._rows import _inbox
 from surfaces.state._stage import StageTables
+from surfaces.state._transcript import TranscriptTables
 from surfaces.state._workspaces import WorkspaceTables
 
 
@@ -35,6 +37,7 @@ class Store(
     StageTables,
     CryptoTables,
     ConversationTables,
+    TranscriptTables,
     Database,
 ):
     """Async facade over the SQLite state database. Open with ``await Store.open(path)``.
@@ -142,12 +145,17 @@ class Store(
         unstage: Sequence[int] = (),
         also: Sequence[str] = (),
         record: TurnRecord | None = None,
+        transcript: TranscriptWrite | None = None,
+        values: Mapping[str, str] | None = None,
     ) -> list[OutboxItem]:
         """Mark an inbox event finished, record its final sends and drop the staged
         files it consumed, atomically. ``also``: the other items the turn answered
         (merged into it), finished in the same transaction, so a crash either leaves
         the whole burst pending (answered again, into the same reply) or none of it;
-        ``record``: what the turn was asked, for a later edit or 🔁. Returns the
+        ``record``: what the turn was asked, for a later edit or 🔁; ``transcript``:
+        the turn's exchange (upserted by turn id, so a re-run never doubles it, and
+        its conversation trimmed to its bounds); ``values``: key-value rows to set
+        (the agent ``boot_id`` the chat saw last). Returns the
         sends' outbox rows (an earlier attempt's row if the txn id was seen before),
         ready for ``Outbox.deliver``."""
         with self._tx():
@@ -160,4 +168,8 @@ class Store(
                 )
             if record is not None:
                 self._record_turn(record)
+            if transcript is not None:
+                self._write_transcript(transcript)
+            for key, value in (values or {}).items():
+                self._set(key, value)
             return [self._outbox_by_txn(s.txn_id) for s in sends]
