@@ -34,7 +34,8 @@ def test_status_boot_id_parsing(data, expected):
 
 def test_parse_frame_keeps_boot_id_in_status_data():
     frame = parse_frame('{"type": "STATUS", "boot_id": "b1", "agent": "x"}')
-    assert isinstance(frame, Status) and status_boot_id(frame) == "b1"
+    assert isinstance(frame, Status)
+    assert status_boot_id(frame) == "b1"
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ async def test_turn_and_probe_expose_the_reference_agents_boot_id(agent, tmp_pat
 
 
 async def test_reference_agent_acknowledges_a_primer_and_recalls_it(agent):
-    ref, base = agent
+    _ref, base = agent
     client = AgentClient(FAST)
 
     async def ask(text: str) -> str:
