@@ -185,6 +185,25 @@ class BudgetConfig:
 
 
 @attrs.frozen
+class ContextConfig:
+    """The chat transcript and its snapshots (``!context``, ``!save``, ``!load``,
+    ``!restore``, ``!forget``; docs/commands.md "Context")."""
+
+    #: Exchanges kept per conversation; the oldest go first.
+    transcript_max_entries: int = 200
+    #: UTF-8 bytes of text kept per conversation; the oldest exchanges go first.
+    transcript_max_bytes: int = 262_144
+    #: Each side of an exchange is cut to this many characters in the transcript.
+    entry_max_chars: int = 4_000
+    #: Days an exchange is kept (0: until the bounds push it out).
+    retention_days: float = 90.0
+    #: Snapshots one user may keep (``!save`` past it is refused; a name is reused).
+    max_snapshots: int = 50
+    #: Largest primer (``!load``/``!restore``) sent to the agent, in characters.
+    primer_max_chars: int = 32_000
+
+
+@attrs.frozen
 class Config:
     matrix: MatrixConfig
     agents: AgentsConfig = attrs.Factory(AgentsConfig)
@@ -194,6 +213,7 @@ class Config:
     ops: OpsConfig = attrs.Factory(OpsConfig)
     state_dir: str = "./state"
     budget: BudgetConfig = attrs.Factory(BudgetConfig)
+    context: ContextConfig = attrs.Factory(ContextConfig)
 
     def allowed_patterns(self) -> tuple[str, ...]:
         """MXID glob patterns allowed to use the bot.
@@ -236,6 +256,7 @@ SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "ops": OpsConfig,
     "budget": BudgetConfig,
+    "context": ContextConfig,
 }
 TOP_LEVEL_FIELDS = ("state_dir",)
 
