@@ -25,6 +25,13 @@ class CommandName(enum.StrEnum):
     STATUS = "status"
     HELP = "help"
     SETTINGS = "settings"
+    # issue 15 §3: the chat's transcript (surfaces/commands/context.py)
+    CONTEXT = "context"
+    SAVE = "save"
+    SNAPSHOTS = "snapshots"
+    LOAD = "load"
+    RESTORE = "restore"
+    FORGET = "forget"
 
 
 ALIASES = {"reset": CommandName.CLEAR}

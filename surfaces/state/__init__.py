@@ -13,6 +13,7 @@ from surfaces.state._records import (
     OutboxItem,
     PendingSend,
     Snapshot,
+    SnapshotSaved,
     StagedFile,
     ThreadRecord,
     TranscriptBounds,
@@ -25,6 +26,7 @@ from surfaces.state._records import (
     WaitingEvent,
 )
 from surfaces.state._store import Store
+from surfaces.state._transcript import PRUNE_BATCH as TRANSCRIPT_PRUNE_BATCH
 from surfaces.state._workspaces import ChatConflictError, ChatConflictField
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "DB_NAME",
     "LOCK_NAME",
     "SCHEMA_VERSION",
+    "TRANSCRIPT_PRUNE_BATCH",
     "ChatConflictError",
     "ChatConflictField",
     "ChatRecord",
@@ -44,6 +47,7 @@ __all__ = [
     "OutboxItem",
     "PendingSend",
     "Snapshot",
+    "SnapshotSaved",
     "StagedFile",
     "StateDir",
     "StateError",

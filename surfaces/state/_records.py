@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any
 
@@ -255,3 +256,11 @@ class Snapshot:
     created_at: float
     count: int
     entries: tuple[TranscriptEntry, ...] = ()
+
+
+class SnapshotSaved(enum.StrEnum):
+    """What ``Store.save_snapshot`` did."""
+
+    CREATED = "created"
+    REPLACED = "replaced"  # the owner had one of that name: overwritten
+    LIMIT = "limit"  # the owner has ``max_per_owner`` others: nothing written

@@ -18,7 +18,13 @@ import time
 from collections.abc import Sequence
 
 from surfaces.state._db import Database, _quick, _threaded
-from surfaces.state._records import Snapshot, TranscriptBounds, TranscriptEntry, TranscriptWrite
+from surfaces.state._records import (
+    Snapshot,
+    SnapshotSaved,
+    TranscriptBounds,
+    TranscriptEntry,
+    TranscriptWrite,
+)
 
 #: Rows deleted per statement when pruning by age (the rest waits for the next round).
 PRUNE_BATCH = 5_000
@@ -181,9 +187,9 @@ class TranscriptTables(Database):
         entries: Sequence[TranscriptEntry],
         *,
         max_per_owner: int,
-    ) -> bool:
-        """Store (or overwrite: the same name is replaced) a snapshot. False when the
-        owner already has ``max_per_owner`` others (nothing is written)."""
+    ) -> SnapshotSaved:
+        """Store (or overwrite: the same name is replaced) a snapshot; refused
+        (``LIMIT``) when the owner already has ``max_per_owner`` others."""
         body = json.dumps([_entry_json(e) for e in entries], ensure_ascii=False)
         with self._tx():
             exists = self._conn.execute(
@@ -194,7 +200,7 @@ class TranscriptTables(Database):
                     "SELECT COUNT(*) AS n FROM snapshots WHERE owner = ?", (owner,)
                 ).fetchone()["n"]
                 if count >= max_per_owner:
-                    return False
+                    return SnapshotSaved.LIMIT
             self._conn.execute(
                 "INSERT INTO snapshots (owner, name, room_id, entries, body, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(owner, name) DO UPDATE SET "
@@ -202,7 +208,7 @@ class TranscriptTables(Database):
                 "body = excluded.body, created_at = excluded.created_at",
                 (owner, name, room_id, len(entries), body, time.time()),
             )
-        return True
+        return SnapshotSaved.CREATED if exists is None else SnapshotSaved.REPLACED
 
     @_quick
     def snapshots_of(self, owner: str) -> list[Snapshot]:
@@ -234,15 +240,21 @@ class TranscriptTables(Database):
     # ---- !forget -----------------------------------------------------------------
 
     @_quick
-    def forget_context(self, room_id: str) -> tuple[int, int]:
+    def forget_context(self, room_id: str, key: str | None = None) -> tuple[int, int]:
         """Delete the room's transcript (every conversation in it) and the snapshots
-        saved from it, in one transaction; → (entries, snapshots) deleted (0, 0 when
-        run again)."""
+        saved from it, in one transaction; → (entries, snapshots) deleted. With
+        ``key`` (the command's event), a re-run returns what the first run deleted
+        (kept under that kv key in the same transaction) instead of (0, 0)."""
         with self._tx():
+            if key is not None and (done := self._get(key)) is not None:
+                entries, snapshots = (int(n) for n in done.split(","))
+                return entries, snapshots
             entries = self._conn.execute(
                 "DELETE FROM transcript WHERE room_id = ?", (room_id,)
             ).rowcount
             snapshots = self._conn.execute(
                 "DELETE FROM snapshots WHERE room_id = ?", (room_id,)
             ).rowcount
+            if key is not None:
+                self._set(key, f"{entries},{snapshots}")
         return entries, snapshots

@@ -5,6 +5,7 @@ turns, files both ways, and the choice of agent."""
 from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.outgoing_files import OutgoingFiles
+from surfaces.turns.primer import Primer, primer_text
 from surfaces.turns.prompt import PromptMessage, Quote, prompt_text
 from surfaces.turns.reply import ReplyStream, edit_throttle
 from surfaces.turns.runner import TurnRequest, TurnRunner
@@ -16,11 +17,13 @@ __all__ = [
     "AgentChoice",
     "IncomingFiles",
     "OutgoingFiles",
+    "Primer",
     "PromptMessage",
     "Quote",
     "ReplyStream",
     "TurnRequest",
     "TurnRunner",
     "edit_throttle",
+    "primer_text",
     "prompt_text",
 ]

@@ -34,7 +34,7 @@ from agent_client import (
     TurnEnd,
 )
 from matrix_client import MatrixClient, MatrixError, TransportError
-from surfaces.config import StreamingConfig
+from surfaces.config import ContextConfig, StreamingConfig
 from surfaces.core import MAX_BODY_CHARS, ItemKind, ItemStatus, thread_relation
 from surfaces.delivery import Notifier, Outbox, TypingLease, answer_relation
 from surfaces.i18n import Texts
@@ -68,6 +68,7 @@ from surfaces.turns.prompt import (
 )
 from surfaces.turns.reply import ReplyStream, edit_throttle
 from surfaces.turns.staging import IncomingFiles
+from surfaces.turns.transcript import TurnNotes, conversation_of, transcript_write
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +78,10 @@ SETTLE_DEADLINE_S = 10.0  # a reply send in flight may finish before the flusher
 MAX_QUESTION_CHARS = 16_000
 MAX_AGENT_CODE_CHARS = 200
 QUOTE_DEADLINE_S = 5.0  # fetching the replied-to message; past it, no quote
+#: The agent's answer to a transcript primer is shown cut to this (a short reply).
+PRIMER_REPLY_CHARS = 600
+#: The chat's last seen agent ``boot_id`` (kv key prefix + room id).
+BOOT_KEY = "agent_boot."
 #: What merges into a turn: texts and files (a command keeps its place in the queue).
 _MERGEABLE = frozenset({ItemKind.TEXT, ItemKind.FILE})
 #: (event id, text, replied-to event id, file path) of one message of a turn.
@@ -94,6 +99,10 @@ class TurnRequest:
     platform_chat_id: str
     rerun: TurnRecord | None = None
     merge_max: int = 1  # take up to this many messages (the item included)
+    #: A transcript primer (``!load``/``!restore``): sent as the turn's whole text; the
+    #: turn takes no queued messages or files, is not re-runnable, adds nothing to the
+    #: transcript, and its answer is shown short.
+    primer: str | None = None
 
 
 def _words(item: InboxItem) -> str:
@@ -127,6 +136,7 @@ class TurnRunner:
     active: ActiveTurns = attrs.field(factory=ActiveTurns)
     metrics: Metrics | None = None
     budget: int = PART_BUDGET_BYTES
+    context: ContextConfig = attrs.Factory(ContextConfig)
 
     # ---- the turn ----------------------------------------------------------
 
@@ -151,7 +161,7 @@ class TurnRunner:
 
     def _followers(self, request: TurnRequest, thread: str | None) -> Followers | None:
         """Which queued messages this turn takes along (a burst merged, bounded)."""
-        if request.rerun is not None or request.merge_max <= 1:
+        if request.rerun is not None or request.primer is not None or request.merge_max <= 1:
             return None
         item, owner = request.item, request.chat.owner
         chars = len(_words(item))
@@ -168,7 +178,7 @@ class TurnRunner:
     async def _run(
         self, request: TurnRequest, active: ActiveTurn, key: str, thread: str | None
     ) -> int:
-        item, chat, rerun = request.item, request.chat, request.rerun
+        item, chat, rerun, primer = request.item, request.chat, request.rerun, request.primer
         spec = await self.choice.for_chat(chat)
         start = await self.store.begin_turn(
             key, chat.room_id, chat.owner, self._followers(request, thread)
@@ -176,8 +186,11 @@ class TurnRunner:
         followers = start.followers
         active.messages.update(f.event_id for f in followers)
         attempt = start.attempt
-        staged = list(start.staged) if rerun is None else []
-        if rerun is not None:
+        staged = list(start.staged) if rerun is None and primer is None else []
+        if primer is not None:
+            messages: list[_Message] = [(item.event_id, primer, None, None)]
+            attachments: list[str] = []
+        elif rerun is not None:
             messages = [(m.event_id, m.text, m.reply_to, None) for m in rerun.messages]
             attachments = list(rerun.attachments)
         else:
@@ -206,7 +219,7 @@ class TurnRunner:
             budget=self.budget,
             first_message_after_s=cfg.first_message_after_s,
             on_edit=metrics.stream_edit_sent if metrics else None,
-            max_chars=cfg.max_reply_chars,
+            max_chars=cfg.max_reply_chars if primer is None else PRIMER_REPLY_CHARS,
             truncated_mark=self.texts("reply_truncated", limit=cfg.max_reply_chars),
             relation=relation,
         )
@@ -216,6 +229,8 @@ class TurnRunner:
         first_text_at: float | None = None
         failure: AgentFailure | None = None
         files_sent = 0
+        notes = TurnNotes(self.context.entry_max_chars)
+        boot_id: str | None = None
         log.debug(
             "turn_started",
             platform_chat_id=request.platform_chat_id,
@@ -237,8 +252,10 @@ class TurnRunner:
                             spec.base_url, request.platform_chat_id, text, attachments
                         ) as turn:
                             active.turn = turn
+                            boot_id = turn.boot_id
                             async for event in turn:
                                 if isinstance(event, TextChunk):
+                                    notes.text(event.text)
                                     if first_text_at is None:
                                         first_text_at = time.monotonic()
                                         if metrics:
@@ -246,6 +263,7 @@ class TurnRunner:
                                     reply.append(event.text)
                                 elif isinstance(event, SendFile):
                                     files_sent += 1
+                                    notes.file(event.path)
                                     await self.files_out.send(
                                         chat,
                                         spec.workspace_path,
@@ -309,6 +327,18 @@ class TurnRunner:
         else:
             outcome = "ok"
             sends = await reply.finish()
+        transcript = None
+        if primer is None and (outcome == "ok" or reply.has_text):
+            transcript = transcript_write(
+                self.context,
+                turn_id=key,
+                chat=chat,
+                conversation=conversation_of(chat, thread, request.platform_chat_id),
+                words=(m[1] for m in messages),
+                files_in=[f.name for f in staged] if rerun is None else attachments,
+                notes=notes,
+            )
+        values = await self._boot_seen(chat, boot_id, item.event_id, relation, sends, primer)
         try:
             rows = await self.store.finish_event(
                 item.event_id,
@@ -316,7 +346,9 @@ class TurnRunner:
                 sends,
                 unstage=[f.id for f in staged] if outcome == "ok" else (),
                 also=finished,
-                record=record,
+                record=record if primer is None else None,
+                transcript=transcript,
+                values=values,
             )
             await self.outbox.deliver(rows, parts=reply.part_txns())
         finally:
@@ -337,6 +369,39 @@ class TurnRunner:
             files=files_sent,
         )
         return 1 + len(finished)
+
+    async def _boot_seen(
+        self,
+        chat: ChatRecord,
+        boot_id: str | None,
+        event_id: str,
+        relation: dict | None,
+        sends: list[PendingSend],
+        primer: str | None,
+    ) -> dict[str, str]:
+        """The agent's ``boot_id`` as this chat last saw it, to be stored with the
+        turn's final sends; when it changed and the chat has a transcript, the offer
+        of ``!restore`` joins those sends — once per new ``boot_id``, since the same
+        transaction stores it (a primer turn stores it and offers nothing)."""
+        if boot_id is None:
+            return {}
+        key = BOOT_KEY + chat.room_id
+        seen = await self.store.get_value(key)
+        if seen == boot_id:
+            return {}
+        if seen is not None and primer is None and await self.store.has_transcript(chat.room_id):
+            log.info("agent_restart_noticed", previous=seen, boot_id=boot_id)
+            sends.append(
+                self.notifier.pending(
+                    chat.room_id,
+                    self.texts("restore_offer"),
+                    txn_id=f"{event_id}.restore",
+                    relation=relation,
+                )
+            )
+            if self.metrics:
+                self.metrics.restore_offered()
+        return {key: boot_id}
 
     # ---- preparing the prompt ------------------------------------------------
 

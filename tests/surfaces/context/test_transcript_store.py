@@ -10,6 +10,7 @@ import pytest
 from surfaces.core import ItemKind, ItemStatus, Lane
 from surfaces.state import (
     InboxItem,
+    SnapshotSaved,
     Store,
     TranscriptBounds,
     TranscriptEntry,
@@ -91,11 +92,12 @@ async def test_retention_prunes_by_age(store):
 
 async def test_snapshots_per_owner_overwrite_and_limit(store):
     rows = [entry("$1", user="a"), entry("$2", user="b")]
-    assert await store.save_snapshot("@a:x", "plan", ROOM, rows, max_per_owner=2)
-    assert await store.save_snapshot("@a:x", "plan", ROOM, rows[:1], max_per_owner=2)
-    assert await store.save_snapshot("@a:x", "other", ROOM, rows, max_per_owner=2)
-    assert not await store.save_snapshot("@a:x", "third", ROOM, rows, max_per_owner=2)
-    assert await store.save_snapshot("@a:x", "plan", ROOM, rows, max_per_owner=2)  # overwrite ok
+    save = store.save_snapshot
+    assert await save("@a:x", "plan", ROOM, rows, max_per_owner=2) is SnapshotSaved.CREATED
+    assert await save("@a:x", "plan", ROOM, rows[:1], max_per_owner=2) is SnapshotSaved.REPLACED
+    assert await save("@a:x", "other", ROOM, rows, max_per_owner=2) is SnapshotSaved.CREATED
+    assert await save("@a:x", "third", ROOM, rows, max_per_owner=2) is SnapshotSaved.LIMIT
+    assert await save("@a:x", "plan", ROOM, rows, max_per_owner=2) is SnapshotSaved.REPLACED
     listed = await store.snapshots_of("@a:x")
     assert sorted((s.name, s.count) for s in listed) == [("other", 2), ("plan", 2)]
     loaded = await store.snapshot("@a:x", "plan")
@@ -119,7 +121,8 @@ async def test_forget_deletes_the_rooms_transcript_and_its_snapshots(store):
     rows = await store.transcript(ROOM)
     await store.save_snapshot("@a:x", "here", ROOM, rows, max_per_owner=9)
     await store.save_snapshot("@a:x", "elsewhere", "!other", rows, max_per_owner=9)
-    assert await store.forget_context(ROOM) == (2, 1)
+    assert await store.forget_context(ROOM, key="forget.$f") == (2, 1)
+    assert await store.forget_context(ROOM, key="forget.$f") == (2, 1)  # a re-run: the same
     assert await store.forget_context(ROOM) == (0, 0)
     assert await store.transcript(ROOM) == []
     assert [s.name for s in await store.snapshots_of("@a:x")] == ["elsewhere"]
