@@ -250,3 +250,53 @@ async def test_help_lists_the_context_commands_in_both_locales():
         help_text = t(locale, "help")
         for command in ("!context", "!save", "!snapshots", "!load", "!restore", "!forget"):
             assert command in help_text, (locale, command)
+
+
+async def test_file_names_in_and_out_are_recorded(harness, tools, autojump_clock, monkeypatch):
+    import trio._path
+
+    async def run_sync(fn, *args, **kwargs):  # file I/O on the loop (virtual clock)
+        await trio.lowlevel.checkpoint()
+        return fn(*args)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", run_sync)
+    monkeypatch.setattr(trio._path, "run_sync", run_sync)
+    alice, room = await onboarded(harness)
+    async with harness.hs.user_client(alice) as client:
+        mxc = await client.upload(b"data", content_type="text/plain", filename="notes.txt")
+    content = {"msgtype": "m.file", "body": "notes.txt", "url": mxc, "info": {"size": 4}}
+    harness.hs.send_as(alice, room, content)
+    await harness.settle(10)
+    await tools.say(alice, room, "/file out.txt hi", settle=10)
+    entry = (await tools.store.transcript(room))[-1]
+    assert entry.user_text == "/file out.txt hi"
+    assert entry.files_in == ("notes.txt",)
+    assert entry.files_out == ("out.txt",)
+    await tools.say(alice, room, "!context")
+    assert "  📎 notes.txt, out.txt" in tools.last(room)["body"].splitlines()
+
+
+async def test_load_in_a_thread_primes_the_threads_conversation(harness, tools, autojump_clock):
+    agent = harness.agent
+    alice, room = await onboarded(harness)
+    await tools.say(alice, room, "in the room", settle=10)
+    await tools.say(alice, room, "!save r")
+    root = harness.hs.text_as(alice, room, "a thread")
+    await harness.settle(10)
+    harness.hs.send_as(
+        alice,
+        room,
+        {
+            "msgtype": "m.text",
+            "body": "!load r",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root},
+        },
+    )
+    await harness.settle(10)
+    thread = await tools.store.thread(room, root)
+    assert agent.history[thread.platform_chat_id][-1].startswith(BEGIN)
+    assert "user: in the room\n" in agent.history[thread.platform_chat_id][-1]
+    # the room's conversation is untouched; the thread's transcript is the snapshot's
+    room_side = [e.user_text for e in await tools.store.transcript(room)]
+    assert room_side == ["in the room", "a thread"]  # the root is in the main timeline
+    assert [e.user_text for e in await tools.store.transcript(room, root)] == ["in the room"]
