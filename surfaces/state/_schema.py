@@ -169,14 +169,15 @@ MIGRATIONS: list[str] = [
         turn_id      TEXT NOT NULL UNIQUE,
         room_id      TEXT NOT NULL,
         conversation TEXT NOT NULL DEFAULT '',  -- '' = the room, else the thread root
+        bytes        INTEGER NOT NULL,          -- before the texts: read without them
+        at           REAL NOT NULL,
         user_text    TEXT NOT NULL,
         agent_text   TEXT NOT NULL,
         files_in     TEXT NOT NULL DEFAULT '[]',  -- JSON [file name]
-        files_out    TEXT NOT NULL DEFAULT '[]',
-        bytes        INTEGER NOT NULL,
-        at           REAL NOT NULL
+        files_out    TEXT NOT NULL DEFAULT '[]'
     );
-    CREATE INDEX transcript_chat ON transcript (room_id, conversation, seq);
+    -- Covering the trim's scan (sizes of a conversation, newest first) without the texts.
+    CREATE INDEX transcript_chat ON transcript (room_id, conversation, seq, bytes);
     CREATE INDEX transcript_age ON transcript (at);
     CREATE TABLE snapshots (
         owner      TEXT NOT NULL,

@@ -82,6 +82,8 @@ QUOTE_DEADLINE_S = 5.0  # fetching the replied-to message; past it, no quote
 PRIMER_REPLY_CHARS = 600
 #: The chat's last seen agent ``boot_id`` (kv key prefix + room id).
 BOOT_KEY = "agent_boot."
+#: Rooms whose last seen ``boot_id`` is kept in memory (the store holds them all).
+BOOT_CACHE_SIZE = 10_000
 #: What merges into a turn: texts and files (a command keeps its place in the queue).
 _MERGEABLE = frozenset({ItemKind.TEXT, ItemKind.FILE})
 #: (event id, text, replied-to event id, file path) of one message of a turn.
@@ -137,6 +139,8 @@ class TurnRunner:
     metrics: Metrics | None = None
     budget: int = PART_BUDGET_BYTES
     context: ContextConfig = attrs.Factory(ContextConfig)
+    #: room id → the ``boot_id`` stored for it (saves the store a read per turn).
+    _boots: dict[str, str] = attrs.field(factory=dict, init=False)
 
     # ---- the turn ----------------------------------------------------------
 
@@ -350,6 +354,8 @@ class TurnRunner:
                 transcript=transcript,
                 values=values,
             )
+            if boot_id is not None:
+                self._remember_boot(chat.room_id, boot_id)
             await self.outbox.deliver(rows, parts=reply.part_txns())
         finally:
             # After the final text: the user sees the answer one round trip sooner.
@@ -383,11 +389,12 @@ class TurnRunner:
         turn's final sends; when it changed and the chat has a transcript, the offer
         of ``!restore`` joins those sends — once per new ``boot_id``, since the same
         transaction stores it (a primer turn stores it and offers nothing)."""
-        if boot_id is None:
+        if boot_id is None or self._boots.get(chat.room_id) == boot_id:
             return {}
         key = BOOT_KEY + chat.room_id
         seen = await self.store.get_value(key)
         if seen == boot_id:
+            self._remember_boot(chat.room_id, boot_id)
             return {}
         if seen is not None and primer is None and await self.store.has_transcript(chat.room_id):
             log.info("agent_restart_noticed", previous=seen, boot_id=boot_id)
@@ -402,6 +409,11 @@ class TurnRunner:
             if self.metrics:
                 self.metrics.restore_offered()
         return {key: boot_id}
+
+    def _remember_boot(self, room_id: str, boot_id: str) -> None:
+        if len(self._boots) >= BOOT_CACHE_SIZE and room_id not in self._boots:
+            self._boots.clear()  # bounded; the store answers the next lookups
+        self._boots[room_id] = boot_id
 
     # ---- preparing the prompt ------------------------------------------------
 
