@@ -1,7 +1,7 @@
 """issue 15 §3: what the chat transcript costs per turn — bytes in the state database
 and CPU of the recording path — in-process, on a real SQLite file (WAL), no network.
 
-    python -m bench transcript_cost [--turns 4000] [--rooms 40] [--seed 1]
+    python -m bench transcript_cost [--turns 4000] [--rooms 40] [--seed 1] [--mix instant]
 
 A realistic mix of turns (short questions and long ones, Russian and English text, the
 agent's replies from a line to a long answer cut at ``context.entry_max_chars``, one
@@ -77,7 +77,9 @@ def _text(rng: random.Random, chars: int) -> str:
     return " ".join(out)[:chars]
 
 
-def _mix(rng: random.Random) -> tuple[str, str, list[str]]:
+def _mix(rng: random.Random, instant: bool = False) -> tuple[str, str, list[str]]:
+    if instant:  # the turn benchmark's shape: a short tagged message, the agent says "ok"
+        return f"turn t{rng.randrange(10**6)}", "ok", []
     user = _text(rng, rng.choice([40] * 5 + [150] * 3 + [600, 2500]))
     agent = _text(rng, rng.choice([200] * 3 + [800] * 4 + [2000] * 2 + [6000]))
     files = ["incoming/report.pdf"] if rng.random() < 0.1 else []
@@ -99,7 +101,9 @@ def _db_bytes(path: Path) -> int:
 async def _run(args: argparse.Namespace) -> None:
     cfg = ContextConfig()
     rng = random.Random(args.seed)
-    turns = [(_mix(rng), f"!room{n % args.rooms}:x") for n in range(args.turns)]
+    instant = args.mix == "instant"
+    turns = [(_mix(rng, instant), f"!room{n % args.rooms}:x") for n in range(args.turns)]
+    print(f"mix: {args.mix}")
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for mode in ("without", "with"):
@@ -203,6 +207,10 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=4000)
     parser.add_argument("--rooms", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--mix", choices=("realistic", "instant"), default="realistic",
+        help="realistic: questions and answers of many sizes; instant: the turn benchmark's",
+    )  # fmt: skip
     trio.run(_run, parser.parse_args())
     return 0
 

@@ -165,7 +165,8 @@ MIGRATIONS: list[str] = [
     # the room they came from (``!forget`` in that room deletes them).
     """
     CREATE TABLE transcript (
-        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq          INTEGER PRIMARY KEY,  -- rowid order: oldest first (no AUTOINCREMENT:
+                                           -- only the oldest or all rows are ever deleted)
         turn_id      TEXT NOT NULL UNIQUE,
         room_id      TEXT NOT NULL,
         conversation TEXT NOT NULL DEFAULT '',  -- '' = the room, else the thread root

@@ -95,23 +95,35 @@ class TranscriptTables(Database):
 
     def _trim(self, room_id: str, conversation: str, bounds: TranscriptBounds) -> None:
         """Drop the oldest entries past the bounds. The newest entry always stays (its
-        size is capped per entry before it gets here), so a turn is never lost whole."""
+        size is capped per entry before it gets here), so a turn is never lost whole.
+
+        Over the covering index ``transcript_chat`` (sizes, never the texts): a count
+        and a sum — under both bounds, the common case, that is all; past the count,
+        one DELETE of what lies beyond it; past the bytes, the oldest rows are read
+        (from the old end: in a steady state one or two) until enough are gone."""
+        key = (room_id, conversation)
+        n, total = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM transcript "
+            "WHERE room_id = ? AND conversation = ?",
+            key,
+        ).fetchone()
+        if n <= bounds.max_entries and total <= bounds.max_bytes:
+            return
         rows = self._conn.execute(
             "SELECT seq, bytes FROM transcript WHERE room_id = ? AND conversation = ? "
-            "ORDER BY seq DESC",
-            (room_id, conversation),
-        ).fetchall()
-        total = 0
+            "ORDER BY seq",
+            key,
+        )
         cut: int | None = None
-        for n, row in enumerate(rows):
-            total += row["bytes"]
-            if n and (n >= bounds.max_entries or total > bounds.max_bytes):
-                cut = row["seq"]
+        for seq, size in rows:
+            if n <= 1 or (n <= bounds.max_entries and total <= bounds.max_bytes):
                 break
+            cut, n, total = seq, n - 1, total - size
+        rows.close()
         if cut is not None:
             self._conn.execute(
                 "DELETE FROM transcript WHERE room_id = ? AND conversation = ? AND seq <= ?",
-                (room_id, conversation, cut),
+                (*key, cut),
             )
 
     @_quick

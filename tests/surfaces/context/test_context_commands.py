@@ -300,3 +300,17 @@ async def test_load_in_a_thread_primes_the_threads_conversation(harness, tools, 
     room_side = [e.user_text for e in await tools.store.transcript(room)]
     assert room_side == ["in the room", "a thread"]  # the root is in the main timeline
     assert [e.user_text for e in await tools.store.transcript(room, root)] == ["in the room"]
+
+
+async def test_an_archived_chats_transcript_can_be_saved_and_forgotten(
+    harness, tools, autojump_clock
+):
+    alice, room = await onboarded(harness)
+    await tools.say(alice, room, "before archiving", settle=10)
+    await tools.say(alice, room, "!archive")
+    await tools.say(alice, room, "!save old")
+    assert tools.last(room)["body"] == tr("saved", name="old", n=1)
+    await tools.say(alice, room, "!restore")  # needs the agent: not in an archived chat
+    assert tools.last(room)["body"] == tr("archived_room")
+    await tools.say(alice, room, "!forget")
+    assert tools.last(room)["body"] == tr("forgot", entries=1, snapshots=1)
