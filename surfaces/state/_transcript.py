@@ -110,8 +110,7 @@ class TranscriptTables(Database):
         if n <= bounds.max_entries and total <= bounds.max_bytes:
             return
         rows = self._conn.execute(
-            "SELECT seq, bytes FROM transcript WHERE room_id = ? AND conversation = ? "
-            "ORDER BY seq",
+            "SELECT seq, bytes FROM transcript WHERE room_id = ? AND conversation = ? ORDER BY seq",
             key,
         )
         cut: int | None = None
