@@ -156,6 +156,7 @@ class TranscriptTables(Database):
     ) -> None:
         """Make ``entries`` the conversation's transcript (``!load``: the agent's new
         conversation is the snapshot's), in one transaction; idempotent."""
+        now = time.time()
         with self._tx():
             self._conn.execute(
                 "DELETE FROM transcript WHERE room_id = ? AND conversation = ?",
@@ -171,7 +172,7 @@ class TranscriptTables(Database):
                     e.agent_text,
                     e.files_in,
                     e.files_out,
-                    e.at,
+                    now,  # retention counts from when it came into this chat
                 )
                 self._write_transcript(TranscriptWrite(copy, bounds))
 
