@@ -133,3 +133,14 @@ async def test_values_are_set_in_the_final_transaction(store):
     await store.admit(None, [item])
     await store.finish_event("$v", values={"agent_boot.!r": "b1"})
     assert await store.get_value("agent_boot.!r") == "b1"
+
+
+async def test_maintenance_prunes_transcripts_past_retention(store):
+    from surfaces.app.maintenance import prune_transcripts
+
+    await finish(store, "$old")
+    await finish(store, "$new")
+    store._conn.execute("UPDATE transcript SET at = 1000 WHERE turn_id = '$old'")
+    assert await prune_transcripts(store, 3600, now=1000 + 3601) == 1
+    assert await prune_transcripts(store, 3600, now=1000 + 3601) == 0
+    assert [e.turn_id for e in await store.transcript(ROOM)] == ["$new"]
