@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 import attrs
 
 from surfaces.config import ContextConfig
+from surfaces.core import clean_text
 from surfaces.state import ChatRecord, TranscriptBounds, TranscriptEntry, TranscriptWrite
 
 #: File names kept per side of an exchange, and the characters of each.
@@ -28,7 +29,7 @@ def cut(text: str, max_chars: int) -> str:
 
 
 def file_name(path: str) -> str:
-    return cut(PurePosixPath(path).name or path, MAX_FILE_NAME_CHARS)
+    return clean_text(cut(PurePosixPath(path).name or path, MAX_FILE_NAME_CHARS))
 
 
 def conversation_of(chat: ChatRecord, thread: str | None, platform_chat_id: str) -> str:
@@ -59,7 +60,8 @@ class TurnNotes:
 
     @property
     def agent_text(self) -> str:
-        return cut("".join(self._chunks), self.max_chars)
+        # Lone surrogates (valid JSON escapes, not Unicode) could not be stored as UTF-8.
+        return clean_text(cut("".join(self._chunks), self.max_chars))
 
 
 def transcript_write(
@@ -73,7 +75,7 @@ def transcript_write(
     notes: TurnNotes,
 ) -> TranscriptWrite:
     """The turn's entry, bounded, with the conversation's bounds for the trim."""
-    user = cut("\n\n".join(w for w in words if w), config.entry_max_chars)
+    user = clean_text(cut("\n\n".join(w for w in words if w), config.entry_max_chars))
     entry = TranscriptEntry(
         turn_id=turn_id,
         room_id=chat.room_id,

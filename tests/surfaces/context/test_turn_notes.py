@@ -56,3 +56,23 @@ def test_conversation_is_the_thread_only_when_it_has_its_own_agent_chat():
     assert conversation_of(CHAT, None, "7") == ""
     assert conversation_of(CHAT, "$root", "7") == ""  # bot.thread_context: room
     assert conversation_of(CHAT, "$root", "12") == "$root"
+
+
+def test_lone_surrogates_are_replaced_so_the_entry_can_be_stored():
+    notes = TurnNotes(max_chars=100)
+    notes.text("odd \ud800 text")
+    notes.file("/workspace/out/\udc00.txt")
+    write = transcript_write(
+        ContextConfig(),
+        turn_id="$t",
+        chat=CHAT,
+        conversation="",
+        words=["user \ud800"],
+        files_in=["incoming/\ud800.pdf"],
+        notes=notes,
+    )
+    assert write.entry.agent_text == "odd \ufffd text"
+    assert write.entry.user_text == "user \ufffd"
+    assert write.entry.files_in == ("\ufffd.pdf",)
+    assert write.entry.files_out == ("\ufffd.txt",)
+    assert write.entry.size > 0  # encodes as UTF-8
