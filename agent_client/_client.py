@@ -99,6 +99,7 @@ from ._frames import (
     encode_user_confirm,
     encode_user_message,
     parse_frame,
+    status_boot_id,
 )
 from ._urls import WsTarget, endpoint_url
 from ._ws import (
@@ -149,6 +150,8 @@ class ProbeResult:
     url: str
     connect_s: float
     status_s: float
+    #: The agent process's identity from its STATUS (``boot_id``), if it sends one.
+    boot_id: str | None = None
 
 
 async def connect_tcp(target: WsTarget) -> trio.abc.Stream:
@@ -248,6 +251,9 @@ class Turn:
         self.text_received = False
         #: ``TurnEnd.tokens_used`` once the turn ended.
         self.tokens_used: int | None = None
+        #: The agent process's identity from its STATUS (``boot_id``, project
+        #: extension): a change means the agent restarted (and lost its memory).
+        self.boot_id: str | None = None
 
     @property
     def url(self) -> str:
@@ -394,6 +400,7 @@ class Turn:
                     f"first frame must be STATUS, got {type(frame).__name__}",
                 )
             attempt.status_at = now = trio.current_time()
+            self.boot_id = status_boot_id(frame)
             if not send_message:
                 return
             assert self._text is not None
@@ -604,6 +611,7 @@ class AgentClient:
                 url=target.url,
                 connect_s=attempt.connected_at - attempt.started_at,
                 status_s=attempt.status_at - attempt.started_at,
+                boot_id=turn.boot_id,
             )
         finally:
             await turn._aclose()

@@ -89,6 +89,19 @@ class Status:
     data: dict[str, Any]
 
 
+#: A ``STATUS.boot_id`` longer than this is ignored (a process identity, not data).
+MAX_BOOT_ID_CHARS = 128
+
+
+def status_boot_id(frame: Status) -> str | None:
+    """The optional ``boot_id`` of a STATUS frame (project extension): a non-empty
+    string of at most ``MAX_BOOT_ID_CHARS`` characters, else None (ignored)."""
+    value = frame.data.get("boot_id")
+    if not isinstance(value, str) or not value or len(value) > MAX_BOOT_ID_CHARS:
+        return None
+    return value
+
+
 @attrs.frozen
 class AgentErrorFrame:
     code: str | None

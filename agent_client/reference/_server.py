@@ -34,8 +34,16 @@ other message:
 ``/garbage``           a frame that is not JSON
 ``/unknown``           an unknown frame type, then the echo reply
 ``/instant``           a single ``ok`` chunk and END, no delays (benchmarks)
+``/recall``            what it remembers of this chat: the user's earlier messages,
+                       those of a transcript primer it was given included
 ``/help``              this list
 =====================  ===========================================================
+
+Every STATUS carries ``boot_id``, random per agent instance (a restarted reference
+agent has a new one: the bot then offers ``!restore``). A message that is a
+transcript primer (``<<<SURFACES TRANSCRIPT v1 …``, docs/agent-protocol.md) is
+acknowledged with the count of exchanges it carries, and its ``user:`` lines join
+what ``/recall`` lists.
 
 Attachment paths are relative to the workspace; a leading ``/workspace/`` (the
 agent's own view of it) is accepted; a path that resolves outside is refused.
@@ -45,6 +53,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +90,12 @@ BEHAVIOURS = [
     "garbage",
     "unknown",
     "instant",
+    "recall",
     "help",
 ]
+
+PRIMER_BEGIN = "<<<SURFACES TRANSCRIPT v1"
+_RECALL_MAX = 20  # earlier messages /recall lists at most
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -141,6 +154,8 @@ class ReferenceAgent:
     history: dict[str, list[str]] = attrs.Factory(dict)
     turns_served: int = 0
     active_sessions: int = 0
+    #: This instance's process identity, sent in every STATUS.
+    boot_id: str = attrs.Factory(lambda: secrets.token_hex(8))
     _skip_status: set[str] = attrs.Factory(set)
     _sessions_changed: trio.Event = attrs.Factory(trio.Event)
 
@@ -201,7 +216,7 @@ class ReferenceAgent:
             self._skip_status.discard(chat_id)
             while True:  # never ready; wait for the client to give up
                 await ws.get_message()
-        await self._send(ws, "STATUS", agent="reference", chat_id=chat_id)
+        await self._send(ws, "STATUS", agent="reference", chat_id=chat_id, boot_id=self.boot_id)
         frame = await self._receive(ws)
         if frame["type"] != "USER_MESSAGE":
             raise _Reject(f"expected USER_MESSAGE, got {frame['type']}")
@@ -216,6 +231,9 @@ class ReferenceAgent:
         history.append(text)
         turn_no = len(history)
         self.turns_served += 1
+        if text.startswith(PRIMER_BEGIN):
+            await self._primed(ws, text)
+            return
         command = parse_behaviour(text) if text.startswith("/") else None
         name, args = command or default or ("echo", [])
         if name == "no-status" and command is None:
@@ -307,11 +325,34 @@ class ReferenceAgent:
             await self._end(ws, 1)
         elif name == "garbage":
             await ws.send_message("this is { not json")
+        elif name == "recall":
+            reply = self._recall(chat_id)
+            await self._text(ws, reply)
+            await self._end(ws, len(reply.split()))
         elif name == "help":
             await self._text(ws, "behaviours: " + " ".join("/" + b for b in BEHAVIOURS))
             await self._end(ws, 1)
         else:  # pragma: no cover - BEHAVIOURS and this dispatch are kept in sync
             raise AssertionError(name)
+
+    async def _primed(self, ws: WebSocketConnection, text: str) -> None:
+        count = sum(1 for line in text.splitlines() if line.startswith("agent: "))
+        await self._text(ws, f"Transcript received: {count} exchanges. I remember them now.")
+        await self._end(ws, 8)
+
+    def _recall(self, chat_id: str) -> str:
+        """The user's earlier messages of this chat (primer ``user:`` lines expanded),
+        the newest ``_RECALL_MAX``; commands and this ``/recall`` left out."""
+        said: list[str] = []
+        for message in self.history.get(chat_id, [])[:-1]:
+            if message.startswith(PRIMER_BEGIN):
+                said += [ln[6:] for ln in message.splitlines() if ln.startswith("user: ")]
+            elif not message.startswith("/"):
+                said.append(message)
+        if not said:
+            return "I remember nothing of this chat."
+        listed = " · ".join(f"«{m}»" for m in said[-_RECALL_MAX:])
+        return f"I remember {len(said)} earlier messages: {listed}"
 
     def _echo_text(
         self, text: str, attachments: list[str], turn_no: int, previous: str | None

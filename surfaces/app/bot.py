@@ -44,6 +44,7 @@ from surfaces.app.sync_filter import build_sync_filter, hides_own_events
 from surfaces.commands import (
     ChatCommands,
     Commands,
+    ContextCommands,
     Corrections,
     FileCommands,
     InfoCommands,
@@ -212,6 +213,7 @@ class BotApp:
             active=active,
             metrics=self.metrics,
             usage=UsageGate(store, outbox, notifier, texts, budgets, self.metrics),
+            context=cfg.context,
         )
         rooms = Rooms(
             matrix=matrix,
@@ -235,15 +237,19 @@ class BotApp:
         merge_max = cfg.bot.merge_max_messages
         backpressure = Backpressure(lanes, cfg.bot.room_queue_size, self.metrics, merge_max)
         queue = RoomQueue(store, lanes, backpressure)
+        chats = ChatCommands(rooms, store, matrix, mirror, texts, threads)
         commands = Commands(
             notifier=notifier,
-            chats=ChatCommands(rooms, store, matrix, mirror, texts, threads),
+            chats=chats,
             files=FileCommands(store, texts),
             control=TurnControl(active, queue, texts),
             info=InfoCommands(
                 store, agents, choice, lanes, active, texts, cfg.agents.status_timeout_s
             ),
             usage=UsageCommands(store, budgets, texts),
+            context=ContextCommands(
+                store, chats, runner, threads, texts, cfg.context, self.metrics
+            ),
         )
         corrections = Corrections(store, active, queue, runner, threads)
         router = Router(
@@ -393,7 +399,14 @@ class BotApp:
             nursery.start_soon(sync_task)
             nursery.start_soon(publish_gauges, self.metrics, store, lanes)
             retention_s = cfg.bot.incoming_retention_days * 24 * 3600.0
-            nursery.start_soon(partial(maintain, store, incoming_retention_s=retention_s))
+            nursery.start_soon(
+                partial(
+                    maintain,
+                    store,
+                    incoming_retention_s=retention_s,
+                    transcript_retention_s=cfg.context.retention_days * 86400.0,
+                )
+            )
             if crypto is not None:
                 await nursery.start(crypto.run)
                 nursery.start_soon(run_expiry, crypto, store, lanes)

@@ -14,7 +14,7 @@ import trio
 from surfaces.files import delete_incoming
 from surfaces.intake import LaneSupervisor
 from surfaces.metrics import Metrics
-from surfaces.state import Store
+from surfaces.state import TRANSCRIPT_PRUNE_BATCH, Store
 
 log = structlog.get_logger(__name__)
 
@@ -26,14 +26,21 @@ SWEEP_BATCH = 500
 SWEEP_MAX_ROUNDS = 20
 
 
-async def maintain(store: Store, *, incoming_retention_s: float | None = None) -> None:
+async def maintain(
+    store: Store,
+    *,
+    incoming_retention_s: float | None = None,
+    transcript_retention_s: float | None = None,
+) -> None:
     """Checkpoint the WAL every few seconds (commits on the event loop never fsync;
     see surfaces/state/_db.py), prune finished inbox rows every few hours, so a bot
     that runs for months keeps a small database, and delete the files of
     ``incoming/`` whose retention ran out (:func:`sweep_incoming`; first soon after
-    the start, then with the pruning)."""
+    the start, then with the pruning) and transcript entries older than
+    ``transcript_retention_s`` (``context.retention_days``; on the same schedule)."""
     last_prune = trio.current_time()
     last_sweep = -math.inf
+    last_transcripts = -math.inf
     while True:
         await trio.sleep(CHECKPOINT_EVERY_S)
         try:
@@ -45,6 +52,9 @@ async def maintain(store: Store, *, incoming_retention_s: float | None = None) -
             if incoming_retention_s and trio.current_time() - last_sweep >= PRUNE_EVERY_S:
                 last_sweep = trio.current_time()
                 await sweep_incoming(store, incoming_retention_s)
+            if transcript_retention_s and trio.current_time() - last_transcripts >= PRUNE_EVERY_S:
+                last_transcripts = trio.current_time()
+                await prune_transcripts(store, transcript_retention_s)
         except sqlite3.Error as exc:  # e.g. disk full: the next round retries
             log.warning("state_maintenance_failed", error=repr(exc))
 
@@ -71,6 +81,21 @@ async def sweep_incoming(store: Store, retention_s: float, *, now: float | None 
     if swept:
         log.info("incoming_files_expired", files=swept)
     return swept
+
+
+async def prune_transcripts(store: Store, retention_s: float, *, now: float | None = None) -> int:
+    """Delete transcript entries older than ``retention_s``: bounded work per call
+    (``SWEEP_MAX_ROUNDS`` batches); what is left waits for the next round."""
+    cutoff = (time.time() if now is None else now) - retention_s
+    pruned = 0
+    for _ in range(SWEEP_MAX_ROUNDS):
+        n = await store.prune_transcripts(cutoff)
+        pruned += n
+        if n < TRANSCRIPT_PRUNE_BATCH:
+            break
+    if pruned:
+        log.info("transcripts_pruned", entries=pruned)
+    return pruned
 
 
 async def publish_gauges(metrics: Metrics, store: Store, lanes: LaneSupervisor) -> None:

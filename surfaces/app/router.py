@@ -27,8 +27,19 @@ from surfaces.workspaces import Onboarding, Threads
 log = structlog.get_logger(__name__)
 
 
-#: Commands that work in an archived chat (the rest get "this chat is archived").
-_ARCHIVE_OK = frozenset({CommandName.NEW, CommandName.CHATS, CommandName.HELP})
+#: Commands that work in an archived chat (the rest get "this chat is archived"): none
+#: of them talks to the agent (an archived chat's transcript can be read, saved, deleted).
+_ARCHIVE_OK = frozenset(
+    {
+        CommandName.NEW,
+        CommandName.CHATS,
+        CommandName.HELP,
+        CommandName.CONTEXT,
+        CommandName.SAVE,
+        CommandName.SNAPSHOTS,
+        CommandName.FORGET,
+    }
+)
 #: What a client encrypts in an encrypted room (so a clear copy there is forged).
 _ENCRYPTED_IN_E2EE_ROOMS = frozenset(
     {

@@ -3,6 +3,7 @@ reactions as controls, and the user's corrections (edits, 🔁, redactions)."""
 
 from surfaces.commands._invocation import MAX_NAME_CHARS, Invocation, Reply
 from surfaces.commands.chats import ChatCommands
+from surfaces.commands.context import ContextCommands
 from surfaces.commands.corrections import Corrections
 from surfaces.commands.dispatch import Commands
 from surfaces.commands.files import FileCommands
@@ -15,6 +16,7 @@ __all__ = [
     "MAX_NAME_CHARS",
     "ChatCommands",
     "Commands",
+    "ContextCommands",
     "Corrections",
     "FileCommands",
     "InfoCommands",

@@ -71,9 +71,16 @@ class ChatCommands:
     async def clear(self, call: Invocation) -> None:
         """A fresh agent context: rotate this room's platform chat id (in a thread
         that is its own conversation: the thread's)."""
+        await self.rotate(call, "clear")
+        await call.reply("context_reset")
+
+    async def rotate(self, call: Invocation, purpose: str) -> str:
+        """Give the command's conversation (the room, or its thread when that is a
+        conversation of its own) a new platform chat id; → the new id. Idempotent on
+        a re-run of the command: the id allocated for this event (kv
+        ``{purpose}.{event}``) is reused. ``!clear``, ``!load`` and ``!restore`` use it."""
         chat = call.chat
-        # Idempotent on re-run: a platform id allocated for this event is reused.
-        key = f"clear.{call.item.event_id}"
+        key = f"{purpose}.{call.item.event_id}"
         new_id = await self.store.get_value(key)
         if new_id is None:
             new_id = await self.store.allocate_platform_chat_id()
@@ -81,10 +88,9 @@ class ChatCommands:
         thread = call.item.thread
         if thread is not None and self.threads.own_context(thread):
             await self.threads.reset(chat, thread, new_id)
-            await call.reply("context_reset")
-            return
+            return new_id
         updated = await self.store.update_chat(chat.room_id, platform_chat_id=new_id)
         if updated is not None:
             await self.mirror.write_chat(updated)
-        log.info("chat_context_reset", old=chat.platform_chat_id, new=new_id)
-        await call.reply("context_reset")
+        log.info("chat_context_reset", old=chat.platform_chat_id, new=new_id, purpose=purpose)
+        return new_id

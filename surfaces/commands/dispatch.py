@@ -12,6 +12,7 @@ from surfaces.state import ChatRecord, InboxItem
 
 from ._invocation import Invocation, Reply
 from .chats import ChatCommands
+from .context import ContextCommands
 from .files import FileCommands
 from .info import InfoCommands
 from .turn_control import TurnControl
@@ -28,6 +29,7 @@ class Commands:
     control: TurnControl
     info: InfoCommands
     usage: UsageCommands
+    context: ContextCommands
     _table: dict[str, Handler] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -47,6 +49,12 @@ class Commands:
             CommandName.HELP: i.help,
             CommandName.SETTINGS: i.settings,
             CommandName.USAGE: self.usage.usage,
+            CommandName.CONTEXT: self.context.context,
+            CommandName.SAVE: self.context.save,
+            CommandName.SNAPSHOTS: self.context.snapshots,
+            CommandName.LOAD: self.context.load,
+            CommandName.RESTORE: self.context.restore,
+            CommandName.FORGET: self.context.forget,
         }
         assert set(self._table) == set(CommandName), "every command has a handler"
 

@@ -168,4 +168,10 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("budget", "files_burst"): _at_least(1),
     ("usage", "monthly_token_budget"): _optional(_at_least(1)),
     ("usage", "warn_at"): _share,
+    ("context", "transcript_max_entries"): _at_least(1),
+    ("context", "transcript_max_bytes"): _at_least(1_024),
+    ("context", "entry_max_chars"): _at_least(100),
+    ("context", "retention_days"): _non_negative,
+    ("context", "max_snapshots"): _at_least(1),
+    ("context", "primer_max_chars"): _at_least(1_000),
 }

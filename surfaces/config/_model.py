@@ -195,6 +195,25 @@ class UsageConfig:
 
 
 @attrs.frozen
+class ContextConfig:
+    """The chat transcript and its snapshots (``!context``, ``!save``, ``!load``,
+    ``!restore``, ``!forget``; docs/commands.md "Context")."""
+
+    #: Exchanges kept per conversation; the oldest go first.
+    transcript_max_entries: int = 200
+    #: UTF-8 bytes of text kept per conversation; the oldest exchanges go first.
+    transcript_max_bytes: int = 262_144
+    #: Each side of an exchange is cut to this many characters in the transcript.
+    entry_max_chars: int = 4_000
+    #: Days an exchange is kept (0: until the bounds push it out).
+    retention_days: float = 90.0
+    #: Snapshots one user may keep (``!save`` past it is refused; a name is reused).
+    max_snapshots: int = 50
+    #: Largest primer (``!load``/``!restore``) sent to the agent, in characters.
+    primer_max_chars: int = 32_000
+
+
+@attrs.frozen
 class Config:
     matrix: MatrixConfig
     agents: AgentsConfig = attrs.Factory(AgentsConfig)
@@ -205,6 +224,7 @@ class Config:
     state_dir: str = "./state"
     budget: BudgetConfig = attrs.Factory(BudgetConfig)
     usage: UsageConfig = attrs.Factory(UsageConfig)
+    context: ContextConfig = attrs.Factory(ContextConfig)
 
     def allowed_patterns(self) -> tuple[str, ...]:
         """MXID glob patterns allowed to use the bot.
@@ -248,6 +268,7 @@ SECTIONS: dict[str, type] = {
     "ops": OpsConfig,
     "budget": BudgetConfig,
     "usage": UsageConfig,
+    "context": ContextConfig,
 }
 TOP_LEVEL_FIELDS = ("state_dir",)
 

@@ -140,6 +140,30 @@ HELP: dict[str, str] = {
         "Share of the budget (0–1] at which the user is told, once a month, that it is "
         "nearly spent."
     ),
+    "context.transcript_max_entries": (
+        "Exchanges (a turn's words, the agent's final reply, file names) the transcript "
+        "keeps per conversation; the oldest go first, in the turn's own transaction."
+    ),
+    "context.transcript_max_bytes": (
+        "UTF-8 bytes of text the transcript keeps per conversation; the oldest exchanges "
+        "go first (the newest always stays)."
+    ),
+    "context.entry_max_chars": (
+        "Each side of an exchange (the user's words, the agent's reply) is cut to this "
+        "many characters in the transcript (with `…`)."
+    ),
+    "context.retention_days": (
+        "Days an exchange is kept (pruned every 6 h); `0`: until the bounds push it out. "
+        "Snapshots are kept until `!forget` in their room."
+    ),
+    "context.max_snapshots": (
+        "Snapshots (`!save`) one user may keep; past it `!save` with a new name is refused "
+        "(the same name overwrites)."
+    ),
+    "context.primer_max_chars": (
+        "Largest transcript primer `!load`/`!restore` send to the agent, in characters; "
+        "the oldest exchanges are left out first."
+    ),
 }
 
 

@@ -27,12 +27,16 @@ USER_LINES = {
         "notes": "Заметки для агента: купить молоко, дописать отчёт.",
         "what_file": "Что в приложенном файле?",
         "report": "Отчёт демо: всё работает.",
+        "remember": "Запомни кодовое слово: маяк.",
+        "word": "маяк",
     },
     "en": {
         "hello": "Hi! What can you do?",
         "notes": "Notes for the agent: buy milk, finish the report.",
         "what_file": "What is in the attached file?",
         "report": "Demo report: everything works.",
+        "remember": "Remember the code word: lighthouse.",
+        "word": "lighthouse",
     },
 }
 
@@ -199,6 +203,46 @@ async def list_chats(c: Conversation) -> None:
     await c.wait_notice(mark, room, lambda body: body.startswith(header))
 
 
+async def status_online(c: Conversation) -> None:
+    room = c.current_room()
+    prefix = c.msg("status", agent="\x00", health="", local_id="", platform_chat_id="",
+                   turn="", files="", usage="").split("\x00")[0]  # fmt: skip
+    mark = await c.send_text(room, "!status")
+    body = await c.wait_notice(mark, room, lambda body: body.startswith(prefix))
+    if c.msg("health_ok") not in body.splitlines()[0]:
+        raise StepFailed("!status does not show the agent online")
+
+
+def _before(c: Conversation, key: str, **fields: str) -> str:
+    """The fixed start of a bot text (up to its first field)."""
+    return c.msg(key, **{"name": "\x00", **fields}).split("\x00")[0]
+
+
+async def save_and_load(c: Conversation) -> None:
+    """The transcript survives a fresh agent conversation: save, clear, load, and the
+    agent (the reference agent's /recall) knows what was said before."""
+    room = c.current_room()
+    mark = await c.send_text(room, say(c, "remember"))
+    await c.wait_reply(mark, room)
+    saved = (_before(c, "saved", n="0"), _before(c, "saved_replaced", n="0"))
+    mark = await c.send_text(room, "!save demo")
+    await c.wait_notice(mark, room, lambda body: body.startswith(saved))
+    mark = await c.send_text(room, "!clear")
+    await c.wait_notice(mark, room, lambda body: body == c.msg("context_reset"))
+    mark = await c.send_text(room, "/recall")
+    forgotten = await c.wait_reply(mark, room)
+    if say(c, "word") in forgotten:
+        raise StepFailed("the agent still remembers after !clear")
+    mark = await c.send_text(room, "!load demo")
+    loaded = _before(c, "context_loaded", n="0", omitted="")
+    await c.wait_notice(mark, room, lambda body: body.startswith(loaded))
+    await c.wait_reply(mark, room)
+    mark = await c.send_text(room, "/recall")
+    recalled = await c.wait_reply(mark, room)
+    if say(c, "word") not in recalled:
+        raise StepFailed("the agent does not know the earlier conversation after !load")
+
+
 @attrs.frozen
 class Step:
     """A transcript title and the function that plays it."""
@@ -215,6 +259,8 @@ STEPS: tuple[Step, ...] = (
     Step("a file goes to the agent with the next turn", file_to_agent),
     Step("the agent sends a file back (/file report.txt)", file_from_agent),
     Step("!chats lists the chats", list_chats),
+    Step("!status shows the agent online", status_online),
+    Step("!save, !clear, !load: the agent knows the earlier conversation", save_and_load),
 )
 
 

@@ -88,6 +88,11 @@ EN: dict[str, str] = {
         "!remove <n> | all — take a file (or all of them) off that list\n"
         "!status — your agent, this chat and what's running now\n"
         "!usage — tokens used: this chat, all your chats, this month\n"
+        "!context — the last exchanges of this chat\n"
+        "!save [name] — save this chat's transcript; !snapshots — your saved ones\n"
+        "!load <name> — continue from a snapshot in a new agent conversation\n"
+        "!restore — give the agent this chat's conversation again (after it restarted)\n"
+        "!forget — delete this chat's transcript and its snapshots\n"
         "!settings — agent settings (not available yet)\n"
         "🔁 on the latest reply — answer again; edit your message — the reply follows"
     ),
@@ -187,4 +192,51 @@ EN: dict[str, str] = {
         "resets on {resets}; once it is spent, messages won't reach the agent until then. "
         "Details: !usage."
     ),
+    # ---- the chat transcript ------------------------------------------------
+    "context_empty": "This chat has no transcript yet: nothing has been said since it was kept.",
+    "context_header": ("The last {n} {n:plural:exchange|exchanges} of this chat ({total} kept):"),
+    "context_you": "You: {text}",
+    "context_agent": "Agent: {text}",
+    "context_files": "  📎 {names}",
+    "save_bad_name": (
+        "A snapshot name is 1–{limit} letters, digits, “-”, “_” or “.”, "
+        "starting with a letter or digit — for example !save plan-v2."
+    ),
+    "save_empty": "There's nothing to save yet: this chat has no transcript.",
+    "saved": (
+        "Saved “{name}” ({n} {n:plural:exchange|exchanges}). "
+        "Send !load {name} in any of your chats to continue from it."
+    ),
+    "saved_replaced": (
+        "Replaced “{name}” with this chat's transcript ({n} {n:plural:exchange|exchanges})."
+    ),
+    "snapshots_limit": (
+        "You already have {limit} {limit:plural:snapshot|snapshots}, the most I keep. "
+        "Save under an existing name to replace it, or !forget in a chat deletes its snapshots."
+    ),
+    "snapshots_empty": "You have no snapshots yet. !save [name] saves this chat's transcript.",
+    "snapshots_header": "Your snapshots:",
+    "snapshots_line": "• {name} — {n} {n:plural:exchange|exchanges}, {date} (from {chat})",
+    "load_usage": "Usage: !load <name>. Your snapshots: !snapshots",
+    "load_unknown": "You have no snapshot named “{name}”. Your snapshots: !snapshots",
+    "context_loaded": (
+        "📥 Loading “{name}” into a new agent conversation: "
+        "{n} {n:plural:exchange|exchanges}{omitted}. The agent's reply follows; then just go on."
+    ),
+    "restore_empty": "There's nothing to restore: this chat has no transcript.",
+    "context_restored": (
+        "📥 Restoring this chat in a new agent conversation: "
+        "{n} {n:plural:exchange|exchanges}{omitted}. The agent's reply follows; then just go on."
+    ),
+    "primer_omitted": " (the {omitted} oldest left out to fit)",
+    "restore_offer": (
+        "ℹ️ The agent has restarted and may have forgotten this chat. "
+        "Send !restore to give it the conversation so far."
+    ),
+    "forgot": (
+        "🗑 Deleted this chat's transcript ({entries} {entries:plural:exchange|exchanges}) and "
+        "{snapshots} {snapshots:plural:snapshot|snapshots} saved from it. The agent's own "
+        "memory is not touched: !clear starts it afresh."
+    ),
+    "forgot_nothing": "Nothing to delete: this chat has no transcript and no snapshots.",
 }

@@ -26,6 +26,13 @@ class CommandName(enum.StrEnum):
     HELP = "help"
     SETTINGS = "settings"
     USAGE = "usage"
+    # the chat's transcript (surfaces/commands/context.py)
+    CONTEXT = "context"
+    SAVE = "save"
+    SNAPSHOTS = "snapshots"
+    LOAD = "load"
+    RESTORE = "restore"
+    FORGET = "forget"
 
 
 ALIASES = {"reset": CommandName.CLEAR}

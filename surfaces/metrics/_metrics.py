@@ -66,6 +66,8 @@ TURN_OUTCOMES = ("ok", "failed", "cancelled", "refused", "other")
 #: Distinct ``agent`` label values kept (agents come from the registry; the ones it
 #: lists are registered first, see ``Metrics.agents_known``); later ones are ``other``.
 MAX_AGENT_LABELS = 64
+#: ``surfaces_context_primed_total{kind}``: what a transcript primer was sent for.
+PRIMER_KINDS = ("load", "restore", "other")
 #: ``surfaces_agent_failures_total{code}``: the agent client's failure taxonomy.
 AGENT_FAILURE_CODES = (
     "AGENT_UNAVAILABLE",
@@ -166,6 +168,8 @@ class Metrics:
     _stream_edits: Counter = attrs.field(init=False)
     _outbox_pending: Gauge = attrs.field(init=False)
     _events_admitted: Counter = attrs.field(init=False)
+    _context_primed: Counter = attrs.field(init=False)
+    _restore_offers: Counter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
@@ -257,6 +261,20 @@ class Metrics:
         self._events_admitted = Counter(
             "surfaces_events_admitted", "Events admitted durably into the inbox.", registry=r
         )
+        # issue 15 §3: priming turns and offers of !restore.
+        self._context_primed = Counter(
+            "surfaces_context_primed",
+            "Transcript primers sent to an agent (!load, !restore).",
+            ["kind"],
+            registry=r,
+        )
+        self._restore_offers = Counter(
+            "surfaces_restore_offers",
+            "Offers of !restore after the agent's boot_id changed.",
+            registry=r,
+        )
+        for kind in PRIMER_KINDS:
+            self._context_primed.labels(kind=kind)
         info = Info("surfaces_build", "The running Surfaces version.", registry=r)
         info.info({"version": self.version})
 
@@ -364,6 +382,14 @@ class Metrics:
     def stream_edit_sent(self) -> None:
         """One streaming edit (``m.replace``) was sent."""
         self._stream_edits.inc()
+
+    def context_primed(self, kind: str) -> None:
+        """A transcript primer went to the agent (``kind``: ``load`` or ``restore``)."""
+        self._context_primed.labels(kind=_bounded(kind, PRIMER_KINDS)).inc()
+
+    def restore_offered(self) -> None:
+        """A chat was offered ``!restore`` (its agent restarted)."""
+        self._restore_offers.inc()
 
     def outbox_pending_changed(self, pending: int) -> None:
         """The outbox now holds ``pending`` undelivered sends."""

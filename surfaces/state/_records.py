@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any
 
@@ -206,3 +207,63 @@ class WaitingEvent:
     #: The event as it came in ``/sync`` (``type``, ``sender``, ``content``, …).
     event: dict[str, Any]
     created_at: float = 0.0
+
+
+@attrs.frozen
+class TranscriptEntry:
+    """One exchange of a chat's transcript: what the user's turn said, the agent's
+    final reply text, and the names of the files that went in and out."""
+
+    turn_id: str
+    room_id: str
+    #: '' for the room's conversation, else the root of a thread that is its own.
+    conversation: str
+    user_text: str
+    agent_text: str
+    files_in: tuple[str, ...] = ()
+    files_out: tuple[str, ...] = ()
+    at: float = 0.0
+
+    @property
+    def size(self) -> int:
+        """Bytes the entry counts against ``TranscriptBounds.max_bytes`` (UTF-8 text)."""
+        names = sum(len(n.encode()) for n in (*self.files_in, *self.files_out))
+        return len(self.user_text.encode()) + len(self.agent_text.encode()) + names
+
+
+@attrs.frozen
+class TranscriptBounds:
+    """How much transcript one conversation keeps: the oldest entries go first."""
+
+    max_entries: int = 200
+    max_bytes: int = 262_144
+
+
+@attrs.frozen
+class TranscriptWrite:
+    """A turn's transcript entry, written in the turn's final transaction and
+    trimmed to ``bounds`` there."""
+
+    entry: TranscriptEntry
+    bounds: TranscriptBounds
+
+
+@attrs.frozen
+class Snapshot:
+    """A named copy of a conversation's transcript (``!save``), per owner; listed
+    without its entries (``snapshots_of``), loaded with them (``snapshot``)."""
+
+    owner: str
+    name: str
+    room_id: str
+    created_at: float
+    count: int
+    entries: tuple[TranscriptEntry, ...] = ()
+
+
+class SnapshotSaved(enum.StrEnum):
+    """What ``Store.save_snapshot`` did."""
+
+    CREATED = "created"
+    REPLACED = "replaced"  # the owner had one of that name: overwritten
+    LIMIT = "limit"  # the owner has ``max_per_owner`` others: nothing written

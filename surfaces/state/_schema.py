@@ -185,4 +185,38 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (owner, month, room_id)
     ) WITHOUT ROWID;
     """,
+    # 6 (issue 15 §3): the chat's transcript — one row per exchange (the user's words of
+    # a turn, the agent's final reply text, the files in and out), keyed by the turn so a
+    # crash re-run or an edit re-run replaces its row instead of adding one; bounded per
+    # conversation (entries, bytes) in the turn's own transaction and pruned by age.
+    # Snapshots (``!save``): a named copy of a conversation's rows, per owner, kept with
+    # the room they came from (``!forget`` in that room deletes them).
+    """
+    CREATE TABLE transcript (
+        seq          INTEGER PRIMARY KEY,  -- rowid order: oldest first (no AUTOINCREMENT:
+                                           -- only the oldest or all rows are ever deleted)
+        turn_id      TEXT NOT NULL UNIQUE,
+        room_id      TEXT NOT NULL,
+        conversation TEXT NOT NULL DEFAULT '',  -- '' = the room, else the thread root
+        bytes        INTEGER NOT NULL,          -- before the texts: read without them
+        at           REAL NOT NULL,
+        user_text    TEXT NOT NULL,
+        agent_text   TEXT NOT NULL,
+        files_in     TEXT NOT NULL DEFAULT '[]',  -- JSON [file name]
+        files_out    TEXT NOT NULL DEFAULT '[]'
+    );
+    -- Covering the trim's scan (sizes of a conversation, newest first) without the texts.
+    CREATE INDEX transcript_chat ON transcript (room_id, conversation, seq, bytes);
+    CREATE INDEX transcript_age ON transcript (at);
+    CREATE TABLE snapshots (
+        owner      TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        room_id    TEXT NOT NULL,
+        entries    INTEGER NOT NULL,
+        body       TEXT NOT NULL,               -- JSON [entry]
+        created_at REAL NOT NULL,
+        PRIMARY KEY (owner, name)
+    );
+    CREATE INDEX snapshots_room ON snapshots (room_id);
+    """,
 ]

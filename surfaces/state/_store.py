@@ -5,7 +5,7 @@ call runs and why)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from matrix_client.crypto import Changes
 from surfaces.core import ItemStatus
@@ -19,12 +19,14 @@ from surfaces.state._records import (
     InboxItem,
     OutboxItem,
     PendingSend,
+    TranscriptWrite,
     TurnRecord,
     TurnStart,
     WaitingEvent,
 )
 from surfaces.state._rows import _inbox
 from surfaces.state._stage import StageTables
+from surfaces.state._transcript import TranscriptTables
 from surfaces.state._usage import TurnUsage, UsageTables, UsageWarning
 from surfaces.state._workspaces import WorkspaceTables
 
@@ -37,6 +39,7 @@ class Store(
     CryptoTables,
     ConversationTables,
     UsageTables,
+    TranscriptTables,
     Database,
 ):
     """Async facade over the SQLite state database. Open with ``await Store.open(path)``.
@@ -154,6 +157,8 @@ class Store(
         record: TurnRecord | None = None,
         usage: TurnUsage | None = None,
         warning: UsageWarning | None = None,
+        transcript: TranscriptWrite | None = None,
+        values: Mapping[str, str] | None = None,
     ) -> list[OutboxItem]:
         """Mark an inbox event finished, record its final sends and drop the staged
         files it consumed, atomically. ``also``: the other items the turn answered
@@ -163,7 +168,10 @@ class Store(
         tokens it used, recorded only if this transaction finishes ``event_id`` (it
         was pending), so finishing it again counts nothing twice; ``warning``: the
         "budget nearly spent" notice, enqueued only if this turn brought the user's
-        month to its threshold and it was not sent this month.
+        month to its threshold and it was not sent this month; ``transcript``: the
+        turn's exchange (upserted by turn id, so a re-run never doubles it, and its
+        conversation trimmed to its bounds); ``values``: key-value rows to set (the
+        agent ``boot_id`` the chat saw last).
         Returns the sends' outbox rows (an earlier attempt's row if the txn id was
         seen before; the warning's last, when it is due), ready for ``Outbox.deliver``."""
         with self._tx():
@@ -181,6 +189,10 @@ class Store(
                 self._record_turn(record)
             if usage is not None and first:
                 self._record_usage(usage)
+            if transcript is not None:
+                self._write_transcript(transcript)
+            for key, value in (values or {}).items():
+                self._set(key, value)
             out = list(sends)
             if warning is not None and self._claim_usage_warning(warning):
                 self._enqueue_many([warning.send])

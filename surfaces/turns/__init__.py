@@ -5,6 +5,7 @@ turns, files both ways, and the choice of agent."""
 from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.outgoing_files import OutgoingFiles
+from surfaces.turns.primer import Primer, primer_text
 from surfaces.turns.prompt import PromptMessage, Quote, prompt_text
 from surfaces.turns.reply import ReplyStream, edit_throttle
 from surfaces.turns.runner import TurnRequest, TurnRunner
@@ -18,6 +19,7 @@ __all__ = [
     "BudgetState",
     "IncomingFiles",
     "OutgoingFiles",
+    "Primer",
     "PromptMessage",
     "Quote",
     "ReplyStream",
@@ -26,6 +28,7 @@ __all__ = [
     "UsageBudgets",
     "UsageGate",
     "edit_throttle",
+    "primer_text",
     "prompt_text",
     "warn_threshold",
 ]

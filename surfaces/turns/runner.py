@@ -34,7 +34,7 @@ from agent_client import (
     TurnEnd,
 )
 from matrix_client import MatrixClient, MatrixError, TransportError
-from surfaces.config import StreamingConfig
+from surfaces.config import ContextConfig, StreamingConfig
 from surfaces.core import MAX_BODY_CHARS, ItemKind, ItemStatus, thread_relation
 from surfaces.delivery import Notifier, Outbox, TypingLease, answer_relation
 from surfaces.i18n import Texts
@@ -68,6 +68,7 @@ from surfaces.turns.prompt import (
 )
 from surfaces.turns.reply import ReplyStream, edit_throttle
 from surfaces.turns.staging import IncomingFiles
+from surfaces.turns.transcript import TurnNotes, conversation_of, transcript_write
 from surfaces.turns.usage_budget import UsageGate
 
 log = structlog.get_logger(__name__)
@@ -78,6 +79,12 @@ SETTLE_DEADLINE_S = 10.0  # a reply send in flight may finish before the flusher
 MAX_QUESTION_CHARS = 16_000
 MAX_AGENT_CODE_CHARS = 200
 QUOTE_DEADLINE_S = 5.0  # fetching the replied-to message; past it, no quote
+#: The agent's answer to a transcript primer is shown cut to this (a short reply).
+PRIMER_REPLY_CHARS = 600
+#: The chat's last seen agent ``boot_id`` (kv key prefix + room id).
+BOOT_KEY = "agent_boot."
+#: Rooms whose last seen ``boot_id`` is kept in memory (the store holds them all).
+BOOT_CACHE_SIZE = 10_000
 #: What merges into a turn: texts and files (a command keeps its place in the queue).
 _MERGEABLE = frozenset({ItemKind.TEXT, ItemKind.FILE})
 #: (event id, text, replied-to event id, file path) of one message of a turn.
@@ -95,6 +102,10 @@ class TurnRequest:
     platform_chat_id: str
     rerun: TurnRecord | None = None
     merge_max: int = 1  # take up to this many messages (the item included)
+    #: A transcript primer (``!load``/``!restore``): sent as the turn's whole text; the
+    #: turn takes no queued messages or files, is not re-runnable, adds nothing to the
+    #: transcript, and its answer is shown short.
+    primer: str | None = None
 
 
 def _words(item: InboxItem) -> str:
@@ -130,6 +141,9 @@ class TurnRunner:
     budget: int = PART_BUDGET_BYTES
     #: Tokens per turn and the monthly budget (``usage_budget``); None: not counted.
     usage: UsageGate | None = None
+    context: ContextConfig = attrs.Factory(ContextConfig)
+    #: room id → the ``boot_id`` stored for it (saves the store a read per turn).
+    _boots: dict[str, str] = attrs.field(factory=dict, init=False)
 
     # ---- the turn ----------------------------------------------------------
 
@@ -154,7 +168,7 @@ class TurnRunner:
 
     def _followers(self, request: TurnRequest, thread: str | None) -> Followers | None:
         """Which queued messages this turn takes along (a burst merged, bounded)."""
-        if request.rerun is not None or request.merge_max <= 1:
+        if request.rerun is not None or request.primer is not None or request.merge_max <= 1:
             return None
         item, owner = request.item, request.chat.owner
         chars = len(_words(item))
@@ -171,7 +185,7 @@ class TurnRunner:
     async def _run(
         self, request: TurnRequest, active: ActiveTurn, key: str, thread: str | None
     ) -> int:
-        item, chat, rerun = request.item, request.chat, request.rerun
+        item, chat, rerun, primer = request.item, request.chat, request.rerun, request.primer
         spec = await self.choice.for_chat(chat)
         gate = self.usage
         month = gate.month(chat.owner) if gate is not None else None
@@ -185,8 +199,11 @@ class TurnRunner:
             return await gate.refuse(item, chat, spec.id, allowance, also)
         active.messages.update(f.event_id for f in followers)
         attempt = start.attempt
-        staged = list(start.staged) if rerun is None else []
-        if rerun is not None:
+        staged = list(start.staged) if rerun is None and primer is None else []
+        if primer is not None:
+            messages: list[_Message] = [(item.event_id, primer, None, None)]
+            attachments: list[str] = []
+        elif rerun is not None:
             messages = [(m.event_id, m.text, m.reply_to, None) for m in rerun.messages]
             attachments = list(rerun.attachments)
         else:
@@ -215,7 +232,7 @@ class TurnRunner:
             budget=self.budget,
             first_message_after_s=cfg.first_message_after_s,
             on_edit=metrics.stream_edit_sent if metrics else None,
-            max_chars=cfg.max_reply_chars,
+            max_chars=cfg.max_reply_chars if primer is None else PRIMER_REPLY_CHARS,
             truncated_mark=self.texts("reply_truncated", limit=cfg.max_reply_chars),
             relation=relation,
         )
@@ -226,6 +243,8 @@ class TurnRunner:
         failure: AgentFailure | None = None
         tokens: int | None = None  # the agent's count, once its END arrived
         files_sent = 0
+        notes = TurnNotes(self.context.entry_max_chars)
+        boot_id: str | None = None
         log.debug(
             "turn_started",
             platform_chat_id=request.platform_chat_id,
@@ -247,8 +266,10 @@ class TurnRunner:
                             spec.base_url, request.platform_chat_id, text, attachments
                         ) as turn:
                             active.turn = turn
+                            boot_id = turn.boot_id
                             async for event in turn:
                                 if isinstance(event, TextChunk):
+                                    notes.text(event.text)
                                     if first_text_at is None:
                                         first_text_at = time.monotonic()
                                         if metrics:
@@ -256,6 +277,7 @@ class TurnRunner:
                                     reply.append(event.text)
                                 elif isinstance(event, SendFile):
                                     files_sent += 1
+                                    notes.file(event.path)
                                     await self.files_out.send(
                                         chat,
                                         spec.workspace_path,
@@ -325,6 +347,18 @@ class TurnRunner:
             if gate is not None
             else None
         )
+        transcript = None
+        if primer is None and (outcome == "ok" or reply.has_text):
+            transcript = transcript_write(
+                self.context,
+                turn_id=key,
+                chat=chat,
+                conversation=conversation_of(chat, thread, request.platform_chat_id),
+                words=(m[1] for m in messages),
+                files_in=[f.name for f in staged] if rerun is None else attachments,
+                notes=notes,
+            )
+        values = await self._boot_seen(chat, boot_id, item.event_id, relation, sends, primer)
         try:
             rows = await self.store.finish_event(
                 item.event_id,
@@ -332,12 +366,16 @@ class TurnRunner:
                 sends,
                 unstage=[f.id for f in staged] if outcome == "ok" else (),
                 also=finished,
-                record=record,
+                record=record if primer is None else None,
                 usage=usage,
                 warning=gate.warning(allowance, usage) if gate and usage else None,
+                transcript=transcript,
+                values=values,
             )
             if gate is not None and usage is not None:
                 gate.counted(spec.id, usage)
+            if boot_id is not None:
+                self._remember_boot(chat.room_id, boot_id)
             await self.outbox.deliver(rows, parts=reply.part_txns())
         finally:
             # After the final text: the user sees the answer one round trip sooner.
@@ -358,6 +396,45 @@ class TurnRunner:
             tokens=usage.tokens if usage is not None else tokens,
         )
         return 1 + len(finished)
+
+    async def _boot_seen(
+        self,
+        chat: ChatRecord,
+        boot_id: str | None,
+        event_id: str,
+        relation: dict | None,
+        sends: list[PendingSend],
+        primer: str | None,
+    ) -> dict[str, str]:
+        """The agent's ``boot_id`` as this chat last saw it, to be stored with the
+        turn's final sends; when it changed and the chat has a transcript, the offer
+        of ``!restore`` joins those sends — once per new ``boot_id``, since the same
+        transaction stores it (a primer turn stores it and offers nothing)."""
+        if boot_id is None or self._boots.get(chat.room_id) == boot_id:
+            return {}
+        key = BOOT_KEY + chat.room_id
+        seen = await self.store.get_value(key)
+        if seen == boot_id:
+            self._remember_boot(chat.room_id, boot_id)
+            return {}
+        if seen is not None and primer is None and await self.store.has_transcript(chat.room_id):
+            log.info("agent_restart_noticed", previous=seen, boot_id=boot_id)
+            sends.append(
+                self.notifier.pending(
+                    chat.room_id,
+                    self.texts("restore_offer"),
+                    txn_id=f"{event_id}.restore",
+                    relation=relation,
+                )
+            )
+            if self.metrics:
+                self.metrics.restore_offered()
+        return {key: boot_id}
+
+    def _remember_boot(self, room_id: str, boot_id: str) -> None:
+        if len(self._boots) >= BOOT_CACHE_SIZE and room_id not in self._boots:
+            self._boots.clear()  # bounded; the store answers the next lookups
+        self._boots[room_id] = boot_id
 
     # ---- preparing the prompt ------------------------------------------------
 

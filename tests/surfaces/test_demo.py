@@ -37,6 +37,8 @@ STEPS_SHOWN = [
     "a file goes to the agent with the next turn",
     "the agent sends a file back (/file report.txt)",
     "!chats lists the chats",
+    "!status shows the agent online",
+    "!save, !clear, !load: the agent knows the earlier conversation",
 ]
 
 
@@ -156,7 +158,9 @@ def test_demo_once_runs_every_step(tmp_path: Path) -> None:
         "downloaded and decrypted (SHA-256 checked)",
         "Создан чат:",
         "Твои чаты:",
-        "all 7 steps succeeded",
+        "Transcript received:",
+        "I remember",
+        "all 9 steps succeeded",
         "Synapse stopped",
     ]
     for text in expected:
