@@ -195,7 +195,17 @@ async def test_sigkill_storm_exactly_one_reply_per_message(synapse, tmp_path):
     summary = Counter(re.sub(r"^@[^ ]+: ('[^']*' )?", "", p)[:40] for p in problems)
     assert not problems, f"after {kills} kills: {dict(summary)}\n" + "\n".join(problems[:60])
     assert pending == 0
-    assert agent.turns_served >= USERS * MESSAGES
+    # Every reply is a turn the agent served (a killed turn is served again, and a
+    # burst queued behind a kill is merged into one turn, so there are fewer turns
+    # than messages when bursts were merged).
+    replies = sum(
+        1
+        for u in users
+        for m in visible_bot_messages(events[u.user_id], bot.user_id)
+        if m.get("msgtype") != "m.notice" and YOU_SAID.search(m.get("body", ""))
+    )
+    assert replies >= USERS
+    assert agent.turns_served >= replies
 
 
 async def test_token_revoked_mid_run_exits_3(synapse, tmp_path):
