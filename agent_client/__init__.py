@@ -5,7 +5,8 @@ See ``../shared/spec/agent-protocol.md`` for the wire contract and
 is the public surface.
 """
 
-from ._client import AgentClient, Connector, ProbeResult, Turn, TurnLimits, connect_tcp
+from ._client import AgentClient, ProbeResult
+from ._connect import Connector, connect_tcp
 from ._errors import (
     AGENT_DISCONNECTED,
     AGENT_ERROR,
@@ -17,7 +18,9 @@ from ._errors import (
     AgentFailure,
 )
 from ._frames import ConfirmRequest, SendFile, TextChunk, ToolProgress, TurnEnd, TurnEvent
+from ._limits import TurnLimits
 from ._serial import ChatSerializer
+from ._turn import Turn
 from ._urls import WsTarget, endpoint_url, normalize_base_url
 
 __all__ = [

@@ -21,7 +21,8 @@ from agent_client import (
     connect_tcp,
     endpoint_url,
 )
-from agent_client._client import _ip_literal_family, _target
+from agent_client._client import _target
+from agent_client._connect import _ip_literal_family
 from agent_client.reference import ReferenceAgent, serve_reference_agent
 
 FAST = TurnLimits(connect_s=5, status_s=5, first_text_s=5, idle_s=5, total_s=20, retries=0)
