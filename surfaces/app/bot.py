@@ -8,6 +8,8 @@
        ├─ outbox replayer  deferred sends, in order per room, with backoff
        ├─ read receipts    for messages nothing else marked seen (best effort)
        ├─ sync task        long-poll /sync → admit durably → dispatch to lanes
+       ├─ prober           every registry agent: connect → STATUS on a jittered schedule
+       ├─ bot presence     the bot's Matrix presence follows its agents (offline at the end)
        ├─ gauges           queue depth / outbox metrics
        ├─ maintenance      WAL checkpoints, pruning
        ├─ crypto requests  key uploads, queries, claims, to-device (with encryption)
@@ -34,7 +36,8 @@ import trio
 from agent_client import AgentClient, Connector
 from matrix_client import MatrixClient, MatrixError, TransportError, UnknownTokenError
 from surfaces import __version__, version_fields
-from surfaces.agents import turn_limits
+from surfaces.agents import PresenceBoard, Prober, Thresholds, probe_limits, turn_limits
+from surfaces.app.bot_presence import BotPresence
 from surfaces.app.decryption import run_expiry
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
@@ -67,7 +70,14 @@ from surfaces.metrics import Metrics
 from surfaces.ops import HealthState, serve_ops
 from surfaces.session import Crypto, identity_device_id, login, open_crypto
 from surfaces.state import InboxItem, StateDir, StateError, Store
-from surfaces.turns import ActiveTurns, AgentChoice, IncomingFiles, OutgoingFiles, TurnRunner
+from surfaces.turns import (
+    ActiveTurns,
+    AgentChoice,
+    AgentPresenceHook,
+    IncomingFiles,
+    OutgoingFiles,
+    TurnRunner,
+)
 from surfaces.workspaces import Onboarding, Rooms, ThreadContext, Threads, reconcile
 
 log = structlog.get_logger(__name__)
@@ -88,6 +98,7 @@ class _Parts:
     backpressure: Backpressure
     receipts: ReadReceipts
     budgets: Budgets
+    prober: Prober
 
 
 @attrs.define
@@ -110,6 +121,8 @@ class BotApp:
     ops_port: int | None = None
     sync_filter: dict | None = None  # the filter this process uploaded
     crypto: Crypto | None = None  # with matrix.encryption
+    presence: PresenceBoard | None = None  # the agents' presence
+    bot_presence: BotPresence | None = None
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _force: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
@@ -175,6 +188,18 @@ class BotApp:
         mirror = BindingMirror(matrix)
         agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
         active = ActiveTurns()
+        p = cfg.presence
+        self.presence = board = PresenceBoard(
+            [a.id for a in self.registry.agents],
+            Thresholds(p.away_status_s, p.away_failures, p.away_window_s),
+            on_change=lambda agent, state: self.metrics.agent_presence(agent, state.value),
+        )
+        prober = Prober(
+            board,
+            AgentClient(probe_limits(cfg.agents), connector=self.agent_connector),
+            self.registry.agents,
+            p,
+        )
         choice = AgentChoice(self.registry, store, mirror, notifier)
         files_in = IncomingFiles(
             matrix,
@@ -200,6 +225,7 @@ class BotApp:
             files_in=files_in,
             active=active,
             metrics=self.metrics,
+            presence=AgentPresenceHook(board, notifier, p.offline_wait_s),
         )
         rooms = Rooms(
             matrix=matrix,
@@ -228,9 +254,7 @@ class BotApp:
             chats=ChatCommands(rooms, store, matrix, mirror, texts, threads),
             files=FileCommands(store, texts),
             control=TurnControl(active, queue, texts),
-            info=InfoCommands(
-                store, agents, choice, lanes, active, texts, cfg.agents.status_timeout_s
-            ),
+            info=InfoCommands(store, board, choice, lanes, active, texts),
         )
         corrections = Corrections(store, active, queue, runner, threads)
         router = Router(
@@ -261,7 +285,9 @@ class BotApp:
                 Bucket.FILES: Rate(b.files_per_minute, b.files_burst),
             }
         )
-        parts = _Parts(outbox, notifier, lanes, active, policy, backpressure, receipts, budgets)
+        parts = _Parts(
+            outbox, notifier, lanes, active, policy, backpressure, receipts, budgets, prober
+        )
         return parts, router
 
     async def _log_in(self, matrix: MatrixClient, store: Store) -> Crypto | None:
@@ -365,6 +391,11 @@ class BotApp:
                 budgets=parts.budgets,
                 crypto=crypto,
             )
+            await nursery.start(parts.prober.run)
+            if cfg.presence.bot_presence:
+                assert self.presence is not None
+                self.bot_presence = BotPresence(matrix, self.presence, user_id)
+                nursery.start_soon(self.bot_presence.run)
             await nursery.start(lanes.run, router, on_poison)
             await nursery.start(outbox.run)
             await nursery.start(parts.receipts.run)
@@ -397,6 +428,8 @@ class BotApp:
             await self._drain(lanes)
             with trio.move_on_after(5):
                 await outbox.replay()
+            if self.bot_presence is not None:
+                await self.bot_presence.go_offline()
             nursery.cancel_scope.cancel()
 
     async def _publish_keys(self, crypto: Crypto) -> None:

@@ -162,4 +162,11 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("budget", "commands_burst"): _at_least(1),
     ("budget", "files_per_minute"): _positive,
     ("budget", "files_burst"): _at_least(1),
+    ("presence", "probe_interval_s"): _positive,
+    ("presence", "probe_jitter_s"): _non_negative,
+    ("presence", "probe_concurrency"): _at_least(1),
+    ("presence", "away_status_s"): _positive,
+    ("presence", "away_failures"): _at_least(1),
+    ("presence", "away_window_s"): _positive,
+    ("presence", "offline_wait_s"): _non_negative,
 }

@@ -56,6 +56,7 @@ from prometheus_client.metrics_core import Metric
 
 __all__ = [
     "AGENT_FAILURE_CODES",
+    "AGENT_STATES",
     "CONTENT_TYPE",
     "MAX_ENDPOINT_LABELS",
     "MAX_STATUS_LABELS",
@@ -82,6 +83,8 @@ AGENT_FAILURE_CODES = (
     "AGENT_ERROR",
     "other",
 )
+#: ``surfaces_agent_state{state}``: an agent's presence (``surfaces.agents``).
+AGENT_STATES = ("online", "away", "offline")
 #: Distinct ``endpoint`` label values kept; later ones are counted as ``other``.
 MAX_ENDPOINT_LABELS = 64
 #: Distinct ``status`` label values kept; later ones are counted as ``other``.
@@ -171,6 +174,8 @@ class Metrics:
     _stream_edits: Counter = attrs.field(init=False)
     _outbox_pending: Gauge = attrs.field(init=False)
     _events_admitted: Counter = attrs.field(init=False)
+    _agent_up: Gauge = attrs.field(init=False)
+    _agent_state: Gauge = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
@@ -251,6 +256,20 @@ class Metrics:
         )
         self._events_admitted = Counter(
             "surfaces_events_admitted", "Events admitted durably into the inbox.", registry=r
+        )
+        # Agent presence (surfaces.agents.presence); the label values are the
+        # registry's agent ids (configuration: bounded) and AGENT_STATES.
+        self._agent_up = Gauge(
+            "surfaces_agent_up",
+            "1 while the agent answers probes and turns (online or away), else 0.",
+            ["agent"],
+            registry=r,
+        )
+        self._agent_state = Gauge(
+            "surfaces_agent_state",
+            "The agent's presence: 1 for its current state, 0 for the others.",
+            ["agent", "state"],
+            registry=r,
         )
         info = Info("surfaces_build", "The running Surfaces version.", registry=r)
         info.info({"version": self.version})
@@ -336,6 +355,13 @@ class Metrics:
     def agent_failed(self, code: str) -> None:
         """An ``AgentFailure`` with ``code`` (one of :data:`AGENT_FAILURE_CODES`)."""
         self._agent_failures.labels(code=_bounded(code, AGENT_FAILURE_CODES)).inc()
+
+    def agent_presence(self, agent: str, state: str) -> None:
+        """``agent`` is now in ``state`` (one of :data:`AGENT_STATES`, or ``unknown``
+        before the first probe: every state 0, up 0)."""
+        self._agent_up.labels(agent=agent).set(1 if state in ("online", "away") else 0)
+        for shown in AGENT_STATES:
+            self._agent_state.labels(agent=agent, state=shown).set(1 if shown == state else 0)
 
     def stream_edit_sent(self) -> None:
         """One streaming edit (``m.replace``) was sent."""

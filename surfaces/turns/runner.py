@@ -58,6 +58,7 @@ from surfaces.state import (
 )
 from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
+from surfaces.turns.agent_presence import AgentPresenceHook
 from surfaces.turns.outgoing_files import OutgoingFiles
 from surfaces.turns.prompt import (
     MAX_PROMPT_CHARS,
@@ -127,6 +128,8 @@ class TurnRunner:
     active: ActiveTurns = attrs.field(factory=ActiveTurns)
     metrics: Metrics | None = None
     budget: int = PART_BUDGET_BYTES
+    #: The agent's presence: waits for an offline agent, learns from the outcome.
+    presence: AgentPresenceHook | None = None
 
     # ---- the turn ----------------------------------------------------------
 
@@ -170,6 +173,8 @@ class TurnRunner:
     ) -> int:
         item, chat, rerun = request.item, request.chat, request.rerun
         spec = await self.choice.for_chat(chat)
+        if self.presence is not None and not await self.presence.ready(spec.id, item, active):
+            return 0  # stopped while waiting for the agent: the lane marks the item done
         start = await self.store.begin_turn(
             key, chat.room_id, chat.owner, self._followers(request, thread)
         )
@@ -295,6 +300,8 @@ class TurnRunner:
         finally:
             self.active.end(active)
         finished = [f.event_id for f in followers]
+        if self.presence is not None:
+            self.presence.observe(spec.id, failure, stopped=active.stopped)
 
         sends: list[PendingSend]
         if failure is not None:
