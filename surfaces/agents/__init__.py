@@ -12,10 +12,11 @@ from surfaces.agents.presence import (
     TurnOutcome,
     is_connect_failure,
 )
-from surfaces.agents.prober import PROBE_CHAT_ID_BASE, Prober, next_delay
+from surfaces.agents.prober import PROBE_CHAT_ID_BASE, RECHECK_CAP_S, Prober, next_delay
 
 __all__ = [
     "PROBE_CHAT_ID_BASE",
+    "RECHECK_CAP_S",
     "SHOWN_STATES",
     "AgentPresence",
     "PresenceBoard",

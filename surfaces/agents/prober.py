@@ -30,6 +30,9 @@ from surfaces.config import AgentSpec, PresenceConfig
 log = structlog.get_logger(__name__)
 
 PROBE_CHAT_ID_BASE = 998_000_000_000
+#: A re-check (``Prober.recheck``: a message for an agent known to be offline) spends
+#: at most this long per phase, so the user's notice is not held up by a dead host.
+RECHECK_CAP_S = 2.0
 #: Added to the probe's own total deadline: a last resort, should a probe ever hang.
 PROBE_MARGIN_S = 1.0
 
@@ -48,6 +51,8 @@ class Prober:
     client: AgentClient  # with probe_limits(config.agents)
     agents: Sequence[AgentSpec]
     config: PresenceConfig
+    #: For ``recheck`` (``probe_limits(..., cap_s=RECHECK_CAP_S)``); None: ``client``.
+    recheck_client: AgentClient | None = None
     rng: random.Random = attrs.Factory(random.Random)
     #: Probes made (each one connection), for tests and the measurement.
     probes: int = 0
@@ -75,14 +80,27 @@ class Prober:
                 if self.board.observed_at(spec.id) == observed:
                     break
 
-    async def probe_once(self, spec: AgentSpec, chat_id: str) -> None:
+    async def recheck(self, agent_id: str) -> None:
+        """Probe ``agent_id`` now, with the short ``recheck_client`` deadlines: a
+        message arrived for an agent the board calls offline, and it may be back
+        since the last probe (then the message runs at once, with no notice)."""
+        for index, spec in enumerate(self.agents):
+            if spec.id == agent_id:
+                chat_id = str(PROBE_CHAT_ID_BASE + index)
+                await self.probe_once(spec, chat_id, self.recheck_client or self.client)
+                return
+
+    async def probe_once(
+        self, spec: AgentSpec, chat_id: str, client: AgentClient | None = None
+    ) -> None:
         """One probe, its result on the board."""
         self.probes += 1
-        limits = self.client.limits
+        client = client or self.client
+        limits = client.limits
         ok, status_s, error = False, None, "no answer in time"
         with trio.move_on_after(limits.total_s + PROBE_MARGIN_S):
             try:
-                result = await self.client.probe(spec.base_url, chat_id)
+                result = await client.probe(spec.base_url, chat_id)
             except AgentFailure as failure:
                 error = str(failure)
             else:

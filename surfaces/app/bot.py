@@ -36,7 +36,14 @@ import trio
 from agent_client import AgentClient, Connector
 from matrix_client import MatrixClient, MatrixError, TransportError, UnknownTokenError
 from surfaces import __version__, version_fields
-from surfaces.agents import PresenceBoard, Prober, Thresholds, probe_limits, turn_limits
+from surfaces.agents import (
+    RECHECK_CAP_S,
+    PresenceBoard,
+    Prober,
+    Thresholds,
+    probe_limits,
+    turn_limits,
+)
 from surfaces.app.bot_presence import BotPresence
 from surfaces.app.decryption import run_expiry
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
@@ -199,6 +206,9 @@ class BotApp:
             AgentClient(probe_limits(cfg.agents), connector=self.agent_connector),
             self.registry.agents,
             p,
+            recheck_client=AgentClient(
+                probe_limits(cfg.agents, cap_s=RECHECK_CAP_S), connector=self.agent_connector
+            ),
         )
         choice = AgentChoice(self.registry, store, mirror, notifier)
         files_in = IncomingFiles(
@@ -225,7 +235,7 @@ class BotApp:
             files_in=files_in,
             active=active,
             metrics=self.metrics,
-            presence=AgentPresenceHook(board, notifier, p.offline_wait_s),
+            presence=AgentPresenceHook(board, notifier, p.offline_wait_s, prober.recheck),
         )
         rooms = Rooms(
             matrix=matrix,

@@ -7,6 +7,12 @@ from surfaces.agents import PresenceState
 from surfaces.i18n import Texts
 
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
+_STATE_KEYS = {
+    PresenceState.ONLINE: "presence_online",
+    PresenceState.AWAY: "presence_away",
+    PresenceState.OFFLINE: "presence_offline",
+    PresenceState.UNKNOWN: "presence_unknown",
+}
 
 
 def seen_words(texts: Texts, seconds_ago: float | None) -> str:
@@ -26,5 +32,5 @@ def seen_words(texts: Texts, seconds_ago: float | None) -> str:
 def presence_words(texts: Texts, state: PresenceState, seen_ago: float | None) -> str:
     """ "online, last seen just now" for ``!status``."""
     return texts(
-        "status_presence", state=texts(f"presence_{state.value}"), seen=seen_words(texts, seen_ago)
+        "status_presence", state=texts(_STATE_KEYS[state]), seen=seen_words(texts, seen_ago)
     )

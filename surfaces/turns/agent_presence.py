@@ -1,6 +1,7 @@
 """A turn and its agent's presence, both ways.
 
-* Before the turn: when the chat's agent is known to be **offline**, the user gets
+* Before the turn: when the chat's agent is known to be **offline** (and a quick
+  re-check — one probe, at most ``RECHECK_CAP_S`` per phase — agrees), the user gets
   an immediate notice (the message will be answered when the agent is back) and the
   turn waits — up to ``presence.offline_wait_s`` — until the prober sees the agent
   again, instead of failing after the connect timeout. When the wait runs out the
@@ -19,6 +20,7 @@ id (``{event}.offline``), so a crash re-run of the same turn does not repeat the
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 
 import attrs
 import structlog
@@ -40,12 +42,19 @@ class AgentPresenceHook:
     board: PresenceBoard
     notifier: Notifier
     offline_wait_s: float
+    #: Probe the agent now, briefly (``Prober.recheck``); None: trust the board.
+    recheck: Callable[[str], Awaitable[None]] | None = None
 
     async def ready(self, agent_id: str, item: InboxItem, active: ActiveTurn) -> bool:
         """Wait for an offline agent (see the module docstring). False: the user
         stopped the wait (``!stop``), the turn must not run."""
         if self.offline_wait_s <= 0 or self.board.state(agent_id) is not PresenceState.OFFLINE:
             return True
+        if self.recheck is not None:
+            # It may be back since the last probe: then no notice and no wait.
+            await self.recheck(agent_id)
+            if self.board.state(agent_id) is not PresenceState.OFFLINE:
+                return True
         relation = answer_relation(item)
         await self.notifier.notice(
             item.room_id,

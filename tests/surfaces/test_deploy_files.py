@@ -123,7 +123,16 @@ def command_args(service: dict[str, Any]) -> list[str]:
 
 def test_config_has_the_sections_the_deploy_files_use():
     sections = {section for section, _ in config_fields() if section}
-    assert sections == {"matrix", "agents", "bot", "streaming", "log", "ops", "budget"}
+    assert sections == {
+        "matrix",
+        "agents",
+        "bot",
+        "streaming",
+        "log",
+        "ops",
+        "budget",
+        "presence",
+    }
     for section, field in LEGACY_ENV.values():
         assert (section, field) in config_fields(), (section, field)
 
