@@ -164,3 +164,49 @@ async def test_presence_refused_by_the_homeserver_is_one_log_line(harness, autoj
     assert len(disabled) == 1
     refused = [r for r in hs.requests_to("PUT", PRESENCE_PUT) if r.fault]
     assert len(refused) == 1
+
+
+async def test_agent_back_before_the_next_probe_answers_at_once(harness, tools, autojump_clock):
+    alice = harness.user("alice")
+    _, _, room = await harness.onboard(alice)
+    await agent_down(harness)
+    harness.connect_error = None  # back, but no probe has seen it yet
+    before = len(tools.messages(room))
+    await tools.say(alice, room, "quick", settle=3)
+    said = [m["body"] for m in tools.messages(room)[before:]]
+    assert len(said) == 1  # the re-check saw it: no notice, the answer
+    assert "quick" in said[0]
+
+
+async def test_metrics_show_the_agents(harness, autojump_clock):
+    await harness.settle(10)
+    body = harness.app.metrics.render().decode()
+    assert 'surfaces_agent_up{agent="default"} 1.0' in body
+    assert 'surfaces_agent_state{agent="default",state="online"} 1.0' in body
+    assert 'surfaces_agent_state{agent="default",state="offline"} 0.0' in body
+    await agent_down(harness)
+    body = harness.app.metrics.render().decode()
+    assert 'surfaces_agent_up{agent="default"} 0.0' in body
+    assert 'surfaces_agent_state{agent="default",state="online"} 0.0' in body
+    assert 'surfaces_agent_state{agent="default",state="offline"} 1.0' in body
+
+
+async def test_every_registry_agent_is_probed_and_named_in_the_status_msg(
+    harness, tools, autojump_clock
+):
+    async def agent_1_down(request):
+        if "/agent_1/" in request.path:
+            await request.reject(503)
+            return
+        await harness.agent.handle(request)
+
+    harness.agent_handler = agent_1_down
+    await harness.restart(MATRIX_AGENT_REGISTRY_PATH=tools.registry())
+    await harness.settle(10)
+    assert bot_presence(harness) == ("unavailable", "agent-1 offline")
+    body = harness.app.metrics.render().decode()
+    assert 'surfaces_agent_up{agent="agent-0"} 1.0' in body
+    assert 'surfaces_agent_up{agent="agent-1"} 0.0' in body
+    harness.agent_handler = None
+    await harness.settle(40)
+    assert bot_presence(harness) == ("online", "")
