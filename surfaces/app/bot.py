@@ -190,17 +190,25 @@ class BotApp:
         user_id = matrix.user_id or cfg.matrix.user_id
         texts = Texts(cfg.bot.locale)
         receipts = ReadReceipts(matrix)
-        outbox = Outbox(store, matrix, encryptor=crypto, on_sent=receipts.covered)
-        notifier = Notifier(outbox, texts)
-        mirror = BindingMirror(matrix)
-        agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
-        active = ActiveTurns()
         p = cfg.presence
         self.presence = board = PresenceBoard(
             [a.id for a in self.registry.agents],
             Thresholds(p.away_status_s, p.away_failures, p.away_window_s),
             on_change=lambda agent, state: self.metrics.agent_presence(agent, state.value),
         )
+        bot_presence = BotPresence(matrix, board, user_id) if p.bot_presence else None
+        self.bot_presence = bot_presence
+
+        def on_sent(room_id: str, started: float) -> None:
+            receipts.covered(room_id, started)
+            if bot_presence is not None:
+                bot_presence.touched()
+
+        outbox = Outbox(store, matrix, encryptor=crypto, on_sent=on_sent)
+        notifier = Notifier(outbox, texts)
+        mirror = BindingMirror(matrix)
+        agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
+        active = ActiveTurns()
         prober = Prober(
             board,
             AgentClient(probe_limits(cfg.agents), connector=self.agent_connector),
@@ -402,9 +410,7 @@ class BotApp:
                 crypto=crypto,
             )
             await nursery.start(parts.prober.run)
-            if cfg.presence.bot_presence:
-                assert self.presence is not None
-                self.bot_presence = BotPresence(matrix, self.presence, user_id)
+            if self.bot_presence is not None:
                 nursery.start_soon(self.bot_presence.run)
             await nursery.start(lanes.run, router, on_poison)
             await nursery.start(outbox.run)

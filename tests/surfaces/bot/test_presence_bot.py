@@ -210,3 +210,28 @@ async def test_every_registry_agent_is_probed_and_named_in_the_status_msg(
     harness.agent_handler = None
     await harness.settle(40)
     assert bot_presence(harness) == ("online", "")
+
+
+async def test_syncs_carry_the_presence_and_sends_re_assert_unavailable(
+    harness, tools, autojump_clock
+):
+    """Synapse sets presence from every /sync and turns "unavailable" back into
+    "online" when the bot sends: the syncs say what the bot set, and a send while
+    unavailable is followed by one presence request (per burst)."""
+    hs = harness.hs
+    alice = harness.user("alice")
+    _, _, room = await harness.onboard(alice)
+    await agent_down(harness)
+    assert bot_presence(harness) == ("unavailable", "default offline")
+    await harness.settle(31)  # past a long-poll: the next /sync was made
+    assert hs.requests_to("GET", "/sync")[-1].query.get("set_presence") == "unavailable"
+    puts = len(hs.requests_to("PUT", PRESENCE_PUT))
+    for _ in range(3):
+        await tools.say(alice, room, "!status", settle=0.2)
+    await harness.settle(5)
+    assert len(hs.requests_to("PUT", PRESENCE_PUT)) == puts + 1
+    last = hs.requests_to("PUT", PRESENCE_PUT)[-1].body
+    assert last == {"presence": "unavailable", "status_msg": "default offline"}
+    harness.connect_error = None
+    await harness.settle(40)
+    assert hs.requests_to("GET", "/sync")[-1].query.get("set_presence") == "online"
