@@ -75,8 +75,9 @@ class Prober:
             # a turn in between moves it (it was as good as a probe).
             while True:
                 delay = next_delay(cfg.probe_interval_s, cfg.probe_jitter_s, self.rng)
-                observed = self.board.observed_at(spec.id) or trio.current_time()
-                await trio.sleep_until(observed + delay)
+                observed = self.board.observed_at(spec.id)
+                base = trio.current_time() if observed is None else observed
+                await trio.sleep_until(base + delay)
                 if self.board.observed_at(spec.id) == observed:
                     break
 

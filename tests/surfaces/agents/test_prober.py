@@ -167,3 +167,13 @@ def thresholds_from(**kwargs):
     from surfaces.agents import Thresholds
 
     return Thresholds(**kwargs)
+
+
+async def test_no_jitter_probes_exactly_on_the_interval(target, autojump_clock):
+    prober, _ = prober_for(target, specs(1), probe_jitter_s=0.0, probe_interval_s=10.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(prober.run)
+        await trio.sleep(35)
+        nursery.cancel_scope.cancel()
+    start = target.connects[0]
+    assert [round(t - start, 3) for t in target.connects] == [0.0, 10.0, 20.0, 30.0]
