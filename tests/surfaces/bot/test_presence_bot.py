@@ -235,3 +235,19 @@ async def test_syncs_carry_the_presence_and_sends_re_assert_unavailable(
     harness.connect_error = None
     await harness.settle(40)
     assert hs.requests_to("GET", "/sync")[-1].query.get("set_presence") == "online"
+
+
+async def test_failed_turns_make_the_agent_away_and_a_good_one_online(
+    harness, tools, autojump_clock
+):
+    alice = harness.user("alice")
+    _, _, room = await harness.onboard(alice)
+    await tools.say(alice, room, "/error QUOTA", settle=2)
+    await tools.say(alice, room, "/error QUOTA", settle=2)
+    await tools.say(alice, room, "!status", settle=2)
+    assert tools.last(room)["body"].splitlines()[0].startswith("Агент: Agent (отошёл, ")
+    assert bot_presence(harness) == ("unavailable", "default away")
+    await tools.say(alice, room, "fine now", settle=5)
+    await tools.say(alice, room, "!status", settle=2)
+    assert tools.last(room)["body"].splitlines()[0].startswith("Агент: Agent (в сети, ")
+    assert bot_presence(harness) == ("online", "")
