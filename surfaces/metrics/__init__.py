@@ -2,6 +2,7 @@
 
 from surfaces.metrics._metrics import (
     AGENT_FAILURE_CODES,
+    AGENT_STATES,
     CONTENT_TYPE,
     MAX_ENDPOINT_LABELS,
     MAX_STATUS_LABELS,
@@ -13,6 +14,7 @@ from surfaces.metrics._metrics import (
 
 __all__ = [
     "AGENT_FAILURE_CODES",
+    "AGENT_STATES",
     "CONTENT_TYPE",
     "MAX_ENDPOINT_LABELS",
     "MAX_STATUS_LABELS",

@@ -56,7 +56,6 @@ from prometheus_client.metrics_core import Metric
 
 __all__ = [
     "AGENT_FAILURE_CODES",
-    "AGENT_STATES",
     "CONTENT_TYPE",
     "MAX_ENDPOINT_LABELS",
     "MAX_STATUS_LABELS",
