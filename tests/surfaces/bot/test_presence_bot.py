@@ -233,7 +233,9 @@ async def test_syncs_carry_the_presence_and_sends_re_assert_unavailable(
     last = hs.requests_to("PUT", PRESENCE_PUT)[-1].body
     assert last == {"presence": "unavailable", "status_msg": "default offline"}
     harness.connect_error = None
-    await harness.settle(40)
+    await harness.settle(40)  # a probe sees it back: "online"
+    assert bot_presence(harness) == ("online", "")
+    await harness.settle(31)  # and the next /sync (within a long-poll) says so
     assert hs.requests_to("GET", "/sync")[-1].query.get("set_presence") == "online"
 
 
