@@ -87,7 +87,6 @@ class BotPresence:
             self._touched = trio.Event()
             wanted = wanted_presence(self.board.states())
             if wanted is not None and (wanted != self.published or self._stale):
-                self._stale = False
                 try:
                     with trio.fail_after(PRESENCE_REQUEST_S):
                         await self._publish(wanted)
@@ -98,7 +97,8 @@ class BotPresence:
                     log.warning("bot_presence_failed", error=repr(exc), retry_in_s=delay)
                     await trio.sleep(delay)
                     delay = min(RETRY_MAX_S, delay * 2)
-                    continue
+                    continue  # _stale stays: a failed re-assert is tried again
+                self._stale = False
                 delay = RETRY_BASE_S
             await self._next_reason(version)
 
