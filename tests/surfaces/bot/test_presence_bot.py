@@ -253,3 +253,18 @@ async def test_failed_turns_make_the_agent_away_and_a_good_one_online(
     await tools.say(alice, room, "!status", settle=2)
     assert tools.last(room)["body"].splitlines()[0].startswith("Агент: Agent (в сети, ")
     assert bot_presence(harness) == ("online", "")
+
+
+async def test_presence_request_failing_for_a_while_is_retried_with_backoff(
+    harness, autojump_clock
+):
+    hs = harness.hs
+    hs.inject("PUT", PRESENCE_PUT, Fault.http_status(502), repeat=8)  # past the client's retries
+    with structlog.testing.capture_logs() as logs:
+        await harness.restart()
+        await harness.settle(120)
+    assert bot_presence(harness) == ("online", "")
+    assert hs.pending_faults() == 0
+    failed = [e for e in logs if e["event"] == "bot_presence_failed"]
+    assert 1 <= len(failed) <= 3
+    assert not [e for e in logs if e["event"] == "bot_presence_disabled"]
