@@ -115,14 +115,6 @@ async def streamed_reply(c: Conversation) -> None:
     await c.wait_reply(mark, room)
 
 
-async def status_online(c: Conversation) -> None:
-    room = c.current_room()
-    online = c.msg("presence_online")
-    mark = await c.send_text(room, "!status")
-    body = await c.wait_notice(mark, room, lambda body: f"({online}, " in body.split("\n")[0])
-    c.tr.detail(body.split("\n")[0])
-
-
 async def new_chat(c: Conversation) -> None:
     room = c.current_room()
     known = set(c.observer.invites)
@@ -219,7 +211,6 @@ STEPS: tuple[Step, ...] = (
     Step("direct chat: create it and invite the bot", open_dm),
     Step("workspace: the Space and the first chat appear", workspace_appears),
     Step("a message gets a streamed reply", streamed_reply),
-    Step("!status shows the agent online", status_online),
     Step("!new creates a second chat", new_chat),
     Step("a file goes to the agent with the next turn", file_to_agent),
     Step("the agent sends a file back (/file report.txt)", file_from_agent),
