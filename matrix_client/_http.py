@@ -217,6 +217,11 @@ class HttpCore:
     max_sync_bytes: int = attrs.field(default=DEFAULT_MAX_SYNC_BYTES, kw_only=True)
     max_response_bytes: int = attrs.field(default=DEFAULT_MAX_RESPONSE_BYTES, kw_only=True)
     max_media_bytes: int = attrs.field(default=DEFAULT_MAX_MEDIA_BYTES, kw_only=True)
+    #: ``set_presence`` of every ``/sync`` (None: not sent; the server's default is
+    #: ``online``). A client that sets its presence itself keeps this equal to it:
+    #: Synapse sets the device's presence from every sync, which would undo an
+    #: explicit ``unavailable`` within one long-poll.
+    sync_presence: str | None = attrs.field(default=None, kw_only=True)
     _transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, init=False, repr=False)
     _in_flight: trio.CapacityLimiter = attrs.field(
         factory=lambda: trio.CapacityLimiter(MAX_IN_FLIGHT), init=False, repr=False

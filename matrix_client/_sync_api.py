@@ -58,6 +58,8 @@ class SyncMethods(HttpCore):
             params["filter"] = filter_id
         if full_state:
             params["full_state"] = "true"
+        if self.sync_presence is not None:
+            params["set_presence"] = self.sync_presence
         if margin_s is None:
             margin_s = self.sync_http_margin_s
         limit_s = max(0, timeout_ms) / 1000.0 + margin_s

@@ -8,6 +8,8 @@
        ├─ outbox replayer  deferred sends, in order per room, with backoff
        ├─ read receipts    for messages nothing else marked seen (best effort)
        ├─ sync task        long-poll /sync → admit durably → dispatch to lanes
+       ├─ prober           every registry agent: connect → STATUS on a jittered schedule
+       ├─ bot presence     the bot's Matrix presence follows its agents (offline at the end)
        ├─ gauges           queue depth / outbox metrics
        ├─ maintenance      WAL checkpoints, pruning
        ├─ crypto requests  key uploads, queries, claims, to-device (with encryption)
@@ -34,7 +36,15 @@ import trio
 from agent_client import AgentClient, Connector
 from matrix_client import MatrixClient, MatrixError, TransportError, UnknownTokenError
 from surfaces import __version__, version_fields
-from surfaces.agents import turn_limits
+from surfaces.agents import (
+    RECHECK_CAP_S,
+    PresenceBoard,
+    Prober,
+    Thresholds,
+    probe_limits,
+    turn_limits,
+)
+from surfaces.app.bot_presence import BotPresence
 from surfaces.app.decryption import run_expiry
 from surfaces.app.maintenance import PRUNE_AFTER_S, maintain, publish_gauges
 from surfaces.app.router import Router
@@ -72,6 +82,7 @@ from surfaces.state import InboxItem, StateDir, StateError, Store
 from surfaces.turns import (
     ActiveTurns,
     AgentChoice,
+    AgentPresenceHook,
     IncomingFiles,
     OutgoingFiles,
     TurnRunner,
@@ -98,6 +109,7 @@ class _Parts:
     backpressure: Backpressure
     receipts: ReadReceipts
     budgets: Budgets
+    prober: Prober
 
 
 @attrs.define
@@ -120,6 +132,8 @@ class BotApp:
     ops_port: int | None = None
     sync_filter: dict | None = None  # the filter this process uploaded
     crypto: Crypto | None = None  # with matrix.encryption
+    presence: PresenceBoard | None = None  # the agents' presence
+    bot_presence: BotPresence | None = None
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _force: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
@@ -180,11 +194,34 @@ class BotApp:
         user_id = matrix.user_id or cfg.matrix.user_id
         texts = Texts(cfg.bot.locale)
         receipts = ReadReceipts(matrix)
-        outbox = Outbox(store, matrix, encryptor=crypto, on_sent=receipts.covered)
+        p = cfg.presence
+        self.presence = board = PresenceBoard(
+            [a.id for a in self.registry.agents],
+            Thresholds(p.away_status_s, p.away_failures, p.away_window_s),
+            on_change=lambda agent, state: self.metrics.agent_presence(agent, state.value),
+        )
+        bot_presence = BotPresence(matrix, board, user_id) if p.bot_presence else None
+        self.bot_presence = bot_presence
+
+        def on_sent(room_id: str, started: float) -> None:
+            receipts.covered(room_id, started)
+            if bot_presence is not None:
+                bot_presence.touched()
+
+        outbox = Outbox(store, matrix, encryptor=crypto, on_sent=on_sent)
         notifier = Notifier(outbox, texts)
         mirror = BindingMirror(matrix)
         agents = AgentClient(turn_limits(cfg.agents), connector=self.agent_connector)
         active = ActiveTurns()
+        prober = Prober(
+            board,
+            AgentClient(probe_limits(cfg.agents), connector=self.agent_connector),
+            self.registry.agents,
+            p,
+            recheck_client=AgentClient(
+                probe_limits(cfg.agents, cap_s=RECHECK_CAP_S), connector=self.agent_connector
+            ),
+        )
         choice = AgentChoice(self.registry, store, mirror, notifier)
         files_in = IncomingFiles(
             matrix,
@@ -214,6 +251,7 @@ class BotApp:
             metrics=self.metrics,
             usage=UsageGate(store, outbox, notifier, texts, budgets, self.metrics),
             context=cfg.context,
+            presence=AgentPresenceHook(board, notifier, p.offline_wait_s, prober.recheck),
         )
         rooms = Rooms(
             matrix=matrix,
@@ -243,9 +281,7 @@ class BotApp:
             chats=chats,
             files=FileCommands(store, texts),
             control=TurnControl(active, queue, texts),
-            info=InfoCommands(
-                store, agents, choice, lanes, active, texts, cfg.agents.status_timeout_s
-            ),
+            info=InfoCommands(store, board, choice, lanes, active, texts),
             usage=UsageCommands(store, budgets, texts),
             context=ContextCommands(
                 store, chats, runner, threads, texts, cfg.context, self.metrics
@@ -280,7 +316,9 @@ class BotApp:
                 Bucket.FILES: Rate(b.files_per_minute, b.files_burst),
             }
         )
-        parts = _Parts(outbox, notifier, lanes, active, policy, backpressure, receipts, budgets)
+        parts = _Parts(
+            outbox, notifier, lanes, active, policy, backpressure, receipts, budgets, prober
+        )
         return parts, router
 
     async def _log_in(self, matrix: MatrixClient, store: Store) -> Crypto | None:
@@ -384,6 +422,9 @@ class BotApp:
                 budgets=parts.budgets,
                 crypto=crypto,
             )
+            await nursery.start(parts.prober.run)
+            if self.bot_presence is not None:
+                nursery.start_soon(self.bot_presence.run)
             await nursery.start(lanes.run, router, on_poison)
             await nursery.start(outbox.run)
             await nursery.start(parts.receipts.run)
@@ -423,6 +464,8 @@ class BotApp:
             await self._drain(lanes)
             with trio.move_on_after(5):
                 await outbox.replay()
+            if self.bot_presence is not None:
+                await self.bot_presence.go_offline()
             nursery.cancel_scope.cancel()
 
     async def _publish_keys(self, crypto: Crypto) -> None:

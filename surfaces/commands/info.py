@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import attrs
-import trio
 
-from agent_client import AgentClient, AgentFailure
+from surfaces.agents import PresenceBoard
 from surfaces.core import Lane
 from surfaces.i18n import Texts
 from surfaces.intake import LaneSupervisor
@@ -13,28 +12,23 @@ from surfaces.state import Store
 from surfaces.turns import ActiveTurns, AgentChoice
 
 from ._invocation import Invocation
+from .presence_words import presence_words
 
 
 @attrs.define
 class InfoCommands:
     store: Store
-    agents: AgentClient
+    presence: PresenceBoard  # what the prober and the turns saw: no live probe here
     choice: AgentChoice
     lanes: LaneSupervisor
     active: ActiveTurns
     texts: Texts
-    status_timeout_s: float
 
     async def status(self, call: Invocation) -> None:
         chat = call.chat
         spec = self.choice.workspace_of(chat)
-        health = self.texts("health_down", code="AGENT_TIMEOUT")
-        try:
-            with trio.move_on_after(self.status_timeout_s + 1):
-                await self.agents.probe(spec.base_url, chat.platform_chat_id)
-                health = self.texts("health_ok")
-        except AgentFailure as exc:
-            health = self.texts("health_down", code=exc.code)
+        board = self.presence
+        health = presence_words(self.texts, board.state(spec.id), board.seen_ago(spec.id))
         queued = max(0, self.lanes.pending(Lane.room(chat.room_id)) - 1)
         if self.active.running(chat.room_id):
             turn = (

@@ -174,4 +174,11 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("context", "retention_days"): _non_negative,
     ("context", "max_snapshots"): _at_least(1),
     ("context", "primer_max_chars"): _at_least(1_000),
+    ("presence", "probe_interval_s"): _positive,
+    ("presence", "probe_jitter_s"): _non_negative,
+    ("presence", "probe_concurrency"): _at_least(1),
+    ("presence", "away_status_s"): _positive,
+    ("presence", "away_failures"): _at_least(1),
+    ("presence", "away_window_s"): _positive,
+    ("presence", "offline_wait_s"): _non_negative,
 }

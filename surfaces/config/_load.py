@@ -280,6 +280,14 @@ class _Loader:
                     "total_timeout_s",
                     f"must be at least agents.first_text_timeout_s ({first!r}), got {total!r}",
                 )
+        if section == "presence":
+            interval, jitter = values.get("probe_interval_s"), values.get("probe_jitter_s")
+            if interval is not None and jitter is not None and jitter >= interval:
+                self.error(
+                    section,
+                    "probe_jitter_s",
+                    f"must be less than presence.probe_interval_s ({interval!r}), got {jitter!r}",
+                )
 
     def _check_login(self) -> None:
         given = self.values["matrix"]

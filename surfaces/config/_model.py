@@ -214,6 +214,21 @@ class ContextConfig:
 
 
 @attrs.frozen
+class PresenceConfig:
+    """Agent presence (``surfaces.agents.presence``): the probe schedule, what counts
+    as degraded, and how long a message waits for an offline agent."""
+
+    probe_interval_s: float = 30.0
+    probe_jitter_s: float = 5.0
+    probe_concurrency: int = 8
+    away_status_s: float = 5.0
+    away_failures: int = 2
+    away_window_s: float = 300.0
+    offline_wait_s: float = 600.0
+    bot_presence: bool = True
+
+
+@attrs.frozen
 class Config:
     matrix: MatrixConfig
     agents: AgentsConfig = attrs.Factory(AgentsConfig)
@@ -225,6 +240,7 @@ class Config:
     budget: BudgetConfig = attrs.Factory(BudgetConfig)
     usage: UsageConfig = attrs.Factory(UsageConfig)
     context: ContextConfig = attrs.Factory(ContextConfig)
+    presence: PresenceConfig = attrs.Factory(PresenceConfig)
 
     def allowed_patterns(self) -> tuple[str, ...]:
         """MXID glob patterns allowed to use the bot.
@@ -269,6 +285,7 @@ SECTIONS: dict[str, type] = {
     "budget": BudgetConfig,
     "usage": UsageConfig,
     "context": ContextConfig,
+    "presence": PresenceConfig,
 }
 TOP_LEVEL_FIELDS = ("state_dir",)
 

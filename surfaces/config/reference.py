@@ -164,6 +164,33 @@ HELP: dict[str, str] = {
         "Largest transcript primer `!load`/`!restore` send to the agent, in characters; "
         "the oldest exchanges are left out first."
     ),
+    "presence.probe_interval_s": (
+        "How often every registry agent is probed (connect → `STATUS`, under the agent "
+        "connect/status deadlines). A real turn counts as a probe too."
+    ),
+    "presence.probe_jitter_s": (
+        "Each wait between probes is `probe_interval_s` ± up to this much, at random, so "
+        "agents are not probed in lock-step. Less than `probe_interval_s`."
+    ),
+    "presence.probe_concurrency": "Probes in flight at once, over all agents.",
+    "presence.away_status_s": (
+        "An agent whose `STATUS` takes longer than this (seconds after connecting) is "
+        "*away* (answers, but degraded)."
+    ),
+    "presence.away_failures": (
+        "This many failed turns within `away_window_s` make an answering agent *away*; "
+        "a turn that succeeds clears them."
+    ),
+    "presence.away_window_s": "The window in which failed turns count for *away*.",
+    "presence.offline_wait_s": (
+        "A message for an agent known to be *offline* gets a notice and waits up to this "
+        "long for the agent to come back (then it runs; still offline: the usual failure "
+        "notice). `0`: no waiting, the turn fails after the connect timeout."
+    ),
+    "presence.bot_presence": (
+        "Set the bot's own Matrix presence from its agents: `online` (all online), "
+        "`unavailable` with a status message naming the problem, `offline` on shutdown."
+    ),
 }
 
 

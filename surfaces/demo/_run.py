@@ -126,7 +126,12 @@ class Demo:
         tr.line("→ starting Synapse on 127.0.0.1 (a few seconds)…")
         began = time.monotonic()
         async with LocalSynapse.running(
-            root / "synapse", port=opts.port, startup_deadline_s=STARTUP_DEADLINE_S
+            root / "synapse",
+            port=opts.port,
+            startup_deadline_s=STARTUP_DEADLINE_S,
+            # presence on: a client logged in to the demo sees the bot's presence
+            # follow its agent (online, unavailable "default offline")
+            extra_config={"presence": {"enabled": True}},
         ) as hs:
             tr.line(f"  ✓ Synapse at {hs.base_url} ({time.monotonic() - began:.1f} s)")
             bot_id = hs.user_id(BOT_LOCALPART)

@@ -209,7 +209,7 @@ async def status_online(c: Conversation) -> None:
                    turn="", files="", usage="").split("\x00")[0]  # fmt: skip
     mark = await c.send_text(room, "!status")
     body = await c.wait_notice(mark, room, lambda body: body.startswith(prefix))
-    if c.msg("health_ok") not in body.splitlines()[0]:
+    if c.msg("presence_online") not in body.splitlines()[0]:
         raise StepFailed("!status does not show the agent online")
 
 

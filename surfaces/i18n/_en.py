@@ -73,8 +73,16 @@ EN: dict[str, str] = {
     "status_turn_queued": (
         "The agent is replying right now; {n} more {n:plural:message|messages} waiting."
     ),
-    "health_ok": "online",
-    "health_down": "unavailable: {code}",
+    "status_presence": "{state}, {seen}",
+    "presence_online": "online",
+    "presence_away": "away",
+    "presence_offline": "offline",
+    "presence_unknown": "checking…",
+    "seen_now": "last seen just now",
+    "seen_minutes": "last seen {n} {n:plural:minute|minutes} ago",
+    "seen_hours": "last seen {n} {n:plural:hour|hours} ago",
+    "seen_days": "last seen {n} {n:plural:day|days} ago",
+    "seen_never": "not seen yet",
     "help": (
         "Commands:\n"
         "!new [name] — start a new chat\n"
@@ -113,6 +121,11 @@ EN: dict[str, str] = {
     "confirm_no_text": "no",
     "agent_timeout": "The agent isn't responding ({phase}). Please try again.",
     "agent_unavailable": "The agent is unavailable right now. Please try again later.",
+    "agent_offline_wait": (
+        "⏳ The agent is offline right now. I'll pass your message on as soon as it's back "
+        "(I'll wait up to {minutes} {minutes:plural:minute|minutes})."
+    ),
+    "agent_offline_wait_stopped": "OK, I've stopped waiting: this message won't go to the agent.",
     "agent_disconnected": "The agent dropped the connection. Please try again.",
     "agent_protocol": "The agent sent a reply I couldn't read. Please try again.",
     "agent_error": "The agent reported an error: {code}",

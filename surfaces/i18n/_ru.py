@@ -67,8 +67,16 @@ RU: dict[str, str] = {
     "status_turn_queued": (
         "Сейчас агент отвечает; в очереди ещё {n} {n:plural:сообщение|сообщения|сообщений}."
     ),
-    "health_ok": "на связи",
-    "health_down": "недоступен: {code}",
+    "status_presence": "{state}, {seen}",
+    "presence_online": "в сети",
+    "presence_away": "отошёл",
+    "presence_offline": "не в сети",
+    "presence_unknown": "проверяю…",
+    "seen_now": "был на связи только что",
+    "seen_minutes": "был на связи {n} {n:plural:минуту|минуты|минут} назад",
+    "seen_hours": "был на связи {n} {n:plural:час|часа|часов} назад",
+    "seen_days": "был на связи {n} {n:plural:день|дня|дней} назад",
+    "seen_never": "ещё не отвечал",
     "help": (
         "Команды:\n"
         "!new [имя] — новый чат\n"
@@ -104,6 +112,11 @@ RU: dict[str, str] = {
     "confirm_no_text": "нет",
     "agent_timeout": "Агент не отвечает ({phase}). Попробуй ещё раз.",
     "agent_unavailable": "Агент недоступен. Попробуй позже.",
+    "agent_offline_wait": (
+        "⏳ Агент сейчас не в сети. Передам сообщение, как только он вернётся "
+        "(жду до {minutes} {minutes:plural:минуты|минут|минут})."
+    ),
+    "agent_offline_wait_stopped": "Хорошо, больше не жду: это сообщение агенту не уйдёт.",
     "agent_disconnected": "Агент оборвал соединение. Попробуй ещё раз.",
     "agent_protocol": "Агент ответил некорректно. Попробуй ещё раз.",
     "agent_error": "Ошибка агента: {code}",

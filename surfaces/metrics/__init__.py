@@ -2,6 +2,7 @@
 
 from surfaces.metrics._metrics import (
     AGENT_FAILURE_CODES,
+    AGENT_STATES,
     CONTENT_TYPE,
     MAX_AGENT_LABELS,
     MAX_ENDPOINT_LABELS,
@@ -14,6 +15,7 @@ from surfaces.metrics._metrics import (
 
 __all__ = [
     "AGENT_FAILURE_CODES",
+    "AGENT_STATES",
     "CONTENT_TYPE",
     "MAX_AGENT_LABELS",
     "MAX_ENDPOINT_LABELS",

@@ -77,6 +77,8 @@ AGENT_FAILURE_CODES = (
     "AGENT_ERROR",
     "other",
 )
+#: ``surfaces_agent_state{state}``: an agent's presence (``surfaces.agents``).
+AGENT_STATES = ("online", "away", "offline")
 #: Distinct ``endpoint`` label values kept; later ones are counted as ``other``.
 MAX_ENDPOINT_LABELS = 64
 #: Distinct ``status`` label values kept; later ones are counted as ``other``.
@@ -170,6 +172,8 @@ class Metrics:
     _events_admitted: Counter = attrs.field(init=False)
     _context_primed: Counter = attrs.field(init=False)
     _restore_offers: Counter = attrs.field(init=False)
+    _agent_up: Gauge = attrs.field(init=False)
+    _agent_state: Gauge = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
@@ -261,7 +265,7 @@ class Metrics:
         self._events_admitted = Counter(
             "surfaces_events_admitted", "Events admitted durably into the inbox.", registry=r
         )
-        # issue 15 §3: priming turns and offers of !restore.
+        # Priming turns and offers of !restore (surfaces.commands.context).
         self._context_primed = Counter(
             "surfaces_context_primed",
             "Transcript primers sent to an agent (!load, !restore).",
@@ -275,6 +279,20 @@ class Metrics:
         )
         for kind in PRIMER_KINDS:
             self._context_primed.labels(kind=kind)
+        # Agent presence (surfaces.agents.presence); the label values are the
+        # registry's agent ids (configuration: bounded) and AGENT_STATES.
+        self._agent_up = Gauge(
+            "surfaces_agent_up",
+            "1 while the agent answers probes and turns (online or away), else 0.",
+            ["agent"],
+            registry=r,
+        )
+        self._agent_state = Gauge(
+            "surfaces_agent_state",
+            "The agent's presence: 1 for its current state, 0 for the others.",
+            ["agent", "state"],
+            registry=r,
+        )
         info = Info("surfaces_build", "The running Surfaces version.", registry=r)
         info.info({"version": self.version})
 
@@ -378,6 +396,13 @@ class Metrics:
     def agent_failed(self, code: str) -> None:
         """An ``AgentFailure`` with ``code`` (one of :data:`AGENT_FAILURE_CODES`)."""
         self._agent_failures.labels(code=_bounded(code, AGENT_FAILURE_CODES)).inc()
+
+    def agent_presence(self, agent: str, state: str) -> None:
+        """``agent`` is now in ``state`` (one of :data:`AGENT_STATES`, or ``unknown``
+        before the first probe: every state 0, up 0)."""
+        self._agent_up.labels(agent=agent).set(1 if state in ("online", "away") else 0)
+        for shown in AGENT_STATES:
+            self._agent_state.labels(agent=agent, state=shown).set(1 if shown == state else 0)
 
     def stream_edit_sent(self) -> None:
         """One streaming edit (``m.replace``) was sent."""

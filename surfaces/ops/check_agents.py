@@ -1,8 +1,10 @@
 """``surfaces check-agents``: is every registered agent reachable and speaking?
 
 For each agent: connect → expect STATUS (``AgentClient.probe``) → optionally one
-real turn with ``--message``. Prints a table (or ``--json``) with the stage reached
-and latencies; exit code 1 when any agent failed, 2 on configuration problems.
+real turn with ``--message``. Prints a table (or ``--json``) with the stage reached,
+the presence state the bot would give it from this probe (online / away / offline,
+by ``presence.away_status_s``: ``surfaces.agents.presence``) and latencies; exit code
+1 when any agent failed, 2 on configuration problems.
 
 Chat ids: checks use ``CHECK_CHAT_ID_BASE + n`` (``999000000000``, ``999000000001``,
 … one per agent in registry order). Platform chat ids are far below that range, so a
@@ -28,13 +30,14 @@ from agent_client import (
     TextChunk,
     TurnLimits,
 )
-from surfaces.agents import turn_limits
+from surfaces.agents import AgentPresence, Thresholds, turn_limits
 from surfaces.config import load_config_and_registry_or_exit
 
 CHECK_CHAT_ID_BASE = 999_000_000_000
 STAGES = ("none", "connected", "status", "turn")
 _PREVIEW_CHARS = 60
 _CONCURRENCY = 8
+DEFAULT_THRESHOLDS = Thresholds()
 
 
 class AgentLike(Protocol):
@@ -66,6 +69,8 @@ class AgentCheckResult:
     turn_ms: float | None = None
     error: str | None = None
     reply_preview: str | None = None
+    #: The normalised presence from this probe: ``online``, ``away`` or ``offline``.
+    state: str = "offline"
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -75,7 +80,30 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
+def presence_of(result: AgentCheckResult, thresholds: Thresholds) -> str:
+    """The state the bot's prober would give the agent for this probe."""
+    presence = AgentPresence(thresholds)
+    if result.connect_ms is not None and result.status_ms is not None:
+        status_s = (result.status_ms - result.connect_ms) / 1000
+        presence.observe_probe(ok=True, status_s=status_s, now=0.0, wall=0.0)
+    else:
+        presence.observe_probe(ok=False, status_s=None, now=0.0, wall=0.0)
+    return presence.state.value
+
+
 async def _check_one(
+    spec: AgentLike,
+    platform_chat_id: str,
+    client: AgentClient,
+    message: str | None,
+    timeout_s: float,
+    thresholds: Thresholds,
+) -> AgentCheckResult:
+    result = await _check_stages(spec, platform_chat_id, client, message, timeout_s)
+    return attrs.evolve(result, state=presence_of(result, thresholds))
+
+
+async def _check_stages(
     spec: AgentLike,
     platform_chat_id: str,
     client: AgentClient,
@@ -127,6 +155,7 @@ async def check_agents(
     message: str | None,
     limits: TurnLimits,
     connector: Connector | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> list[AgentCheckResult]:
     """Check every agent concurrently (at most 8 at a time); results in input order.
 
@@ -143,7 +172,9 @@ async def check_agents(
     async def run(index: int, spec: AgentLike) -> None:
         async with limiter:
             platform_chat_id = str(CHECK_CHAT_ID_BASE + index)
-            results[index] = await _check_one(spec, platform_chat_id, client, message, timeout_s)
+            results[index] = await _check_one(
+                spec, platform_chat_id, client, message, timeout_s, thresholds
+            )
 
     async with trio.open_nursery() as nursery:
         for index, spec in enumerate(specs):
@@ -157,11 +188,12 @@ def format_table(results: Sequence[AgentCheckResult]) -> str:
     def cell(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f}"
 
-    headers = ("AGENT", "RESULT", "STAGE", "CONNECT ms", "STATUS ms", "TURN ms", "DETAIL")
+    headers = ("AGENT", "RESULT", "STATE", "STAGE", "CONNECT ms", "STATUS ms", "TURN ms", "DETAIL")
     rows = [
         (
             r.agent_id,
             "ok" if r.ok else "FAIL",
+            r.state,
             r.stage,
             cell(r.connect_ms),
             cell(r.status_ms),
@@ -213,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("surfaces check-agents: --timeout must be positive", file=sys.stderr)
         return 2
     specs: Sequence[AgentLike]
+    thresholds = Thresholds()
     if args.base_url:
         specs = [_AdHocAgent("adhoc", "ad hoc", args.base_url)]
         limits = TurnLimits()
@@ -220,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog = "surfaces check-agents"
         config, registry = load_config_and_registry_or_exit(args.config, prog=prog)
         limits = turn_limits(config.agents)
+        p = config.presence
+        thresholds = Thresholds(p.away_status_s, p.away_failures, p.away_window_s)
         specs = list(registry.agents)
     if args.agent:
         known = {s.id for s in specs}
@@ -233,7 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         specs = [s for s in specs if s.id in args.agent]
     results = trio.run(
-        lambda: check_agents(specs, timeout_s=args.timeout, message=args.message, limits=limits)
+        lambda: check_agents(
+            specs,
+            timeout_s=args.timeout,
+            message=args.message,
+            limits=limits,
+            thresholds=thresholds,
+        )
     )
     if args.json:
         print(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=2))

@@ -4,6 +4,7 @@ turns, files both ways, and the choice of agent."""
 
 from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
+from surfaces.turns.agent_presence import AgentPresenceHook
 from surfaces.turns.outgoing_files import OutgoingFiles
 from surfaces.turns.primer import Primer, primer_text
 from surfaces.turns.prompt import PromptMessage, Quote, prompt_text
@@ -16,6 +17,7 @@ __all__ = [
     "ActiveTurn",
     "ActiveTurns",
     "AgentChoice",
+    "AgentPresenceHook",
     "BudgetState",
     "IncomingFiles",
     "OutgoingFiles",

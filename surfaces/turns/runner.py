@@ -58,6 +58,7 @@ from surfaces.state import (
 )
 from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
+from surfaces.turns.agent_presence import AgentPresenceHook
 from surfaces.turns.outgoing_files import OutgoingFiles
 from surfaces.turns.prompt import (
     MAX_PROMPT_CHARS,
@@ -144,6 +145,8 @@ class TurnRunner:
     context: ContextConfig = attrs.Factory(ContextConfig)
     #: room id → the ``boot_id`` stored for it (saves the store a read per turn).
     _boots: dict[str, str] = attrs.field(factory=dict, init=False)
+    #: The agent's presence: waits for an offline agent, learns from the outcome.
+    presence: AgentPresenceHook | None = None
 
     # ---- the turn ----------------------------------------------------------
 
@@ -187,6 +190,8 @@ class TurnRunner:
     ) -> int:
         item, chat, rerun, primer = request.item, request.chat, request.rerun, request.primer
         spec = await self.choice.for_chat(chat)
+        if self.presence is not None and not await self.presence.ready(spec.id, item, active):
+            return 0  # stopped while waiting for the agent: the lane marks the item done
         gate = self.usage
         month = gate.month(chat.owner) if gate is not None else None
         start = await self.store.begin_turn(
@@ -328,6 +333,8 @@ class TurnRunner:
         finally:
             self.active.end(active)
         finished = [f.event_id for f in followers]
+        if self.presence is not None:
+            self.presence.observe(spec.id, failure, stopped=active.stopped)
 
         sends: list[PendingSend]
         if failure is not None:

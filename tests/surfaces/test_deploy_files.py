@@ -133,6 +133,7 @@ def test_config_has_the_sections_the_deploy_files_use():
         "budget",
         "usage",
         "context",
+        "presence",
     }
     for section, field in LEGACY_ENV.values():
         assert (section, field) in config_fields(), (section, field)

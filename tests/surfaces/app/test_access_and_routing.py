@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent_client.reference import ReferenceAgent
+from surfaces.agents import PROBE_CHAT_ID_BASE
 from surfaces.app import command as app_module
 
 CHAT = "org.lambda.surfaces.chat"
@@ -12,12 +13,14 @@ CHAT = "org.lambda.surfaces.chat"
 
 @pytest.fixture
 def agent_paths(monkeypatch) -> list[str]:
-    """The WebSocket paths the reference agent was asked for (which agent, which chat)."""
+    """The WebSocket paths the reference agent was asked for (which agent, which chat);
+    the presence prober's connections (their own chat ids) are left out."""
     paths: list[str] = []
     original = ReferenceAgent.handle
 
     async def recording(self, request):
-        paths.append(request.path)
+        if f"/{PROBE_CHAT_ID_BASE // 10**9}" not in request.path:
+            paths.append(request.path)
         await original(self, request)
 
     monkeypatch.setattr(ReferenceAgent, "handle", recording)
@@ -154,7 +157,7 @@ async def test_registry_routing_default_notice_and_later_switch(
     assert "three" in harness.bot_texts(room_a)[-1]
     assert tools.notices(room_a).count(default) == 1
     await tools.say(alice, room_a, "!status")
-    assert tools.last(room_a)["body"].startswith("Агент: Agent 1 (на связи)")
+    assert tools.last(room_a)["body"].startswith("Агент: Agent 1 (в сети, ")
 
 
 def _env(monkeypatch, tmp_path, registry: str) -> None:

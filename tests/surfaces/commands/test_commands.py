@@ -183,7 +183,7 @@ async def test_status_help_settings_are_notices(harness, tools, autojump_clock):
     status = tools.last(room)
     assert status["msgtype"] == "m.notice"
     assert status["body"].splitlines() == [
-        "Агент: Agent (на связи)",
+        "Агент: Agent (в сети, был на связи только что)",
         f"Чат: C1 · id на платформе: {chat.platform_chat_id}",
         "Сейчас ничего не выполняется.",
         "Файлов в очереди: 1",

@@ -176,7 +176,7 @@ def test_idle_status_reads_as_a_sentence():
             locale,
             "status",
             agent="Agent",
-            health=t(locale, "health_ok"),
+            health=t(locale, "presence_online"),
             local_id="C1",
             platform_chat_id="7",
             turn=idle,

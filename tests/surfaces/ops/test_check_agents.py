@@ -12,6 +12,7 @@ import trio
 
 from agent_client import TurnLimits
 from agent_client.reference import serve_reference_agent
+from surfaces.agents import Thresholds
 from surfaces.ops import check_agents as ca
 
 
@@ -49,10 +50,10 @@ async def test_check_agents_stages(nursery: trio.Nursery, tmp_path: Path) -> Non
         Spec("down", "Down", free_port_url()),
     ]
     results = await ca.check_agents(specs, timeout_s=5, message=None, limits=LIMITS)
-    assert [(r.agent_id, r.ok, r.stage) for r in results] == [
-        ("good", True, "status"),
-        ("mute", False, "connected"),
-        ("down", False, "none"),
+    assert [(r.agent_id, r.ok, r.stage, r.state) for r in results] == [
+        ("good", True, "status", "online"),
+        ("mute", False, "connected", "offline"),
+        ("down", False, "none", "offline"),
     ]
     assert [r.platform_chat_id for r in results] == ["999000000000", "999000000001", "999000000002"]
     assert results[0].connect_ms is not None
@@ -170,3 +171,14 @@ def test_main_with_registry(
         assert ca.main(["--agent", "nope"]) == 2
     finally:
         shutdown()
+
+
+def test_presence_of_a_slow_status_is_away() -> None:
+    base = {"agent_id": "a", "label": "A", "base_url": "http://x", "platform_chat_id": "1"}
+    slow = ca.AgentCheckResult(**base, ok=True, stage="status", connect_ms=3.0, status_ms=6003.0)
+    fast = attrs.evolve(slow, status_ms=40.0)
+    assert ca.presence_of(slow, Thresholds(away_status_s=5.0)) == "away"
+    assert ca.presence_of(fast, Thresholds(away_status_s=5.0)) == "online"
+    table = ca.format_table([attrs.evolve(slow, state="away")])
+    assert table.splitlines()[0].split()[:3] == ["AGENT", "RESULT", "STATE"]
+    assert table.splitlines()[1].split()[:3] == ["a", "ok", "away"]
