@@ -93,24 +93,29 @@ class PresenceBoard:
     # ---- observing -------------------------------------------------------------
 
     def observe_probe(self, agent_id: str, *, ok: bool, status_s: float | None = None) -> None:
-        entry = self._entries.get(agent_id)
-        if entry is None:
-            return
-        now = self.clock()
-        entry.observed_at = now
-        before = entry.presence.state
-        entry.presence.observe_probe(ok=ok, status_s=status_s, now=now, wall=self.wall())
-        self._after(agent_id, entry, before, "probe")
+        self._observe(
+            agent_id,
+            "probe",
+            lambda p, now, wall: p.observe_probe(ok=ok, status_s=status_s, now=now, wall=wall),
+        )
 
     def observe_turn(self, agent_id: str, outcome: TurnOutcome) -> None:
+        self._observe(
+            agent_id, "turn", lambda p, now, wall: p.observe_turn(outcome, now=now, wall=wall)
+        )
+
+    def _observe(
+        self, agent_id: str, source: str, apply: Callable[[AgentPresence, float, float], None]
+    ) -> None:
+        """One observation of a registry agent (others are ignored), stamped and applied."""
         entry = self._entries.get(agent_id)
         if entry is None:
             return
         now = self.clock()
         entry.observed_at = now
         before = entry.presence.state
-        entry.presence.observe_turn(outcome, now=now, wall=self.wall())
-        self._after(agent_id, entry, before, "turn")
+        apply(entry.presence, now, self.wall())
+        self._after(agent_id, entry, before, source)
 
     # ---- waiting ----------------------------------------------------------------
 
