@@ -59,6 +59,7 @@ from surfaces.state import (
 from surfaces.turns.active import ActiveTurn, ActiveTurns
 from surfaces.turns.agent_choice import AgentChoice
 from surfaces.turns.agent_presence import AgentPresenceHook
+from surfaces.turns.agent_restarts import AgentRestarts
 from surfaces.turns.outgoing_files import OutgoingFiles
 from surfaces.turns.prompt import (
     MAX_PROMPT_CHARS,
@@ -82,10 +83,6 @@ MAX_AGENT_CODE_CHARS = 200
 QUOTE_DEADLINE_S = 5.0  # fetching the replied-to message; past it, no quote
 #: The agent's answer to a transcript primer is shown cut to this (a short reply).
 PRIMER_REPLY_CHARS = 600
-#: The chat's last seen agent ``boot_id`` (kv key prefix + room id).
-BOOT_KEY = "agent_boot."
-#: Rooms whose last seen ``boot_id`` is kept in memory (the store holds them all).
-BOOT_CACHE_SIZE = 10_000
 #: What merges into a turn: texts and files (a command keeps its place in the queue).
 _MERGEABLE = frozenset({ItemKind.TEXT, ItemKind.FILE})
 #: (event id, text, replied-to event id, file path) of one message of a turn.
@@ -143,10 +140,12 @@ class TurnRunner:
     #: Tokens per turn and the monthly budget (``usage_budget``); None: not counted.
     usage: UsageGate | None = None
     context: ContextConfig = attrs.Factory(ContextConfig)
-    #: room id → the ``boot_id`` stored for it (saves the store a read per turn).
-    _boots: dict[str, str] = attrs.field(factory=dict, init=False)
     #: The agent's presence: waits for an offline agent, learns from the outcome.
     presence: AgentPresenceHook | None = None
+    restarts: AgentRestarts = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.restarts = AgentRestarts(self.store, self.notifier, self.texts, self.metrics)
 
     # ---- the turn ----------------------------------------------------------
 
@@ -365,7 +364,14 @@ class TurnRunner:
                 files_in=[f.name for f in staged] if rerun is None else attachments,
                 notes=notes,
             )
-        values = await self._boot_seen(chat, boot_id, item.event_id, relation, sends, primer)
+        values = await self.restarts.seen(
+            chat,
+            boot_id,
+            event_id=item.event_id,
+            relation=relation,
+            sends=sends,
+            priming=primer is not None,
+        )
         try:
             rows = await self.store.finish_event(
                 item.event_id,
@@ -382,7 +388,7 @@ class TurnRunner:
             if gate is not None and usage is not None:
                 gate.counted(spec.id, usage)
             if boot_id is not None:
-                self._remember_boot(chat.room_id, boot_id)
+                self.restarts.remember(chat.room_id, boot_id)
             await self.outbox.deliver(rows, parts=reply.part_txns())
         finally:
             # After the final text: the user sees the answer one round trip sooner.
@@ -403,45 +409,6 @@ class TurnRunner:
             tokens=usage.tokens if usage is not None else tokens,
         )
         return 1 + len(finished)
-
-    async def _boot_seen(
-        self,
-        chat: ChatRecord,
-        boot_id: str | None,
-        event_id: str,
-        relation: dict | None,
-        sends: list[PendingSend],
-        primer: str | None,
-    ) -> dict[str, str]:
-        """The agent's ``boot_id`` as this chat last saw it, to be stored with the
-        turn's final sends; when it changed and the chat has a transcript, the offer
-        of ``!restore`` joins those sends — once per new ``boot_id``, since the same
-        transaction stores it (a primer turn stores it and offers nothing)."""
-        if boot_id is None or self._boots.get(chat.room_id) == boot_id:
-            return {}
-        key = BOOT_KEY + chat.room_id
-        seen = await self.store.get_value(key)
-        if seen == boot_id:
-            self._remember_boot(chat.room_id, boot_id)
-            return {}
-        if seen is not None and primer is None and await self.store.has_transcript(chat.room_id):
-            log.info("agent_restart_noticed", previous=seen, boot_id=boot_id)
-            sends.append(
-                self.notifier.pending(
-                    chat.room_id,
-                    self.texts("restore_offer"),
-                    txn_id=f"{event_id}.restore",
-                    relation=relation,
-                )
-            )
-            if self.metrics:
-                self.metrics.restore_offered()
-        return {key: boot_id}
-
-    def _remember_boot(self, room_id: str, boot_id: str) -> None:
-        if len(self._boots) >= BOOT_CACHE_SIZE and room_id not in self._boots:
-            self._boots.clear()  # bounded; the store answers the next lookups
-        self._boots[room_id] = boot_id
 
     # ---- preparing the prompt ------------------------------------------------
 
