@@ -33,6 +33,8 @@ PROBE_CHAT_ID_BASE = 998_000_000_000
 #: A re-check (``Prober.recheck``: a message for an agent known to be offline) spends
 #: at most this long per phase, so the user's notice is not held up by a dead host.
 RECHECK_CAP_S = 2.0
+#: An observation this recent (seconds) already answers a re-check.
+RECHECK_FRESH_S = 1.0
 #: Added to the probe's own total deadline: a last resort, should a probe ever hang.
 PROBE_MARGIN_S = 1.0
 
@@ -56,6 +58,8 @@ class Prober:
     rng: random.Random = attrs.Factory(random.Random)
     #: Probes made (each one connection), for tests and the measurement.
     probes: int = 0
+    #: agent id → the re-check in flight (``recheck``), ended when it is set.
+    _rechecks: dict[str, trio.Event] = attrs.field(factory=dict, init=False)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         limiter = trio.CapacityLimiter(self.config.probe_concurrency)
@@ -84,11 +88,29 @@ class Prober:
     async def recheck(self, agent_id: str) -> None:
         """Probe ``agent_id`` now, with the short ``recheck_client`` deadlines: a
         message arrived for an agent the board calls offline, and it may be back
-        since the last probe (then the message runs at once, with no notice)."""
+        since the last probe (then the message runs at once, with no notice).
+
+        One re-check per agent at a time: messages in many rooms for the same dead
+        agent share the probe in flight (waiting for its result) instead of each
+        opening a connection of its own, and an agent observed within the last
+        ``RECHECK_FRESH_S`` is not probed again."""
+        observed = self.board.observed_at(agent_id)
+        if observed is not None and self.board.clock() - observed < RECHECK_FRESH_S:
+            return  # a probe or turn just saw it: that answer is the re-check's
+        in_flight = self._rechecks.get(agent_id)
+        client = self.recheck_client or self.client
+        if in_flight is not None:
+            with trio.move_on_after(client.limits.total_s + PROBE_MARGIN_S):
+                await in_flight.wait()
+            return
         for index, spec in enumerate(self.agents):
             if spec.id == agent_id:
-                chat_id = str(PROBE_CHAT_ID_BASE + index)
-                await self.probe_once(spec, chat_id, self.recheck_client or self.client)
+                done = self._rechecks[agent_id] = trio.Event()
+                try:
+                    await self.probe_once(spec, str(PROBE_CHAT_ID_BASE + index), client)
+                finally:
+                    del self._rechecks[agent_id]
+                    done.set()
                 return
 
     async def probe_once(

@@ -177,3 +177,27 @@ async def test_no_jitter_probes_exactly_on_the_interval(target, autojump_clock):
         nursery.cancel_scope.cancel()
     start = target.connects[0]
     assert [round(t - start, 3) for t in target.connects] == [0.0, 10.0, 20.0, 30.0]
+
+
+async def test_concurrent_rechecks_of_one_agent_share_one_probe(target, autojump_clock):
+    """Messages in 50 rooms for an agent known to be offline: each turn asks for a
+    re-check, and the agent host sees one connection attempt, not 50."""
+    agents = specs(1)
+    prober, board = prober_for(target, agents)
+    target.down = True
+    board.observe_probe("agent-0", ok=False)
+    await trio.sleep(10)  # the last probe is a while ago
+    target.connects.clear()
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(prober.recheck, "agent-0")
+    assert len(target.connects) == 1
+    assert board.state("agent-0") is PresenceState.OFFLINE
+    # Right after a probe another re-check has nothing to learn; a later one probes.
+    target.down = False
+    await prober.recheck("agent-0")
+    assert len(target.connects) == 1
+    await trio.sleep(2)
+    await prober.recheck("agent-0")
+    assert len(target.connects) == 2
+    assert board.state("agent-0") is PresenceState.ONLINE
