@@ -14,6 +14,7 @@ is not added to the transcript. ``!load`` makes the snapshot the chat's transcri
 
 from __future__ import annotations
 
+import enum
 import re
 import time
 import unicodedata
@@ -32,6 +33,14 @@ from ._invocation import Invocation
 from .chats import ChatCommands
 
 log = structlog.get_logger(__name__)
+
+
+class PrimerKind(enum.StrEnum):
+    """Why a transcript primer is sent (also its kv key prefix and metric label)."""
+
+    LOAD = "load"  # !load <name>: a snapshot into a fresh conversation
+    RESTORE = "restore"  # !restore: the chat's own transcript, after the agent forgot
+
 
 #: ``!context`` shows this many exchanges, each side on one line cut to this length.
 CONTEXT_SHOWN = 10
@@ -167,27 +176,27 @@ class ContextCommands:
             shown = name or call.cmd.args[:MAX_SNAPSHOT_NAME]
             await call.reply("load_unknown", name=shown)
             return
-        await self._prime(call, list(snap.entries), "load", name=snap.name)
+        await self._prime(call, list(snap.entries), PrimerKind.LOAD, name=snap.name)
 
     async def restore(self, call: Invocation) -> None:
         entries = await self.store.transcript(call.chat.room_id, self._conversation(call))
         if not entries:
             await call.reply("restore_empty")
             return
-        await self._prime(call, entries, "restore")
+        await self._prime(call, entries, PrimerKind.RESTORE)
 
     async def _prime(
-        self, call: Invocation, entries: list[TranscriptEntry], kind: str, name: str = ""
+        self, call: Invocation, entries: list[TranscriptEntry], kind: PrimerKind, name: str = ""
     ) -> None:
         primer = primer_text(entries, max_chars=self.config.primer_max_chars)
         new_id = await self.chats.rotate(call, kind)
         chat = await self.store.get_chat(call.chat.room_id) or call.chat
-        if kind == "load":
+        if kind is PrimerKind.LOAD:
             await self.store.replace_transcript(
                 chat.room_id, self._conversation(call), entries, self.bounds
             )
         omitted = self.texts("primer_omitted", omitted=primer.omitted) if primer.omitted else ""
-        key = "context_loaded" if kind == "load" else "context_restored"
+        key = "context_loaded" if kind is PrimerKind.LOAD else "context_restored"
         await call.reply(key, name=name, n=primer.included, omitted=omitted)
         log.info(
             "context_priming", kind=kind, included=primer.included, omitted=primer.omitted,
